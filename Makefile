@@ -5,10 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
+COMPAT_VENV := .venv-compat
+COMPAT_STAMP := $(COMPAT_VENV)/.installed
 
 .PHONY: venv demo test lint typecheck unit clean serve
 
-venv: $(STAMP)
+venv: $(STAMP) $(COMPAT_STAMP)
 
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +18,12 @@ $(STAMP): requirements/lock.txt pyproject.toml
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/lock.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
+
+# Microsoft's own client, for the wire-compatibility test; kept out of the main venv.
+$(COMPAT_STAMP): requirements/compat-lock.txt $(STAMP)
+	test -x $(COMPAT_VENV)/bin/python || $(PYTHON) -m venv $(COMPAT_VENV)
+	$(BIN)/uv pip sync --quiet --python $(COMPAT_VENV)/bin/python requirements/compat-lock.txt
+	touch $(COMPAT_STAMP)
 
 demo: venv
 	$(BIN)/python scripts/demo.py
@@ -37,4 +45,4 @@ lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements/lock.txt
 
 clean:
-	rm -rf $(VENV) .server-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) .server-data .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ __version__ = "0.1.0"
 
 
 def get_provider_info() -> dict[str, Any]:
-    """Describe the provider to Airflow's provider manager (entry point ``apache_airflow_provider``)."""
+    """Describe the provider to Airflow (entry point ``apache_airflow_provider``)."""
     from airflow_provider.provider_info import provider_info
 
     return provider_info()

@@ -1,10 +1,50 @@
-"""Provider metadata: connection type and form, hooks, operators, sensors, triggers."""
+"""Provider metadata: connection type and its form, hooks, operators, sensors, triggers.
+
+The connection form is declared here (``conn-fields`` / ``ui-field-behaviour``), the way
+Airflow 3.2+ reads it without importing the hook.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 DISTRIBUTION_NAME = "airflow-provider-mrsdeploy"
+INTEGRATION = "R Server / Machine Learning Server (mrsdeploy)"
+
+
+def _field(label: str, kind: str, description: str, **schema: Any) -> dict[str, Any]:
+    return {
+        "label": label,
+        "description": description,
+        "schema": {"type": [kind, "null"], **schema},
+    }
+
+
+CONN_FIELDS: dict[str, Any] = {
+    "scheme": _field(
+        "Scheme", "string", "http or https (https is assumed on port 443)", enum=["http", "https"]
+    ),
+    "bearer_token": _field(
+        "Bearer token",
+        "string",
+        "A ready access token (e.g. from Azure AD); used instead of login/password",
+        format="password",
+    ),
+    "verify": _field("Verify TLS", "boolean", "Verify the server's TLS certificate", default=True),
+    "ca_bundle": _field(
+        "CA bundle path", "string", "Path to a CA bundle to verify the server certificate with"
+    ),
+    "timeout": _field("Request timeout (s)", "number", "Timeout of every HTTP call", default=60),
+    "max_retries": _field(
+        "Max retries", "integer", "Attempts for transient errors (429, 5xx, resets)", default=5
+    ),
+    "retry_min_wait": _field(
+        "Retry min wait (s)", "number", "Shortest backoff between attempts", default=1
+    ),
+    "retry_max_wait": _field(
+        "Retry max wait (s)", "number", "Longest backoff between attempts", default=30
+    ),
+}
 
 
 def provider_info() -> dict[str, Any]:
@@ -13,8 +53,55 @@ def provider_info() -> dict[str, Any]:
 
     return {
         "package-name": DISTRIBUTION_NAME,
-        "name": "R Server / Machine Learning Server (mrsdeploy)",
+        "name": INTEGRATION,
         "description": "Asynchronous batch scoring against the R Server / ML Server "
-        "operationalization API.",
+        "operationalization API (the API behind mrsdeploy and azureml-model-management-sdk).",
         "versions": [__version__],
+        "integrations": [
+            {"integration-name": INTEGRATION, "tags": ["service"]},
+        ],
+        "hooks": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider.hooks.mrsdeploy"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": [
+                    "airflow_provider.operators.submit",
+                    "airflow_provider.operators.collect",
+                ],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider.sensors.batch"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": INTEGRATION,
+                "python-modules": ["airflow_provider.triggers.batch"],
+            }
+        ],
+        "connection-types": [
+            {
+                "connection-type": "mrsdeploy",
+                "hook-class-name": "airflow_provider.hooks.mrsdeploy.MrsDeployHook",
+                "hook-name": "R Server / ML Server (mrsdeploy)",
+                "conn-fields": CONN_FIELDS,
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema"],
+                    "relabeling": {"login": "Username"},
+                    "placeholders": {
+                        "host": "mlserver.example.com or https://mlserver.example.com",
+                        "port": "12800",
+                        "login": "admin",
+                    },
+                },
+            }
+        ],
     }

@@ -1,0 +1,78 @@
+"""The one small JSON event a batch trigger yields, built and validated in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from airflow_provider.api import MrsDeployError
+from airflow_provider.progress import BatchOutcome, BatchProgress
+
+
+class BatchEventStatus(str, Enum):
+    """Why a wait ended."""
+
+    COMPLETE = "complete"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class BatchEvent:
+    """A parsed trigger event: a status, the batches it is about, counts and a message."""
+
+    status: BatchEventStatus
+    batch_ids: tuple[str, ...]
+    completed: int
+    total: int
+    message: str
+
+    def to_payload(self) -> dict[str, Any]:
+        """Plain JSON for ``TriggerEvent``: ids, counts and a message, never results."""
+        return {
+            "status": self.status.value,
+            "batch_ids": list(self.batch_ids),
+            "completed": self.completed,
+            "total": self.total,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_progress(cls, batch_ids: Sequence[str], progress: BatchProgress) -> BatchEvent:
+        """The event for a batch set that reached a terminal outcome."""
+        if progress.outcome is BatchOutcome.RUNNING:
+            raise ValueError("a running batch has no terminal event")
+        if progress.outcome is BatchOutcome.COMPLETE:
+            status, message = BatchEventStatus.COMPLETE, f"complete: {progress.describe()}"
+        else:
+            status = BatchEventStatus.FAILED
+            message = "batch execution failed on the server: " + ", ".join(
+                progress.failed_batch_ids
+            )
+        return cls(status, tuple(batch_ids), progress.completed, progress.total, message)
+
+    @classmethod
+    def from_payload(cls, payload: Mapping[str, Any] | None) -> BatchEvent:
+        """Validate an event handed back to ``execute_complete``; anything odd raises."""
+        if not isinstance(payload, Mapping):
+            raise MrsDeployError(f"expected a batch trigger event, got {payload!r}")
+        raw_status = payload.get("status")
+        try:
+            status = BatchEventStatus(raw_status)
+        except ValueError:
+            raise MrsDeployError(
+                f"batch trigger event has a missing or unknown status {raw_status!r}"
+            ) from None
+        batch_ids = payload.get("batch_ids")
+        if not isinstance(batch_ids, list) or not all(isinstance(b, str) for b in batch_ids):
+            raise MrsDeployError(f"batch trigger event has no valid batch_ids: {payload!r}")
+        return cls(
+            status=status,
+            batch_ids=tuple(batch_ids),
+            completed=int(payload.get("completed") or 0),
+            total=int(payload.get("total") or 0),
+            message=str(payload.get("message") or ""),
+        )

@@ -1,0 +1,273 @@
+"""Land a finished batch in storage: the outputs table, every row's files, and a manifest."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider.api import ExecutionResult, MrsDeployError
+from airflow_provider.batch_ref import BatchRef, resolve_batch_ref, upstream_task_id
+from airflow_provider.outputs import (
+    OutputFormat,
+    OutputWriter,
+    WrittenFile,
+    build_manifest,
+    build_outputs_table,
+)
+from airflow_provider.progress import BatchOutcome, evaluate_batches
+from airflow_provider.records import load_records
+from airflow_provider.waiting import raise_if_failed
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider.hooks import MrsDeployHook
+
+#: How many failed rows an error message quotes.
+QUOTED_FAILURES = 3
+
+
+class MrsDeployFailedRowsError(MrsDeployError):
+    """More rows failed than the task's failure policy allows."""
+
+
+@dataclass(frozen=True)
+class RowLocation:
+    """Where a row lives: its batch and index there, and its index in the whole submission."""
+
+    batch_id: str
+    batch_index: int
+    global_index: int
+
+
+class MrsDeployCollectBatchOperator(BaseOperator):
+    """Write a complete batch's per-row outputs and files to storage, idempotently.
+
+    Under ``destination`` (any ``ObjectStoragePath``: local, s3://, gs://, abfs://...) it writes
+    ``outputs.<format>`` with one row per input index (index, success, error_message, every
+    output parameter, optionally the inputs as ``input_<name>``), ``files/<index>/<name>`` for
+    every file a row produced, and ``manifest.json`` last. Re-running for the same destination
+    replaces the previous result. Returns a small dict: destination, table and manifest paths,
+    row, failure and file counts.
+
+    :param batch_id: Batch execution id or list of ids (in submission order); usually
+        ``submit.output``.
+    :param destination: Folder to write to; templated, e.g. ``s3://lake/scores/{{ ds }}/``.
+    :param service_name: Service name; read from the submit task's XCom when omitted.
+    :param service_version: Service version; read from the submit task's XCom when omitted.
+    :param output_format: ``parquet`` (default), ``csv`` or ``jsonl``.
+    :param include_files: Download every row's files.
+    :param records: The submitted records, to write the inputs beside the outputs (optional).
+    :param records_format: Format of ``records`` when it is a file whose suffix does not tell.
+    :param max_concurrent_downloads: Rows whose files are fetched at the same time.
+    :param max_failed_rows: Fail the task when more rows than this failed (None: no limit).
+    :param max_failed_ratio: Fail the task when a larger share of rows failed (None: no limit).
+    :param mrsdeploy_conn_id: Connection to the web node.
+    """
+
+    template_fields: Sequence[str] = (
+        "batch_id",
+        "destination",
+        "service_name",
+        "service_version",
+        "output_format",
+        "records",
+        "records_format",
+        "mrsdeploy_conn_id",
+    )
+    ui_color = "#f4e3c1"
+
+    def __init__(
+        self,
+        *,
+        batch_id: Any,
+        destination: str,
+        service_name: str | None = None,
+        service_version: str | None = None,
+        output_format: str = OutputFormat.PARQUET.value,
+        include_files: bool = True,
+        records: Any = None,
+        records_format: str | None = None,
+        max_concurrent_downloads: int = 8,
+        max_failed_rows: int | None = None,
+        max_failed_ratio: float | None = None,
+        mrsdeploy_conn_id: str = "mrsdeploy_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if max_concurrent_downloads < 1:
+            raise ValueError("max_concurrent_downloads must be at least 1")
+        self.batch_id = batch_id
+        self.destination = destination
+        self.service_name = service_name
+        self.service_version = service_version
+        self.output_format = output_format
+        self.include_files = include_files
+        self.records = records
+        self.records_format = records_format
+        self.max_concurrent_downloads = max_concurrent_downloads
+        self.max_failed_rows = max_failed_rows
+        self.max_failed_ratio = max_failed_ratio
+        self.mrsdeploy_conn_id = mrsdeploy_conn_id
+        self.batch_source_task_id = upstream_task_id(batch_id)
+
+    @cached_property
+    def hook(self) -> MrsDeployHook:
+        """The hook, created on first use (never while the DAG file is parsed)."""
+        from airflow_provider.hooks import MrsDeployHook
+
+        return MrsDeployHook(self.mrsdeploy_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Fetch the results once, land files, table and manifest, then apply the row policy."""
+        from airflow.sdk import ObjectStoragePath
+
+        output_format = OutputFormat.parse(self.output_format)
+        ref = resolve_batch_ref(
+            context,
+            self.batch_id,
+            self.service_name,
+            self.service_version,
+            self.batch_source_task_id,
+        )
+        service = self.hook.get_service(ref.service_name, ref.service_version)
+        results, locations = self._fetch_results(ref)
+        inputs = None
+        if self.records is not None:
+            inputs = load_records(self.records, self.records_format)
+        writer = OutputWriter(ObjectStoragePath(self.destination))
+        writer.begin()
+        files = self._collect_files(ref, writer, results, locations) if self.include_files else []
+        table = build_outputs_table(
+            results, [p.name for p in service.output_parameters], inputs=inputs
+        )
+        table_path = writer.write_table(table, output_format)
+        writer.remove_leftovers([table_path, *(f.path for f in files)])
+        failed = [i for i, r in enumerate(results) if not r.success]
+        manifest_path = writer.finish(
+            build_manifest(
+                batch_ids=ref.batch_ids,
+                service_name=ref.service_name,
+                service_version=ref.service_version,
+                table_path=table_path,
+                output_format=output_format,
+                rows=len(results),
+                failed_rows=len(failed),
+                files=files,
+            )
+        )
+        self.log.info(
+            "Collected %s into %s: %d rows (%d failed), %d files",
+            ref.describe(),
+            writer.destination,
+            len(results),
+            len(failed),
+            len(files),
+        )
+        self._apply_failure_policy(results, failed)
+        return {
+            "destination": str(writer.destination),
+            "table": str(writer.destination / table_path),
+            "manifest": manifest_path,
+            "rows": len(results),
+            "failed_rows": len(failed),
+            "files": len(files),
+        }
+
+    def _fetch_results(self, ref: BatchRef) -> tuple[list[ExecutionResult], list[RowLocation]]:
+        """Full results of every batch, once each, concatenated in submission order."""
+        statuses = [
+            self.hook.get_batch_status(
+                ref.service_name, ref.service_version, batch_id, show_partial_results=False
+            )
+            for batch_id in ref.batch_ids
+        ]
+        progress = evaluate_batches(ref.batch_ids, statuses)
+        raise_if_failed(ref, progress)
+        if progress.outcome is not BatchOutcome.COMPLETE:
+            raise MrsDeployError(
+                f"{ref.describe()} is not complete yet ({progress.describe()}); wait for it "
+                "with MrsDeployBatchSensor before collecting"
+            )
+        results: list[ExecutionResult] = []
+        locations: list[RowLocation] = []
+        for batch_id, status in zip(ref.batch_ids, statuses, strict=True):
+            if len(status.results) != status.total_item_count:
+                raise MrsDeployError(
+                    f"batch {batch_id} reports {status.total_item_count} rows but returned "
+                    f"{len(status.results)} results; refusing to write an incomplete table"
+                )
+            for batch_index, result in enumerate(status.results):
+                locations.append(RowLocation(batch_id, batch_index, len(results)))
+                results.append(result)
+        return results, locations
+
+    def _collect_files(
+        self,
+        ref: BatchRef,
+        writer: OutputWriter,
+        results: Sequence[ExecutionResult],
+        locations: Sequence[RowLocation],
+    ) -> list[WrittenFile]:
+        """Download every row's files with bounded concurrency, streaming into storage."""
+
+        def row_files(location: RowLocation) -> list[WrittenFile]:
+            names = self.hook.list_batch_files(
+                ref.service_name, ref.service_version, location.batch_id, location.batch_index
+            )
+            written = [
+                writer.write_file(
+                    location.global_index,
+                    name,
+                    self.hook.iter_batch_file(
+                        ref.service_name,
+                        ref.service_version,
+                        location.batch_id,
+                        location.batch_index,
+                        name,
+                    ),
+                )
+                for name in names
+            ]
+            if not names:
+                inline = results[location.global_index].output_files
+                written += [
+                    writer.write_file(location.global_index, name, _decoded(content))
+                    for name, content in inline.items()
+                ]
+            return written
+
+        with ThreadPoolExecutor(max_workers=self.max_concurrent_downloads) as pool:
+            per_row = list(pool.map(row_files, locations))
+        return [f for files in per_row for f in files]
+
+    def _apply_failure_policy(self, results: Sequence[ExecutionResult], failed: list[int]) -> None:
+        if not failed:
+            return
+        ratio = len(failed) / len(results)
+        too_many = self.max_failed_rows is not None and len(failed) > self.max_failed_rows
+        too_large = self.max_failed_ratio is not None and ratio > self.max_failed_ratio
+        quoted = "; ".join(
+            f"row {i}: {results[i].error_message or 'no error message'}"
+            for i in failed[:QUOTED_FAILURES]
+        )
+        if too_many or too_large:
+            raise MrsDeployFailedRowsError(
+                f"{len(failed)} of {len(results)} rows failed ({ratio:.1%}), more than allowed "
+                f"(max_failed_rows={self.max_failed_rows}, max_failed_ratio="
+                f"{self.max_failed_ratio}); first errors: {quoted}. The outputs were written "
+                "and keep every failed row with its error_message."
+            )
+        self.log.warning(
+            "%d of %d rows failed; first errors: %s", len(failed), len(results), quoted
+        )
+
+
+def _decoded(content: str) -> Iterator[bytes]:
+    yield base64.b64decode(content)

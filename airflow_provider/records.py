@@ -1,0 +1,260 @@
+"""Reading records, checking them against a service's inputs, and encoding the batch body.
+
+A batch body is a JSON array with one object per row, mapping input names to values. Records
+come from a DataFrame, a list of dicts, or a CSV / TSV / Parquet / JSON Lines file on any storage
+that ``ObjectStoragePath`` reaches. Problems are reported before anything is sent, naming the row
+(0-based, the index the server will use) and the column, so that nothing is half-submitted.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import numpy as np
+import pandas as pd
+
+from airflow_provider.api import MrsDeployError, ParameterDefinition
+
+RecordsSource = Union[pd.DataFrame, Sequence[Mapping[str, Any]], str, "os.PathLike[str]"]
+
+#: File suffixes and the reader each selects.
+FORMAT_BY_SUFFIX = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+SUPPORTED_FORMATS = ("csv", "tsv", "parquet", "jsonl")
+
+#: How many offending cells an error quotes before summarising the rest.
+MAX_REPORTED_PROBLEMS = 5
+
+#: Rows encoded per chunk of the request body; bounds the memory the encoder holds at once.
+ENCODE_CHUNK_ROWS = 20_000
+
+
+class MrsDeployRecordsError(MrsDeployError):
+    """Records that cannot be sent to the service as they are."""
+
+
+@dataclass(frozen=True)
+class PreparedRecords:
+    """Records reduced to the service's inputs, in input order, checked and ready to encode."""
+
+    frame: pd.DataFrame
+    dropped_columns: tuple[str, ...]
+
+    @property
+    def row_count(self) -> int:
+        """Number of rows (the batch's ``totalItemCount``)."""
+        return len(self.frame)
+
+
+def infer_format(path: str) -> str:
+    """Pick the reader from the file suffix (``.csv.gz`` style compression suffixes allowed)."""
+    name = path.lower()
+    for compression in (".gz", ".bz2", ".zst", ".xz"):
+        if name.endswith(compression):
+            name = name[: -len(compression)]
+    for suffix, fmt in FORMAT_BY_SUFFIX.items():
+        if name.endswith(suffix):
+            return fmt
+    raise MrsDeployRecordsError(
+        f"cannot tell the format of {path!r} from its suffix; pass records_format as one of "
+        f"{', '.join(SUPPORTED_FORMATS)}"
+    )
+
+
+def read_records_file(
+    path: str | os.PathLike[str], records_format: str | None = None
+) -> pd.DataFrame:
+    """Read a records file through ``ObjectStoragePath`` (local paths and any fsspec scheme)."""
+    from airflow.sdk import ObjectStoragePath
+
+    location = ObjectStoragePath(os.fspath(path))
+    fmt = (records_format or infer_format(str(location))).lower()
+    if fmt not in SUPPORTED_FORMATS:
+        raise MrsDeployRecordsError(
+            f"unsupported records_format {fmt!r}; use one of {', '.join(SUPPORTED_FORMATS)}"
+        )
+    compression = "infer" if fmt != "parquet" else None
+    if not location.exists():
+        raise MrsDeployRecordsError(f"records file {str(location)!r} does not exist")
+    with location.open("rb") as handle:
+        if fmt == "parquet":
+            return pd.read_parquet(handle)
+        if fmt == "jsonl":
+            return pd.read_json(handle, lines=True, compression=_compression(str(location)))
+        del compression
+        return pd.read_csv(
+            handle, sep="\t" if fmt == "tsv" else ",", compression=_compression(str(location))
+        )
+
+
+def _compression(name: str) -> str | None:
+    lowered = name.lower()
+    for suffix, kind in ((".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd"), (".xz", "xz")):
+        if lowered.endswith(suffix):
+            return kind
+    return None
+
+
+def load_records(source: RecordsSource, records_format: str | None = None) -> pd.DataFrame:
+    """Turn any supported records source into a DataFrame (row position = batch index)."""
+    if isinstance(source, pd.DataFrame):
+        return source.reset_index(drop=True)
+    if isinstance(source, (str, os.PathLike)):
+        return read_records_file(source, records_format).reset_index(drop=True)
+    if isinstance(source, Sequence):
+        for position, row in enumerate(source):
+            if not isinstance(row, Mapping):
+                raise MrsDeployRecordsError(
+                    f"record {position} is a {type(row).__name__}, expected a mapping of "
+                    "input names to values"
+                )
+        return pd.DataFrame.from_records(list(source))
+    raise MrsDeployRecordsError(
+        "records must be a DataFrame, a list of dicts or a file path/URL, "
+        f"got {type(source).__name__}"
+    )
+
+
+def prepare_records(frame: pd.DataFrame, inputs: Sequence[ParameterDefinition]) -> PreparedRecords:
+    """Check ``frame`` against the service's input definitions and keep only those columns.
+
+    Raises :class:`MrsDeployRecordsError` listing expected and found columns when an input is
+    missing, and naming row and column for every value JSON cannot carry or the type rejects.
+    """
+    expected = [p.name for p in inputs]
+    found = [str(c) for c in frame.columns]
+    missing = [name for name in expected if name not in found]
+    if missing:
+        raise MrsDeployRecordsError(
+            f"records lack the service input(s) {missing}; the service expects {expected}, "
+            f"the records have {found}. Rename or add the columns before submitting."
+        )
+    dropped = tuple(c for c in found if c not in expected)
+    frame = frame.rename(columns=str)[expected]
+    problems: list[str] = []
+    converted: dict[str, pd.Series] = {}
+    for parameter in inputs:
+        column, column_problems = _check_column(frame[parameter.name], parameter)
+        converted[parameter.name] = column
+        problems.extend(column_problems)
+    if problems:
+        shown = problems[:MAX_REPORTED_PROBLEMS]
+        more = len(problems) - len(shown)
+        suffix = f" (and {more} more)" if more > 0 else ""
+        raise MrsDeployRecordsError(
+            "records cannot be sent as JSON to the service: "
+            + "; ".join(shown)
+            + suffix
+            + ". Fix or drop these rows (JSON has no NaN, inf or missing values)."
+        )
+    prepared = pd.DataFrame(converted, index=pd.RangeIndex(len(frame)))
+    return PreparedRecords(prepared, dropped)
+
+
+def _problem(row: int, column: str, message: str) -> str:
+    return f"row {row}, column {column!r}: {message}"
+
+
+def _check_column(series: pd.Series, parameter: ParameterDefinition) -> tuple[pd.Series, list[str]]:
+    """Validate one column for its declared type; return it converted to JSON-ready values."""
+    name, kind = parameter.name, parameter.type.lower()
+    values = series.reset_index(drop=True)
+    if (
+        kind in ("numeric", "integer")
+        and pd.api.types.is_numeric_dtype(values.dtype)
+        and not (pd.api.types.is_bool_dtype(values.dtype))
+    ):
+        array = values.to_numpy(dtype="float64", na_value=np.nan)
+        bad = np.flatnonzero(~np.isfinite(array))
+        problems = [_problem(int(i), name, f"{array[i]} is not a finite number") for i in bad]
+        if kind == "integer" and not bad.size:
+            fractional = np.flatnonzero(array != np.floor(array))
+            problems += [
+                _problem(int(i), name, f"{array[i]} is not an integer") for i in fractional
+            ]
+            if not fractional.size and not pd.api.types.is_integer_dtype(values.dtype):
+                values = pd.Series(array.astype("int64"))
+        return values, problems
+    problems = []
+    for position, value in enumerate(values.tolist()):
+        message = _check_value(value, kind)
+        if message:
+            problems.append(_problem(position, name, message))
+    return values.astype(object), problems
+
+
+def _check_value(value: Any, kind: str) -> str | None:
+    """Return why ``value`` does not fit the parameter type ``kind``, or None when it does."""
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
+        return "value is missing"
+    if kind == "numeric":
+        ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+            value, (bool, np.bool_)
+        )
+        if not ok:
+            return f"{value!r} is not a number"
+        return None if math.isfinite(float(value)) else f"{value} is not a finite number"
+    if kind == "integer":
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+        return None if ok else f"{value!r} is not an integer"
+    if kind == "logical":
+        return None if isinstance(value, (bool, np.bool_)) else f"{value!r} is not a logical"
+    if kind == "character":
+        return None if isinstance(value, str) else f"{value!r} is not a string"
+    return _check_json(value)
+
+
+def _check_json(value: Any) -> str | None:
+    """Composite values (vector, matrix, data.frame) must be plain, finite JSON."""
+    try:
+        json.dumps(_to_builtin(value), allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        return f"{type(value).__name__} value is not JSON-serialisable ({exc})"
+    return None
+
+
+def _to_builtin(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _to_builtin(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_builtin(v) for v in value]
+    return value
+
+
+def iter_encoded_records(
+    prepared: PreparedRecords, chunk_rows: int = ENCODE_CHUNK_ROWS
+) -> Iterator[bytes]:
+    """Yield the JSON array body in chunks so a large batch is never one huge string."""
+    frame = prepared.frame
+    columns = list(frame.columns)
+    yield b"["
+    for start in range(0, len(frame), chunk_rows):
+        chunk = frame.iloc[start : start + chunk_rows]
+        column_values = [[_to_builtin(v) for v in chunk[c].tolist()] for c in columns]
+        rows = [dict(zip(columns, row, strict=True)) for row in zip(*column_values, strict=True)]
+        text = json.dumps(rows, allow_nan=False, separators=(",", ":"))[1:-1]
+        if start:
+            yield b","
+        yield text.encode("utf-8")
+    yield b"]"
+
+
+def encode_records(prepared: PreparedRecords) -> bytes:
+    """The whole batch body as bytes (one JSON array of row objects)."""
+    return b"".join(iter_encoded_records(prepared))

@@ -1,0 +1,154 @@
+"""Wait for batch executions, poking from a worker or deferred to the triggerer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator
+
+from airflow_provider.batch_ref import BatchRef, resolve_batch_ref, upstream_task_id
+from airflow_provider.compat import default_deferrable
+from airflow_provider.events import BatchEvent
+from airflow_provider.progress import BatchOutcome
+from airflow_provider.triggers.batch import MrsDeployBatchTrigger
+from airflow_provider.waiting import (
+    check_batches,
+    complete_from_event,
+    compute_deadline,
+    raise_if_failed,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_provider.hooks import MrsDeployHook
+
+
+class MrsDeployBatchSensor(BaseSensorOperator):
+    """Wait until batch executions on R Server / ML Server are complete.
+
+    Poke and reschedule modes check from a worker; with ``deferrable=True`` the sensor checks
+    once and, if the batch is still running, hands the wait to :class:`MrsDeployBatchTrigger`
+    with an absolute deadline built from ``timeout`` and ``execution_timeout``. A batch the
+    server reports ``Failed`` fails the task; on the deadline the batch is cancelled unless
+    ``cancel_on_timeout=False``.
+
+    :param batch_id: Batch execution id, or a list of ids; usually ``submit.output``.
+    :param service_name: Service name; read from the submit task's XCom when omitted.
+    :param service_version: Service version; read from the submit task's XCom when omitted.
+    :param mrsdeploy_conn_id: Connection to the web node.
+    :param deferrable: Wait in the triggerer; defaults to ``[operators] default_deferrable``.
+    :param max_poll_interval: Slowest poll while deferred and far from done (defaults to
+        ``poke_interval``).
+    :param cancel_on_timeout: Cancel the batch when the deadline passes.
+    :param cancel_on_kill: Cancel the batch when a user kills the running or deferred task.
+    """
+
+    template_fields: Sequence[str] = (
+        "batch_id",
+        "service_name",
+        "service_version",
+        "mrsdeploy_conn_id",
+    )
+    ui_color = "#d6e9f8"
+
+    def __init__(
+        self,
+        *,
+        batch_id: Any,
+        service_name: str | None = None,
+        service_version: str | None = None,
+        mrsdeploy_conn_id: str = "mrsdeploy_default",
+        deferrable: bool | None = None,
+        max_poll_interval: float | None = None,
+        cancel_on_timeout: bool = True,
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.batch_id = batch_id
+        self.service_name = service_name
+        self.service_version = service_version
+        self.mrsdeploy_conn_id = mrsdeploy_conn_id
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.max_poll_interval = max_poll_interval
+        self.cancel_on_timeout = cancel_on_timeout
+        self.cancel_on_kill = cancel_on_kill
+        self.batch_source_task_id = upstream_task_id(batch_id)
+        self._ref: BatchRef | None = None
+
+    @cached_property
+    def hook(self) -> MrsDeployHook:
+        """The hook, created on first use (never while the DAG file is parsed)."""
+        from airflow_provider.hooks import MrsDeployHook
+
+        return MrsDeployHook(self.mrsdeploy_conn_id)
+
+    def batch_ref(self, context: Context) -> BatchRef:
+        """Which service and batches this task waits for."""
+        if self._ref is None:
+            self._ref = resolve_batch_ref(
+                context,
+                self.batch_id,
+                self.service_name,
+                self.service_version,
+                self.batch_source_task_id,
+            )
+        return self._ref
+
+    def poke(self, context: Context) -> bool:
+        """One status check: True when complete, raises when the server reports a failure."""
+        ref = self.batch_ref(context)
+        progress = check_batches(self.hook, ref)
+        raise_if_failed(ref, progress)
+        self.log.info("%s: %s", ref.describe(), progress.describe())
+        return progress.outcome is BatchOutcome.COMPLETE
+
+    def execute(self, context: Context) -> Any:
+        """Poke once; when still running and deferrable, defer to the trigger."""
+        if not self.deferrable:
+            return super().execute(context)
+        if self.poke(context):
+            return None
+        ref = self.batch_ref(context)
+        timeout = self.timeout if isinstance(self.timeout, (int, float, timedelta)) else None
+        deadline = compute_deadline(time.time(), timeout, self.execution_timeout)
+        self.defer(
+            trigger=MrsDeployBatchTrigger(
+                batch_ids=list(ref.batch_ids),
+                service_name=ref.service_name,
+                service_version=ref.service_version,
+                mrsdeploy_conn_id=self.mrsdeploy_conn_id,
+                poll_interval=float(self.poke_interval_seconds()),
+                max_poll_interval=self.max_poll_interval,
+                deadline=deadline,
+                cancel_on_kill=self.cancel_on_kill,
+            ),
+            method_name="execute_complete",
+        )
+        return None
+
+    def poke_interval_seconds(self) -> float:
+        """``poke_interval`` in seconds whatever type it was given as."""
+        interval = self.poke_interval
+        return interval.total_seconds() if isinstance(interval, timedelta) else float(interval)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
+        """Resume after deferral: validate the event and act on its status."""
+        complete_from_event(
+            self.hook,
+            self.batch_ref(context),
+            BatchEvent.from_payload(event),
+            cancel_on_timeout=self.cancel_on_timeout,
+        )
+
+    def on_kill(self) -> None:
+        """Cancel the batches when the task is killed while poking."""
+        if self.cancel_on_kill and self._ref is not None:
+            from airflow_provider.waiting import cancel_batches
+
+            cancel_batches(self.hook, self._ref)

@@ -1,0 +1,167 @@
+"""The deferrable wait: a thin poller that reports once and decides nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider.api import (
+    MrsDeployError,
+    MrsDeployServerError,
+    MrsDeployTransientError,
+)
+from airflow_provider.events import BatchEvent, BatchEventStatus
+from airflow_provider.progress import BatchOutcome, RateEstimator, evaluate_batches
+
+#: Errors the hook already retried and that still should not end a long wait: the next poll
+#: may well succeed (a proxy restarting, a server under load, a dropped connection).
+TRANSIENT_POLL_ERRORS: tuple[type[BaseException], ...] = (
+    MrsDeployTransientError,
+    MrsDeployServerError,
+    OSError,
+    asyncio.TimeoutError,
+)
+
+
+class MrsDeployBatchTrigger(BaseTrigger):
+    """Poll one or more batch executions until all are complete, one failed, or the deadline.
+
+    The trigger may run more than once for the same wait (a triggerer restart re-creates it from
+    its kwargs), so it only reads: it never submits, and cancels only from :meth:`on_kill`.
+
+    :param batch_ids: Batch execution ids to wait for, in submission order.
+    :param service_name: Name of the published service.
+    :param service_version: Version of the published service.
+    :param mrsdeploy_conn_id: Connection to the R Server / ML Server web node.
+    :param poll_interval: Seconds between polls while the batch is well under way.
+    :param deadline: Absolute wall-clock deadline (epoch seconds) or None to wait forever.
+    :param max_poll_interval: Upper bound of the poll interval while a batch is far from done;
+        the interval grows from ``poll_interval`` towards it and never past the deadline.
+    :param cancel_on_kill: Cancel the batches when a user marks the deferred task failed or
+        clears it.
+    """
+
+    def __init__(
+        self,
+        *,
+        batch_ids: list[str],
+        service_name: str,
+        service_version: str,
+        mrsdeploy_conn_id: str = "mrsdeploy_default",
+        poll_interval: float = 10.0,
+        deadline: float | None = None,
+        max_poll_interval: float | None = None,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.batch_ids = list(batch_ids)
+        self.service_name = service_name
+        self.service_version = service_version
+        self.mrsdeploy_conn_id = mrsdeploy_conn_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = None if deadline is None else float(deadline)
+        self.max_poll_interval = (
+            self.poll_interval if max_poll_interval is None else float(max_poll_interval)
+        )
+        self.cancel_on_kill = cancel_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and plain-JSON kwargs, exactly the constructor arguments."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "batch_ids": list(self.batch_ids),
+                "service_name": self.service_name,
+                "service_version": self.service_version,
+                "mrsdeploy_conn_id": self.mrsdeploy_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "max_poll_interval": self.max_poll_interval,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    def _hook(self) -> Any:
+        from airflow_provider.hooks import MrsDeployHook
+
+        return MrsDeployHook(self.mrsdeploy_conn_id)
+
+    def _next_interval(self, fraction_done: float) -> float:
+        """Poll slowly while far from done, at ``poll_interval`` when close, never past deadline."""
+        interval = self.poll_interval + (self.max_poll_interval - self.poll_interval) * (
+            1.0 - fraction_done
+        )
+        if self.deadline is not None:
+            interval = min(interval, max(self.deadline - time.time(), 0.0))
+        return max(interval, 0.0)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll until a terminal outcome or the deadline, then yield exactly one event."""
+        hook = self._hook()
+        rate = RateEstimator()
+        fraction = 0.0
+        completed = total = 0
+        try:
+            while True:
+                try:
+                    statuses = [
+                        await hook.aget_batch_status(
+                            self.service_name, self.service_version, batch_id
+                        )
+                        for batch_id in self.batch_ids
+                    ]
+                except TRANSIENT_POLL_ERRORS as exc:
+                    self.log.warning("Polling batch status failed, will poll again: %s", exc)
+                except MrsDeployError as exc:
+                    yield self._event(BatchEventStatus.ERROR, completed, total, str(exc))
+                    return
+                else:
+                    progress = evaluate_batches(self.batch_ids, statuses)
+                    if progress.outcome is not BatchOutcome.RUNNING:
+                        event = BatchEvent.from_progress(self.batch_ids, progress)
+                        yield TriggerEvent(event.to_payload())
+                        return
+                    completed, total, fraction = (
+                        progress.completed,
+                        progress.total,
+                        progress.fraction,
+                    )
+                    self.log.info(
+                        "Batch %s: %s, %s",
+                        ",".join(self.batch_ids),
+                        progress.describe(),
+                        RateEstimator.format(*rate.observe(time.time(), progress)),
+                    )
+                if self.deadline is not None and time.time() >= self.deadline:
+                    yield self._event(
+                        BatchEventStatus.TIMEOUT,
+                        completed,
+                        total,
+                        f"deadline passed with {completed}/{total} rows finished",
+                    )
+                    return
+                await asyncio.sleep(self._next_interval(fraction))
+        finally:
+            await hook.aclose()
+
+    def _event(
+        self, status: BatchEventStatus, completed: int, total: int, message: str
+    ) -> TriggerEvent:
+        event = BatchEvent(status, tuple(self.batch_ids), completed, total, message)
+        return TriggerEvent(event.to_payload())
+
+    async def on_kill(self) -> None:
+        """Cancel the batches when a user kills the deferred task (never on a restart)."""
+        if not self.cancel_on_kill:
+            return
+        hook = self._hook()
+        try:
+            for batch_id in self.batch_ids:
+                self.log.info("Task killed by a user: cancelling batch %s", batch_id)
+                await hook.acancel_batch(self.service_name, self.service_version, batch_id)
+        finally:
+            await hook.aclose()

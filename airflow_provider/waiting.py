@@ -1,0 +1,128 @@
+"""Waiting on batches from a worker: status checks, deadlines and the outcome of a wait.
+
+The sensor's poke, ``wait_for_completion`` and ``execute_complete`` after deferral all end here,
+so a batch is judged the same way whichever path a task took.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import timedelta
+from typing import Any
+
+from airflow_provider.api import MrsDeployError
+from airflow_provider.batch_ref import BatchRef
+from airflow_provider.events import BatchEvent, BatchEventStatus
+from airflow_provider.progress import BatchOutcome, BatchProgress, RateEstimator, evaluate_batches
+
+log = logging.getLogger(__name__)
+
+
+class MrsDeployBatchFailedError(MrsDeployError):
+    """The server reports that a batch execution failed as a whole."""
+
+
+class MrsDeployBatchTimeoutError(MrsDeployError):
+    """The wait for a batch passed its deadline."""
+
+
+def compute_deadline(
+    now: float, timeout: float | timedelta | None, execution_timeout: timedelta | None = None
+) -> float | None:
+    """Absolute wall-clock deadline from a sensor timeout and/or the task's execution timeout.
+
+    Time spent deferred does not count against ``execution_timeout`` in Airflow, so it is turned
+    into a deadline here; the earlier of the two wins.
+    """
+    limits = []
+    for limit in (timeout, execution_timeout):
+        if limit is None:
+            continue
+        seconds = limit.total_seconds() if isinstance(limit, timedelta) else float(limit)
+        limits.append(now + seconds)
+    return min(limits) if limits else None
+
+
+def check_batches(hook: Any, ref: BatchRef) -> BatchProgress:
+    """One sync status check of every batch in ``ref``."""
+    statuses = [
+        hook.get_batch_status(ref.service_name, ref.service_version, batch_id)
+        for batch_id in ref.batch_ids
+    ]
+    return evaluate_batches(ref.batch_ids, statuses)
+
+
+def raise_if_failed(ref: BatchRef, progress: BatchProgress) -> None:
+    """Fail the task with the server's verdict when any batch failed."""
+    if progress.outcome is BatchOutcome.FAILED:
+        raise MrsDeployBatchFailedError(
+            f"{ref.describe()}: the server reports batch execution(s) "
+            f"{', '.join(progress.failed_batch_ids)} as Failed after {progress.describe()}. "
+            "Check the service and the server log; rows are not collected from a failed batch."
+        )
+
+
+def cancel_batches(hook: Any, ref: BatchRef) -> None:
+    """Cancel every batch in ``ref``; a batch already gone is not an error."""
+    for batch_id in ref.batch_ids:
+        log.info("Cancelling batch %s of %s %s", batch_id, ref.service_name, ref.service_version)
+        hook.cancel_batch(ref.service_name, ref.service_version, batch_id)
+
+
+def wait_until_done(
+    hook: Any,
+    ref: BatchRef,
+    *,
+    poll_interval: float,
+    deadline: float | None,
+    cancel_on_timeout: bool,
+    sleep: Any = time.sleep,
+) -> BatchProgress:
+    """Poll from the worker until complete; raise on failure or when the deadline passes."""
+    rate = RateEstimator()
+    while True:
+        progress = check_batches(hook, ref)
+        raise_if_failed(ref, progress)
+        if progress.outcome is BatchOutcome.COMPLETE:
+            log.info("%s complete: %s", ref.describe(), progress.describe())
+            return progress
+        log.info(
+            "%s: %s, %s",
+            ref.describe(),
+            progress.describe(),
+            RateEstimator.format(*rate.observe(time.time(), progress)),
+        )
+        if deadline is not None and time.time() >= deadline:
+            handle_timeout(hook, ref, progress.describe(), cancel_on_timeout)
+        wait = poll_interval if deadline is None else min(poll_interval, deadline - time.time())
+        sleep(max(wait, 0.0))
+
+
+def handle_timeout(hook: Any, ref: BatchRef, progress_text: str, cancel_on_timeout: bool) -> None:
+    """Cancel (by default) and fail with a message that says what happened to the batch."""
+    if cancel_on_timeout:
+        cancel_batches(hook, ref)
+        outcome = "the batch was cancelled on the server"
+    else:
+        outcome = "the batch was left running on the server (cancel_on_timeout=False)"
+    raise MrsDeployBatchTimeoutError(
+        f"{ref.describe()} did not finish before the deadline ({progress_text}); {outcome}. "
+        "Raise the sensor's timeout or the task's execution_timeout if the batch needs longer."
+    )
+
+
+def complete_from_event(
+    hook: Any, ref: BatchRef, event: BatchEvent, *, cancel_on_timeout: bool
+) -> BatchEvent:
+    """Decide what a validated trigger event means for the task; return it when complete."""
+    if event.status is BatchEventStatus.COMPLETE:
+        log.info("%s: %s", ref.describe(), event.message)
+        return event
+    if event.status is BatchEventStatus.FAILED:
+        raise MrsDeployBatchFailedError(f"{ref.describe()}: {event.message}")
+    if event.status is BatchEventStatus.TIMEOUT:
+        handle_timeout(
+            hook, ref, f"{event.completed}/{event.total} rows finished", cancel_on_timeout
+        )
+    raise MrsDeployError(f"{ref.describe()}: waiting failed: {event.message}")

@@ -1,0 +1,78 @@
+"""Test-session Airflow environment, set before anything imports Airflow.
+
+Each pytest-xdist worker gets its own throwaway ``AIRFLOW_HOME`` with a SQLite metadata database,
+and the DAGs folder points at ``dags_examples/`` so ``dag.test()`` runs the shipped examples.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+_home = Path(tempfile.mkdtemp(prefix=f"mrsdeploy-airflow-{_worker}-"))
+
+os.environ["AIRFLOW_HOME"] = str(_home)
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags_examples")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home / 'airflow.db'}"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "INFO"
+os.environ.setdefault("MRSDEPLOY_OUTPUT_ROOT", str(_home / "outputs"))
+
+
+# Fixtures shared by the operator, trigger and DAG tests. Imports stay inside the fixtures so
+# that nothing imports Airflow before the environment above is in place.
+import json  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def mrsdeploy_conn(reference_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    """``mrsdeploy_default`` pointing at the test's reference server, through the environment."""
+    host, port = reference_server.url.removeprefix("http://").rsplit(":", 1)
+    connection = {
+        "conn_type": "mrsdeploy",
+        "host": host,
+        "port": int(port),
+        "login": "admin",
+        "password": reference_server.admin_password,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_MRSDEPLOY_DEFAULT", json.dumps(connection))
+    return "mrsdeploy_default"
+
+
+@pytest.fixture
+def faults(reference_server: Any) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """Set the reference server's fault hooks for one test; they are cleared afterwards."""
+
+    def configure(body: dict[str, Any]) -> None:
+        reference_server.set_faults(**body)
+
+    yield configure
+    reference_server.clear_faults()
+
+
+class RecordingTaskInstance:
+    """The part of a task instance operators use outside a DAG run: XCom push and pull."""
+
+    def __init__(self) -> None:
+        self.store: dict[tuple[str, str], Any] = {}
+        self.pushed: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
+        return self.store.get((task_ids, key))
+
+
+@pytest.fixture
+def task_context() -> dict[str, Any]:
+    """A minimal execution context for calling ``execute`` directly."""
+    return {"ti": RecordingTaskInstance()}

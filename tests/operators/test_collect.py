@@ -1,0 +1,106 @@
+"""Collect against the real reference server: table, files, manifest, re-runs, row failures."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from airflow_provider.api import MrsDeployError
+from airflow_provider.hooks import MrsDeployHook
+from airflow_provider.operators import MrsDeployCollectBatchOperator
+from airflow_provider.operators.collect import MrsDeployFailedRowsError
+from airflow_provider.waiting import MrsDeployBatchTimeoutError, wait_until_done
+from airflow_provider.batch_ref import BatchRef
+
+CARS = [{"hp": 110, "wt": 2.62}, {"hp": 93, "wt": 2.32}, {"hp": 245, "wt": 3.84}, {"hp": 66, "wt": 1.835}]
+
+
+def finished_batch(rows: list[dict[str, Any]] = CARS) -> str:
+    hook = MrsDeployHook()
+    try:
+        batch_id = hook.start_batch("mtService", "v1.0.0", json.dumps(rows).encode())
+        ref = BatchRef("mtService", "v1.0.0", (batch_id,))
+        wait_until_done(hook, ref, poll_interval=0.1, deadline=None, cancel_on_timeout=True)
+        return batch_id
+    finally:
+        hook.close()
+
+
+def collect(batch_id: Any, destination: Path, **kwargs: Any) -> MrsDeployCollectBatchOperator:
+    return MrsDeployCollectBatchOperator(
+        task_id="collect",
+        batch_id=batch_id,
+        destination=str(destination),
+        service_name="mtService",
+        service_version="v1.0.0",
+        **kwargs,
+    )
+
+
+def test_collect_writes_table_files_and_manifest(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    batch_id = finished_batch()
+    result = collect(batch_id, tmp_path / "out", records=CARS).execute(task_context)
+    assert result["rows"] == 4 and result["failed_rows"] == 0 and result["files"] >= 4
+    table = pd.read_parquet(tmp_path / "out" / "outputs.parquet")
+    assert list(table["index"]) == [0, 1, 2, 3]
+    assert table["success"].all()
+    assert list(table["input_hp"]) == [110, 93, 245, 66]
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["batch_ids"] == [batch_id]
+    assert manifest["counts"]["rows"] == 4 and manifest["counts"]["files"] == result["files"]
+    for entry in manifest["files"]:
+        content = (tmp_path / "out" / entry["path"]).read_bytes()
+        assert len(content) == entry["size"]
+        assert hashlib.sha256(content).hexdigest() == entry["sha256"]
+    assert {e["index"] for e in manifest["files"]} == {0, 1, 2, 3}
+
+
+def test_rerun_replaces_the_partition(mrsdeploy_conn: str, task_context: Any, tmp_path: Path) -> None:
+    destination = tmp_path / "out"
+    collect(finished_batch(), destination, output_format="csv").execute(task_context)
+    second = finished_batch(CARS[:2])
+    collect(second, destination, output_format="csv").execute(task_context)
+    table = pd.read_csv(destination / "outputs.csv")
+    assert len(table) == 2
+    assert sorted(p.name for p in (destination / "files").iterdir()) == ["0", "1"]
+    assert json.loads((destination / "manifest.json").read_text())["batch_ids"] == [second]
+
+
+def test_failed_rows_stay_in_the_table_and_policy_fails(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path, faults: Any
+) -> None:
+    faults({"failRows": [1, 3]})
+    batch_id = finished_batch()
+    tolerant = collect(batch_id, tmp_path / "a", output_format="jsonl").execute(task_context)
+    assert tolerant["failed_rows"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "a" / "outputs.jsonl").read_text().splitlines()]
+    assert [r["success"] for r in rows] == [True, False, True, False]
+    assert rows[1]["error_message"]
+    with pytest.raises(MrsDeployFailedRowsError, match="2 of 4 rows failed") as err:
+        collect(batch_id, tmp_path / "b", max_failed_ratio=0.25).execute(task_context)
+    assert "row 1:" in str(err.value)
+    assert (tmp_path / "b" / "manifest.json").exists()
+
+
+def test_collecting_an_unfinished_batch_is_refused(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path, faults: Any
+) -> None:
+    faults({"rowDelaySeconds": 2.0})
+    hook = MrsDeployHook()
+    try:
+        batch_id = hook.start_batch("mtService", "v1.0.0", json.dumps(CARS).encode(), parallel_count=1)
+        with pytest.raises(MrsDeployError, match="not complete yet"):
+            collect(batch_id, tmp_path / "out").execute(task_context)
+        assert not (tmp_path / "out" / "manifest.json").exists()
+        ref = BatchRef("mtService", "v1.0.0", (batch_id,))
+        with pytest.raises(MrsDeployBatchTimeoutError):
+            wait_until_done(hook, ref, poll_interval=0.1, deadline=0.0, cancel_on_timeout=True)
+    finally:
+        hook.close()
