@@ -44,6 +44,12 @@ CONN_FIELDS: dict[str, Any] = {
     "retry_max_wait": _field(
         "Retry max wait (s)", "number", "Longest backoff between attempts", default=30
     ),
+    "token_refresh_lead": _field(
+        "Token refresh lead (s)",
+        "number",
+        "Refresh the access token this long before it expires",
+        default=300,
+    ),
 }
 
 

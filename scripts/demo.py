@@ -19,10 +19,9 @@ from pathlib import Path
 
 import pandas as pd
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+from airflow_provider.server.process import ReferenceServer
 
-from scripts.server_process import ServerProcess  # noqa: E402
+REPO = Path(__file__).resolve().parent.parent
 
 DAG_ID = "mrsdeploy_score_mtcars"
 LOGICAL_DATE = "2026-01-01"
@@ -78,7 +77,7 @@ def main() -> int:
     work.mkdir()
     password = secrets.token_urlsafe(16)
     output_root = work / "outputs"
-    with ServerProcess(data_dir=work / "server-data", admin_password=password) as server:
+    with ReferenceServer(work / "server-data", admin_password=password) as server:
         print(f"Reference server listening on {server.url}", flush=True)
         env = airflow_env(work / "airflow-home", server.url, password)
         env["MRSDEPLOY_OUTPUT_ROOT"] = str(output_root)

@@ -10,6 +10,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider.api import (
+    MrsDeployConnectionError,
     MrsDeployError,
     MrsDeployServerError,
     MrsDeployTransientError,
@@ -17,14 +18,16 @@ from airflow_provider.api import (
 from airflow_provider.events import BatchEvent, BatchEventStatus
 from airflow_provider.progress import BatchOutcome, RateEstimator, evaluate_batches
 
-#: Errors the hook already retried and that still should not end a long wait: the next poll
-#: may well succeed (a proxy restarting, a server under load, a dropped connection).
-TRANSIENT_POLL_ERRORS: tuple[type[BaseException], ...] = (
-    MrsDeployTransientError,
-    MrsDeployServerError,
-    OSError,
-    asyncio.TimeoutError,
-)
+
+def is_transient_poll_error(error: BaseException) -> bool:
+    """Whether a failed poll should be tried again later rather than end the wait.
+
+    The hook has already retried these; a long wait still outlives them (a proxy restarting,
+    a server under load, a dropped connection). A TLS verification failure will not heal.
+    """
+    if isinstance(error, MrsDeployConnectionError):
+        return error.retryable
+    return isinstance(error, (MrsDeployTransientError, MrsDeployServerError, OSError))
 
 
 class MrsDeployBatchTrigger(BaseTrigger):
@@ -114,11 +117,11 @@ class MrsDeployBatchTrigger(BaseTrigger):
                         )
                         for batch_id in self.batch_ids
                     ]
-                except TRANSIENT_POLL_ERRORS as exc:
+                except (MrsDeployError, OSError) as exc:
+                    if not is_transient_poll_error(exc):
+                        yield self._event(BatchEventStatus.ERROR, completed, total, str(exc))
+                        return
                     self.log.warning("Polling batch status failed, will poll again: %s", exc)
-                except MrsDeployError as exc:
-                    yield self._event(BatchEventStatus.ERROR, completed, total, str(exc))
-                    return
                 else:
                     progress = evaluate_batches(self.batch_ids, statuses)
                     if progress.outcome is not BatchOutcome.RUNNING:

@@ -97,6 +97,8 @@ def test_submit_and_wait_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -
     (destination,) = (tmp_path / "submit_and_wait").iterdir()
     table = pd.read_csv(destination / "outputs.csv")
     assert list(table["input_model"])[:2] == ["Mazda RX4", "Datsun 710"]
-    expected = logistic_answers(table["input_hp"].to_numpy(float), table["input_wt"].to_numpy(float))
+    expected = logistic_answers(
+        table["input_hp"].to_numpy(float), table["input_wt"].to_numpy(float)
+    )
     np.testing.assert_allclose(table["answer"].to_numpy(float), expected, atol=1e-6)
     check_files(destination, json.loads((destination / "manifest.json").read_text()))

@@ -11,13 +11,18 @@ import pandas as pd
 import pytest
 
 from airflow_provider.api import MrsDeployError
+from airflow_provider.batch_ref import BatchRef
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeployCollectBatchOperator
 from airflow_provider.operators.collect import MrsDeployFailedRowsError
 from airflow_provider.waiting import MrsDeployBatchTimeoutError, wait_until_done
-from airflow_provider.batch_ref import BatchRef
 
-CARS = [{"hp": 110, "wt": 2.62}, {"hp": 93, "wt": 2.32}, {"hp": 245, "wt": 3.84}, {"hp": 66, "wt": 1.835}]
+CARS = [
+    {"hp": 110, "wt": 2.62},
+    {"hp": 93, "wt": 2.32},
+    {"hp": 245, "wt": 3.84},
+    {"hp": 66, "wt": 1.835},
+]
 
 
 def finished_batch(rows: list[dict[str, Any]] = CARS) -> str:
@@ -62,7 +67,9 @@ def test_collect_writes_table_files_and_manifest(
     assert {e["index"] for e in manifest["files"]} == {0, 1, 2, 3}
 
 
-def test_rerun_replaces_the_partition(mrsdeploy_conn: str, task_context: Any, tmp_path: Path) -> None:
+def test_rerun_replaces_the_partition(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
     destination = tmp_path / "out"
     collect(finished_batch(), destination, output_format="csv").execute(task_context)
     second = finished_batch(CARS[:2])
@@ -80,7 +87,9 @@ def test_failed_rows_stay_in_the_table_and_policy_fails(
     batch_id = finished_batch()
     tolerant = collect(batch_id, tmp_path / "a", output_format="jsonl").execute(task_context)
     assert tolerant["failed_rows"] == 2
-    rows = [json.loads(line) for line in (tmp_path / "a" / "outputs.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line) for line in (tmp_path / "a" / "outputs.jsonl").read_text().splitlines()
+    ]
     assert [r["success"] for r in rows] == [True, False, True, False]
     assert rows[1]["error_message"]
     with pytest.raises(MrsDeployFailedRowsError, match="2 of 4 rows failed") as err:
@@ -95,7 +104,9 @@ def test_collecting_an_unfinished_batch_is_refused(
     faults({"rowDelaySeconds": 2.0})
     hook = MrsDeployHook()
     try:
-        batch_id = hook.start_batch("mtService", "v1.0.0", json.dumps(CARS).encode(), parallel_count=1)
+        batch_id = hook.start_batch(
+            "mtService", "v1.0.0", json.dumps(CARS).encode(), parallel_count=1
+        )
         with pytest.raises(MrsDeployError, match="not complete yet"):
             collect(batch_id, tmp_path / "out").execute(task_context)
         assert not (tmp_path / "out" / "manifest.json").exists()

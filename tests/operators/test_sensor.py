@@ -21,7 +21,9 @@ ROWS = [{"hp": 110, "wt": 2.62}, {"hp": 93, "wt": 2.32}]
 def start(rows: list[dict[str, Any]] = ROWS, parallel_count: int = 10) -> str:
     hook = MrsDeployHook()
     try:
-        return hook.start_batch("mtService", "v1.0.0", json.dumps(rows).encode(), parallel_count=parallel_count)
+        return hook.start_batch(
+            "mtService", "v1.0.0", json.dumps(rows).encode(), parallel_count=parallel_count
+        )
     finally:
         hook.close()
 
@@ -36,7 +38,13 @@ def test_already_complete_batch_does_not_defer(mrsdeploy_conn: str, task_context
     batch_id = start()
     hook = MrsDeployHook()
     try:
-        wait_until_done(hook, BatchRef("mtService", "v1.0.0", (batch_id,)), poll_interval=0.1, deadline=None, cancel_on_timeout=True)
+        wait_until_done(
+            hook,
+            BatchRef("mtService", "v1.0.0", (batch_id,)),
+            poll_interval=0.1,
+            deadline=None,
+            cancel_on_timeout=True,
+        )
     finally:
         hook.close()
     assert sensor(batch_id, deferrable=True).execute(task_context) is None
@@ -63,7 +71,13 @@ def test_poke_reports_failed_batch(mrsdeploy_conn: str, task_context: Any, fault
     hook = MrsDeployHook()
     try:
         with pytest.raises(MrsDeployBatchFailedError, match="Failed"):
-            wait_until_done(hook, BatchRef("mtService", "v1.0.0", (batch_id,)), poll_interval=0.1, deadline=None, cancel_on_timeout=False)
+            wait_until_done(
+                hook,
+                BatchRef("mtService", "v1.0.0", (batch_id,)),
+                poll_interval=0.1,
+                deadline=None,
+                cancel_on_timeout=False,
+            )
     finally:
         hook.close()
     with pytest.raises(MrsDeployBatchFailedError):
@@ -75,7 +89,9 @@ def test_execute_complete_validates_the_event(mrsdeploy_conn: str, task_context:
     with pytest.raises(MrsDeployError, match="unknown status"):
         op.execute_complete(task_context, {"status": "bogus", "batch_ids": ["some-id"]})
     with pytest.raises(MrsDeployError, match="waiting failed: boom"):
-        op.execute_complete(task_context, {"status": "error", "batch_ids": ["some-id"], "message": "boom"})
+        op.execute_complete(
+            task_context, {"status": "error", "batch_ids": ["some-id"], "message": "boom"}
+        )
     op.execute_complete(task_context, {"status": "complete", "batch_ids": ["some-id"]})
 
 

@@ -1,13 +1,15 @@
-"""The trigger against the real reference server: one event per terminal state, none while running."""
+"""The trigger against the real reference server: one event per end state, none while running."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import Any
 
 import pytest
+import requests
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider.hooks import MrsDeployHook
@@ -76,9 +78,7 @@ def test_failed_batch_yields_failed_event(mrsdeploy_conn: str, faults: Any) -> N
     assert batch_id in event.payload["message"]
 
 
-def test_running_batch_yields_nothing_then_deadline_event(
-    mrsdeploy_conn: str, faults: Any
-) -> None:
+def test_running_batch_yields_nothing_then_deadline_event(mrsdeploy_conn: str, faults: Any) -> None:
     faults({"rowDelaySeconds": 1.0})
     batch_id = start_batch(ROWS, parallel_count=1)
 
@@ -114,3 +114,30 @@ def test_on_kill_cancels_and_cleanup_does_not(mrsdeploy_conn: str, faults: Any) 
     finally:
         hook.close()
     assert kept in remaining and killed not in remaining
+
+
+def test_transient_errors_do_not_end_the_wait(
+    reference_server: Any, mrsdeploy_conn: str, faults: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch_id = start_batch()
+    # A connection that does not retry by itself, so every 503 reaches the trigger.
+    connection = json.loads(os.environ["AIRFLOW_CONN_MRSDEPLOY_DEFAULT"])
+    connection["extra"] = {"max_retries": 0}
+    monkeypatch.setenv("AIRFLOW_CONN_NO_RETRY", json.dumps(connection))
+    faults({"httpErrors": [{"status": 503, "count": 3, "retryAfter": 0, "pathRegex": "/batch/"}]})
+    trigger = make_trigger([batch_id], mrsdeploy_conn_id="no_retry", poll_interval=0.1)
+    event = asyncio.run(first_event(trigger))
+    assert event.payload["status"] == "complete"
+    left = requests.get(
+        f"{reference_server.url}/_faults", headers=reference_server.headers(), timeout=10
+    ).json()
+    assert left["httpErrors"][0]["count"] == 0  # all three 503s were served to the trigger
+
+
+def test_definite_errors_are_not_transient() -> None:
+    from airflow_provider.api import MrsDeployAuthError, MrsDeployConnectionError
+    from airflow_provider.triggers.batch import is_transient_poll_error
+
+    assert is_transient_poll_error(MrsDeployConnectionError("reset"))
+    assert not is_transient_poll_error(MrsDeployConnectionError("tls", retryable=False))
+    assert not is_transient_poll_error(MrsDeployAuthError("bad token", status_code=401))

@@ -1,0 +1,116 @@
+"""The wire contract of the operationalization API, without I/O.
+
+Request builders produce :class:`ApiRequest` values, parsers turn decoded JSON into frozen
+models, and :func:`error_from_response` maps an HTTP error to the exception hierarchy. The hook's
+sync and async transports both use these, so the protocol lives in one place.
+"""
+
+from __future__ import annotations
+
+from airflow_provider.api import calls
+from airflow_provider.api.calls import (
+    JSON_CONTENT_TYPE,
+    ApiRequest,
+    cancel_batch,
+    consume,
+    get_batch,
+    get_batch_file,
+    get_service,
+    get_swagger,
+    join_url,
+    list_batch_files,
+    list_batches,
+    list_services,
+    login,
+    refresh,
+    revoke,
+    start_batch,
+)
+from airflow_provider.api.errors import (
+    MrsDeployApiError,
+    MrsDeployAuthError,
+    MrsDeployBadRequestError,
+    MrsDeployConfigurationError,
+    MrsDeployConnectionError,
+    MrsDeployError,
+    MrsDeployIndexError,
+    MrsDeployNotFoundError,
+    MrsDeployProtocolError,
+    MrsDeployServerError,
+    MrsDeployTransientError,
+    error_class_for_status,
+    error_from_response,
+    parse_retry_after,
+)
+from airflow_provider.api.models import (
+    BatchStatus,
+    ExecutionResult,
+    ParameterDefinition,
+    ServiceInfo,
+    TokenPair,
+)
+from airflow_provider.api.parsers import (
+    decode_json,
+    parse_batch_id,
+    parse_batch_ids,
+    parse_batch_status,
+    parse_execution_result,
+    parse_file_list,
+    parse_service,
+    parse_services,
+    parse_swagger,
+    parse_token_pair,
+)
+from airflow_provider.api.state import FAILED_STATES, TERMINAL_STATES, MrsDeployBatchState
+
+__all__ = [
+    "FAILED_STATES",
+    "JSON_CONTENT_TYPE",
+    "TERMINAL_STATES",
+    "ApiRequest",
+    "BatchStatus",
+    "ExecutionResult",
+    "MrsDeployApiError",
+    "MrsDeployAuthError",
+    "MrsDeployBadRequestError",
+    "MrsDeployBatchState",
+    "MrsDeployConfigurationError",
+    "MrsDeployConnectionError",
+    "MrsDeployError",
+    "MrsDeployIndexError",
+    "MrsDeployNotFoundError",
+    "MrsDeployProtocolError",
+    "MrsDeployServerError",
+    "MrsDeployTransientError",
+    "ParameterDefinition",
+    "ServiceInfo",
+    "TokenPair",
+    "calls",
+    "cancel_batch",
+    "consume",
+    "decode_json",
+    "error_class_for_status",
+    "error_from_response",
+    "get_batch",
+    "get_batch_file",
+    "get_service",
+    "get_swagger",
+    "join_url",
+    "list_batch_files",
+    "list_batches",
+    "list_services",
+    "login",
+    "parse_batch_id",
+    "parse_batch_ids",
+    "parse_batch_status",
+    "parse_execution_result",
+    "parse_file_list",
+    "parse_retry_after",
+    "parse_service",
+    "parse_services",
+    "parse_swagger",
+    "parse_token_pair",
+    "refresh",
+    "revoke",
+    "start_batch",
+]

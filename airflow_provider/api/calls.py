@@ -1,0 +1,244 @@
+"""Request builders: what to send for each API call, as data (method, path, query, JSON body).
+
+Nothing here opens a socket. Paths are relative to the server base URL and every path segment
+taken from an argument is percent-quoted, so names cannot change the path's shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import quote
+
+from airflow_provider.api.errors import MrsDeployConfigurationError
+
+Expect = Literal["json", "bytes", "none"]
+
+JSON_CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """One HTTP request of the API.
+
+    ``params`` and ``json`` are left out of ``repr`` because they can hold credentials (login
+    body, refresh token in the revoke query). Log :attr:`describe`, never the object's fields.
+
+    :param method: HTTP method.
+    :param path: path relative to the base URL, already quoted, starting with ``/``.
+    :param params: query parameters.
+    :param json: JSON body, or None (a raw body, as for ``start_batch``, is supplied by the caller).
+    :param authenticated: whether to send ``Authorization: Bearer``.
+    :param stream: whether the response body should be streamed rather than read at once.
+    :param expect: how to read a successful response: ``json``, raw ``bytes`` or ``none``.
+    :param content_type: content type of a raw body the caller supplies (None: no raw body).
+    :param idempotent: False when sending twice could do the work twice (starting a batch); such
+        requests are only retried when the server cannot have acted on the first one.
+    """
+
+    method: str
+    path: str
+    params: dict[str, str] = field(default_factory=dict, repr=False)
+    json: Any | None = field(default=None, repr=False)
+    authenticated: bool = True
+    stream: bool = False
+    expect: Expect = "json"
+    content_type: str | None = None
+    idempotent: bool = True
+
+    @property
+    def describe(self) -> str:
+        """``METHOD /path``: safe to log (no query string, no body)."""
+        return f"{self.method} {self.path}"
+
+
+def _segment(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise MrsDeployConfigurationError(f"{what} must be a non-empty string (got {value!r})")
+    return quote(value, safe="")
+
+
+def _index(value: int) -> str:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise MrsDeployConfigurationError(f"row index must be an integer >= 0 (got {value!r})")
+    return str(value)
+
+
+def _service_path(name: str, version: str) -> str:
+    return f"/api/{_segment(name, 'service name')}/{_segment(version, 'service version')}"
+
+
+def _batch_path(name: str, version: str, batch_id: str) -> str:
+    return f"{_service_path(name, version)}/batch/{_segment(batch_id, 'batch id')}"
+
+
+def login(username: str, password: str) -> ApiRequest:
+    """``POST /login``: exchange a user name and password for a token pair.
+
+    :param username: user name.
+    :param password: password.
+    """
+    return ApiRequest(
+        "POST",
+        "/login",
+        json={"username": username, "password": password},
+        authenticated=False,
+    )
+
+
+def refresh(refresh_token: str) -> ApiRequest:
+    """``POST /login/refreshToken``: trade a refresh token for a new pair (the old one dies).
+
+    :param refresh_token: the current refresh token.
+    """
+    return ApiRequest(
+        "POST",
+        "/login/refreshToken",
+        json={"refreshToken": refresh_token},
+        authenticated=False,
+    )
+
+
+def revoke(refresh_token: str) -> ApiRequest:
+    """``DELETE /login/refreshToken?refreshToken=...``: revoke a refresh token.
+
+    :param refresh_token: the refresh token to revoke.
+    """
+    return ApiRequest(
+        "DELETE",
+        "/login/refreshToken",
+        params={"refreshToken": refresh_token},
+        expect="none",
+    )
+
+
+def list_services() -> ApiRequest:
+    """``GET /services``: every published service."""
+    return ApiRequest("GET", "/services")
+
+
+def get_service(name: str, version: str) -> ApiRequest:
+    """``GET /services/{name}/{version}``: a one-element array (empty when not found).
+
+    :param name: service name.
+    :param version: service version.
+    """
+    path = f"/services/{_segment(name, 'service name')}/{_segment(version, 'service version')}"
+    return ApiRequest("GET", path)
+
+
+def get_swagger(name: str, version: str) -> ApiRequest:
+    """``GET /api/{name}/{version}/swagger.json``: the service's Swagger 2.0 document.
+
+    :param name: service name.
+    :param version: service version.
+    """
+    return ApiRequest("GET", f"{_service_path(name, version)}/swagger.json")
+
+
+def consume(name: str, version: str, inputs: Mapping[str, Any]) -> ApiRequest:
+    """``POST /api/{name}/{version}``: score one set of inputs synchronously.
+
+    :param name: service name.
+    :param version: service version.
+    :param inputs: input parameter values, JSON-encodable.
+    """
+    return ApiRequest("POST", _service_path(name, version), json=dict(inputs))
+
+
+def start_batch(name: str, version: str, parallel_count: int) -> ApiRequest:
+    """``POST /api/{name}/{version}/batch?parallelCount=N``: create and start a batch.
+
+    The body, a JSON array with one object per row, is supplied by the caller as pre-encoded
+    bytes (large batches are encoded once, possibly in chunks), hence ``content_type``.
+
+    :param name: service name.
+    :param version: service version.
+    :param parallel_count: number of rows the server may run at once (the server may clamp it).
+    """
+    if isinstance(parallel_count, bool) or not isinstance(parallel_count, int):
+        raise MrsDeployConfigurationError(
+            f"parallel_count must be an integer (got {parallel_count!r})"
+        )
+    if parallel_count < 1:
+        raise MrsDeployConfigurationError(f"parallel_count must be >= 1 (got {parallel_count})")
+    return ApiRequest(
+        "POST",
+        f"{_service_path(name, version)}/batch",
+        params={"parallelCount": str(parallel_count)},
+        content_type=JSON_CONTENT_TYPE,
+        idempotent=False,
+    )
+
+
+def list_batches(name: str, version: str) -> ApiRequest:
+    """``GET /api/{name}/{version}/batch``: ids of the caller's batch executions.
+
+    :param name: service name.
+    :param version: service version.
+    """
+    return ApiRequest("GET", f"{_service_path(name, version)}/batch")
+
+
+def get_batch(name: str, version: str, batch_id: str, show_partial_results: bool) -> ApiRequest:
+    """``GET /api/{name}/{version}/batch/{id}``: state, counts and results.
+
+    :param name: service name.
+    :param version: service version.
+    :param batch_id: batch execution id.
+    :param show_partial_results: include the rows finished so far while the batch runs.
+    """
+    return ApiRequest(
+        "GET",
+        _batch_path(name, version, batch_id),
+        params={"showPartialResults": "true" if show_partial_results else "false"},
+    )
+
+
+def cancel_batch(name: str, version: str, batch_id: str) -> ApiRequest:
+    """``DELETE /api/{name}/{version}/batch/{id}``: cancel and delete a batch execution.
+
+    :param name: service name.
+    :param version: service version.
+    :param batch_id: batch execution id.
+    """
+    return ApiRequest("DELETE", _batch_path(name, version, batch_id), expect="none")
+
+
+def list_batch_files(name: str, version: str, batch_id: str, index: int) -> ApiRequest:
+    """``GET /api/{name}/{version}/batch/{id}/{index}/files``: file names of one row.
+
+    :param name: service name.
+    :param version: service version.
+    :param batch_id: batch execution id.
+    :param index: 0-based row index.
+    """
+    return ApiRequest("GET", f"{_batch_path(name, version, batch_id)}/{_index(index)}/files")
+
+
+def get_batch_file(
+    name: str, version: str, batch_id: str, index: int, file_name: str
+) -> ApiRequest:
+    """``GET /api/{name}/{version}/batch/{id}/{index}/files/{fileName}``: raw file bytes.
+
+    :param name: service name.
+    :param version: service version.
+    :param batch_id: batch execution id.
+    :param index: 0-based row index.
+    :param file_name: file name as listed by ``list_batch_files``.
+    """
+    path = (
+        f"{_batch_path(name, version, batch_id)}/{_index(index)}/files/"
+        f"{_segment(file_name, 'file name')}"
+    )
+    return ApiRequest("GET", path, stream=True, expect="bytes")
+
+
+def join_url(base_url: str, request: ApiRequest) -> str:
+    """Absolute URL (without query) of ``request`` on a server whose base URL may have a prefix.
+
+    :param base_url: e.g. ``http://127.0.0.1:12800`` or ``https://gateway/mlserver/``.
+    :param request: the request.
+    """
+    return base_url.rstrip("/") + request.path

@@ -1,0 +1,304 @@
+"""Response models: frozen dataclasses built from the server's JSON by validating ``from_json``.
+
+Top-level keys are matched case-insensitively (the published schemas and real servers disagree on
+casing in places); user-defined names such as output parameter names keep their case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider.api.errors import MrsDeployProtocolError
+from airflow_provider.api.state import MrsDeployBatchState
+
+
+def _fields(obj: Any, what: str) -> dict[str, Any]:
+    """Return ``obj``'s keys lowercased, or raise when it is not a JSON object."""
+    if not isinstance(obj, Mapping):
+        raise MrsDeployProtocolError(f"{what}: expected a JSON object, got {type(obj).__name__}")
+    return {str(key).lower(): value for key, value in obj.items()}
+
+
+def _required_str(fields: Mapping[str, Any], key: str, what: str) -> str:
+    value = fields.get(key.lower())
+    if not isinstance(value, str) or not value:
+        raise MrsDeployProtocolError(f"{what}: missing or invalid {key!r} (got {value!r})")
+    return value
+
+
+def _optional_str(fields: Mapping[str, Any], key: str, what: str) -> str | None:
+    value = fields.get(key.lower())
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise MrsDeployProtocolError(f"{what}: {key!r} must be a string (got {value!r})")
+    return value
+
+
+def _count(fields: Mapping[str, Any], key: str, what: str) -> int:
+    value = fields.get(key.lower())
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise MrsDeployProtocolError(f"{what}: {key!r} must be an integer (got {value!r})")
+    try:
+        number = int(value)
+    except ValueError:
+        raise MrsDeployProtocolError(
+            f"{what}: {key!r} must be an integer (got {value!r})"
+        ) from None
+    if number < 0:
+        raise MrsDeployProtocolError(f"{what}: {key!r} must not be negative (got {number})")
+    return number
+
+
+def _list(fields: Mapping[str, Any], key: str, what: str) -> list[Any]:
+    value = fields.get(key.lower())
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MrsDeployProtocolError(f"{what}: {key!r} must be an array (got {value!r})")
+    return value
+
+
+def _string_list(fields: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
+    items = _list(fields, key, what)
+    if not all(isinstance(item, str) for item in items):
+        raise MrsDeployProtocolError(f"{what}: {key!r} must be an array of strings")
+    return tuple(items)
+
+
+def _dict(fields: Mapping[str, Any], key: str, what: str) -> dict[str, Any]:
+    value = fields.get(key.lower())
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise MrsDeployProtocolError(f"{what}: {key!r} must be an object (got {value!r})")
+    return dict(value)
+
+
+def _number(value: Any, key: str, what: str) -> float:
+    """Accept an int, a float or a numeric string (some servers send ``expires_on`` quoted)."""
+    if isinstance(value, bool):
+        raise MrsDeployProtocolError(f"{what}: {key!r} must be a number (got {value!r})")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            pass
+    raise MrsDeployProtocolError(f"{what}: {key!r} must be a number (got {value!r})")
+
+
+@dataclass(frozen=True)
+class ParameterDefinition:
+    """One input or output parameter of a service (``type`` is e.g. ``numeric``, ``data.frame``)."""
+
+    name: str
+    type: str
+
+    @classmethod
+    def from_json(cls, obj: Any) -> ParameterDefinition:
+        """Build from ``{"name", "type"}``.
+
+        :param obj: decoded JSON.
+        """
+        fields = _fields(obj, "parameter definition")
+        return cls(
+            name=_required_str(fields, "name", "parameter definition"),
+            type=_required_str(fields, "type", "parameter definition"),
+        )
+
+
+@dataclass(frozen=True)
+class ServiceInfo:
+    """A published web service version."""
+
+    name: str
+    version: str
+    runtime_type: str | None = None
+    operation_id: str | None = None
+    description: str | None = None
+    input_parameters: tuple[ParameterDefinition, ...] = ()
+    output_parameters: tuple[ParameterDefinition, ...] = ()
+    output_file_names: tuple[str, ...] = ()
+    published_by: str | None = None
+    creation_time: str | None = None
+    snapshot_id: str | None = None
+    permission: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: Any) -> ServiceInfo:
+        """Build from one service object (not the one-element array: see ``parse_service``).
+
+        :param obj: decoded JSON.
+        """
+        what = "service"
+        fields = _fields(obj, what)
+        return cls(
+            name=_required_str(fields, "name", what),
+            version=_required_str(fields, "version", what),
+            runtime_type=_optional_str(fields, "runtimeType", what),
+            operation_id=_optional_str(fields, "operationId", what),
+            description=_optional_str(fields, "description", what),
+            input_parameters=tuple(
+                ParameterDefinition.from_json(item)
+                for item in _list(fields, "inputParameterDefinitions", what)
+            ),
+            output_parameters=tuple(
+                ParameterDefinition.from_json(item)
+                for item in _list(fields, "outputParameterDefinitions", what)
+            ),
+            output_file_names=_string_list(fields, "outputFileNames", what),
+            published_by=_optional_str(fields, "versionPublishedBy", what),
+            creation_time=_optional_str(fields, "creationTime", what),
+            snapshot_id=_optional_str(fields, "snapshotId", what),
+            permission=_optional_str(fields, "myPermissionOnService", what),
+        )
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """An access token, its refresh token and when the access token expires (epoch seconds).
+
+    The tokens are left out of ``repr`` so that logging the object cannot leak them.
+    """
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    expires_on: float
+    token_type: str = "Bearer"
+
+    @classmethod
+    def from_json(cls, obj: Any, now: float) -> TokenPair:
+        """Build from a ``/login`` or ``/login/refreshToken`` answer.
+
+        :param obj: decoded JSON.
+        :param now: current epoch seconds, used when only ``expires_in`` is given.
+        """
+        what = "token response"
+        fields = _fields(obj, what)
+        access_token = _required_str(fields, "access_token", what)
+        refresh_token = _optional_str(fields, "refresh_token", what) or None
+        if fields.get("expires_on") not in (None, ""):
+            expires_on = _number(fields["expires_on"], "expires_on", what)
+        elif fields.get("expires_in") not in (None, ""):
+            expires_on = now + _number(fields["expires_in"], "expires_in", what)
+        else:
+            raise MrsDeployProtocolError(f"{what}: neither 'expires_on' nor 'expires_in' given")
+        token_type = _optional_str(fields, "token_type", what) or "Bearer"
+        return cls(
+            access_token=access_token,
+            refresh_token=refresh_token,
+            expires_on=expires_on,
+            token_type=token_type,
+        )
+
+    def expires_within(self, seconds: float, now: float) -> bool:
+        """True when the access token expires less than ``seconds`` after ``now``.
+
+        :param seconds: lead time.
+        :param now: current epoch seconds.
+        """
+        return self.expires_on - now < seconds
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """The result of one consume call or one batch row (``WebServiceResult``)."""
+
+    success: bool
+    error_message: str | None = None
+    console_output: str | None = None
+    changed_files: tuple[str, ...] = ()
+    output_parameters: dict[str, Any] = field(default_factory=dict)
+    output_files: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, obj: Any) -> ExecutionResult:
+        """Build from a ``WebServiceResult`` object.
+
+        :param obj: decoded JSON.
+        """
+        what = "execution result"
+        fields = _fields(obj, what)
+        success = fields.get("success")
+        if not isinstance(success, bool):
+            raise MrsDeployProtocolError(
+                f"{what}: 'success' must be true or false (got {success!r})"
+            )
+        output_files = _dict(fields, "outputFiles", what)
+        if not all(isinstance(value, str) for value in output_files.values()):
+            raise MrsDeployProtocolError(f"{what}: 'outputFiles' values must be base64 strings")
+        return cls(
+            success=success,
+            error_message=_optional_str(fields, "errorMessage", what) or None,
+            console_output=_optional_str(fields, "consoleOutput", what),
+            changed_files=_string_list(fields, "changedFiles", what),
+            output_parameters=_dict(fields, "outputParameters", what),
+            output_files=output_files,
+        )
+
+
+@dataclass(frozen=True)
+class BatchStatus:
+    """State, progress and (possibly partial) per-row results of a batch execution."""
+
+    state: MrsDeployBatchState
+    completed_item_count: int
+    total_item_count: int
+    results: tuple[ExecutionResult, ...] = ()
+
+    @classmethod
+    def from_json(cls, obj: Any) -> BatchStatus:
+        """Build from a ``BatchWebServiceResult`` object.
+
+        :param obj: decoded JSON.
+        :raises MrsDeployProtocolError: on a missing or unknown ``state``.
+        """
+        what = "batch status"
+        fields = _fields(obj, what)
+        if "state" not in fields:
+            raise MrsDeployProtocolError(f"{what}: missing 'state'")
+        return cls(
+            state=MrsDeployBatchState.parse(fields["state"]),
+            completed_item_count=_count(fields, "completedItemCount", what),
+            total_item_count=_count(fields, "totalItemCount", what),
+            results=tuple(
+                ExecutionResult.from_json(item)
+                for item in _list(fields, "batchExecutionResults", what)
+            ),
+        )
+
+    @property
+    def is_terminal(self) -> bool:
+        """True when the batch will not change any more."""
+        return self.state.is_terminal
+
+    @property
+    def is_failed(self) -> bool:
+        """True when the batch as a whole failed."""
+        return self.state.is_failed
+
+    @property
+    def progress(self) -> float:
+        """Completed fraction in [0, 1]; an empty batch counts as done once terminal."""
+        if self.total_item_count <= 0:
+            return 1.0 if self.is_terminal else 0.0
+        return min(1.0, self.completed_item_count / self.total_item_count)
+
+    def to_summary(self) -> dict[str, Any]:
+        """Small JSON-able summary (no row payloads) for logs, XCom and trigger events.
+
+        Keys: ``state`` (wire value), ``completed_item_count``, ``total_item_count``.
+        """
+        return {
+            "state": self.state.value,
+            "completed_item_count": self.completed_item_count,
+            "total_item_count": self.total_item_count,
+        }

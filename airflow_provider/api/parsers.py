@@ -1,0 +1,130 @@
+"""Response parsers: decoded JSON in, models out; shape errors become ``MrsDeployProtocolError``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider.api.errors import MrsDeployNotFoundError, MrsDeployProtocolError
+from airflow_provider.api.models import BatchStatus, ExecutionResult, ServiceInfo, TokenPair
+
+
+def decode_json(body: bytes, what: str = "response") -> Any:
+    """Decode a JSON body; an empty body decodes to None.
+
+    :param body: raw body.
+    :param what: what the body is, for the error message.
+    """
+    if not body or not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        excerpt = body[:200].decode("utf-8", errors="replace")
+        raise MrsDeployProtocolError(f"{what} is not valid JSON ({err}): {excerpt!r}") from None
+
+
+def parse_token_pair(obj: Any, now: float) -> TokenPair:
+    """Parse a login or refresh answer.
+
+    :param obj: decoded JSON.
+    :param now: current epoch seconds.
+    """
+    return TokenPair.from_json(obj, now)
+
+
+def parse_service(obj: Any, name: str | None = None, version: str | None = None) -> ServiceInfo:
+    """Parse ``GET /services/{name}/{version}``: a one-element array (or a bare object).
+
+    :param obj: decoded JSON.
+    :param name: the service asked for, for the not-found message.
+    :param version: the version asked for, for the not-found message.
+    :raises MrsDeployNotFoundError: on an empty array (the server's way of saying "no such").
+    """
+    if isinstance(obj, list):
+        if not obj:
+            wanted = " ".join(part for part in (name, version) if part) or "service"
+            raise MrsDeployNotFoundError(f"service {wanted} not found")
+        services = [ServiceInfo.from_json(item) for item in obj]
+        for service in services:
+            if version is not None and service.version == version:
+                return service
+        return services[-1]
+    return ServiceInfo.from_json(obj)
+
+
+def parse_services(obj: Any) -> list[ServiceInfo]:
+    """Parse ``GET /services`` (a null body means none).
+
+    :param obj: decoded JSON.
+    """
+    if obj is None:
+        return []
+    if not isinstance(obj, list):
+        raise MrsDeployProtocolError(f"services: expected an array, got {type(obj).__name__}")
+    return [ServiceInfo.from_json(item) for item in obj]
+
+
+def parse_swagger(obj: Any) -> dict[str, Any]:
+    """Check that a swagger document is a JSON object and return it.
+
+    :param obj: decoded JSON.
+    """
+    if not isinstance(obj, Mapping):
+        raise MrsDeployProtocolError(f"swagger: expected an object, got {type(obj).__name__}")
+    return dict(obj)
+
+
+def parse_batch_id(obj: Any) -> str:
+    """Parse the 202 answer of a batch start: ``{"BatchExecutionId": ...}`` in any key case.
+
+    :param obj: decoded JSON.
+    """
+    if isinstance(obj, Mapping):
+        for key, value in obj.items():
+            if str(key).lower() == "batchexecutionid":
+                if isinstance(value, str) and value:
+                    return value
+                raise MrsDeployProtocolError(f"batch start: invalid batchExecutionId {value!r}")
+    raise MrsDeployProtocolError(f"batch start: no batchExecutionId in {obj!r:.200}")
+
+
+def parse_batch_ids(obj: Any) -> list[str]:
+    """Parse ``GET /api/{name}/{version}/batch``: an array of ids (a null body means none).
+
+    :param obj: decoded JSON.
+    """
+    if obj is None:
+        return []
+    if not isinstance(obj, list) or not all(isinstance(item, str) for item in obj):
+        raise MrsDeployProtocolError(f"batch list: expected an array of ids, got {obj!r:.200}")
+    return list(obj)
+
+
+def parse_batch_status(obj: Any) -> BatchStatus:
+    """Parse ``GET /api/{name}/{version}/batch/{id}``.
+
+    :param obj: decoded JSON.
+    """
+    return BatchStatus.from_json(obj)
+
+
+def parse_file_list(obj: Any) -> list[str]:
+    """Parse a row's file list; a null body means no files.
+
+    :param obj: decoded JSON.
+    """
+    if obj is None:
+        return []
+    if not isinstance(obj, list) or not all(isinstance(item, str) for item in obj):
+        raise MrsDeployProtocolError(f"file list: expected an array of names, got {obj!r:.200}")
+    return list(obj)
+
+
+def parse_execution_result(obj: Any) -> ExecutionResult:
+    """Parse a ``WebServiceResult`` (consume answer or batch row).
+
+    :param obj: decoded JSON.
+    """
+    return ExecutionResult.from_json(obj)

@@ -1,0 +1,7 @@
+"""Hooks of the provider."""
+
+from __future__ import annotations
+
+from airflow_provider.hooks.mrsdeploy import MrsDeployHook
+
+__all__ = ["MrsDeployHook"]

@@ -1,0 +1,440 @@
+"""The hook: an ``mrsdeploy`` connection turned into typed calls of the operationalization API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Generator, Mapping
+from typing import Any
+
+import aiohttp
+import requests
+from airflow.sdk import BaseHook
+
+from airflow_provider.api import calls
+from airflow_provider.api.calls import ApiRequest
+from airflow_provider.api.errors import (
+    MrsDeployError,
+    MrsDeployIndexError,
+    MrsDeployNotFoundError,
+)
+from airflow_provider.api.models import BatchStatus, ExecutionResult, ServiceInfo
+from airflow_provider.api.parsers import (
+    decode_json,
+    parse_batch_id,
+    parse_batch_ids,
+    parse_batch_status,
+    parse_execution_result,
+    parse_file_list,
+    parse_service,
+    parse_services,
+    parse_swagger,
+)
+from airflow_provider.hooks import transport_async, transport_sync
+from airflow_provider.hooks.body import BodyInput, RequestBody, request_body
+from airflow_provider.hooks.flow import Authenticator, RawResponse, adrive, drive
+from airflow_provider.hooks.masking import Secret, amask, mask
+from airflow_provider.hooks.retry import RetryPolicy
+from airflow_provider.hooks.settings import (
+    DEFAULT_TOKEN_REFRESH_LEAD,
+    ConnectionLike,
+    MrsDeployConnectionSettings,
+    settings_from_connection,
+)
+from airflow_provider.hooks.tokens import TokenCache
+
+
+class MrsDeployHook(BaseHook):
+    """Talk to an R Server / Machine Learning Server web node.
+
+    Nothing is looked up or sent on construction. The connection is read on first use (with
+    ``get_connection`` on the sync path, ``aget_connection`` on the async path). One
+    ``requests.Session`` serves the sync methods and one ``aiohttp.ClientSession``, created inside
+    the running loop, serves the ``a*`` methods; call :meth:`close` / :meth:`aclose` when done.
+    Both paths share the token cache, the call flow and the retry policy.
+
+    :param mrsdeploy_conn_id: id of an ``mrsdeploy`` connection.
+    :param timeout: seconds per HTTP request; overrides the connection's ``timeout`` extra.
+    :param max_retries: retries of retryable failures; overrides the ``max_retries`` extra.
+    """
+
+    conn_name_attr = "mrsdeploy_conn_id"
+    default_conn_name = "mrsdeploy_default"
+    conn_type = "mrsdeploy"
+    hook_name = "R Server / ML Server (mrsdeploy)"
+
+    def __init__(
+        self,
+        mrsdeploy_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+    ):
+        super().__init__()
+        self.mrsdeploy_conn_id = mrsdeploy_conn_id
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._settings: MrsDeployConnectionSettings | None = None
+        self._tokens = TokenCache(DEFAULT_TOKEN_REFRESH_LEAD)
+        self._session: requests.Session | None = None
+        self._async_session: aiohttp.ClientSession | None = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
+
+    # -- connection and sessions -------------------------------------------------------------
+
+    def _adopt(self, conn: ConnectionLike) -> MrsDeployConnectionSettings:
+        settings = settings_from_connection(
+            conn, timeout=self.timeout, max_retries=self.max_retries
+        )
+        self._tokens.refresh_lead = settings.token_refresh_lead
+        self._settings = settings
+        return settings
+
+    @staticmethod
+    def _secrets_of(settings: MrsDeployConnectionSettings) -> list[Secret]:
+        return [
+            (settings.password or "", "password"),
+            (settings.bearer_token or "", "bearer_token"),
+        ]
+
+    @property
+    def settings(self) -> MrsDeployConnectionSettings:
+        """The connection's settings (read with the blocking lookup on first use)."""
+        if self._settings is None:
+            settings = self._adopt(self.get_connection(self.mrsdeploy_conn_id))
+            for secret, name in self._secrets_of(settings):
+                mask(secret, name)
+            return settings
+        return self._settings
+
+    async def asettings(self) -> MrsDeployConnectionSettings:
+        """The connection's settings (read with the async lookup on first use)."""
+        if self._settings is None:
+            settings = self._adopt(await BaseHook.aget_connection(self.mrsdeploy_conn_id))
+            for secret, name in self._secrets_of(settings):
+                await amask(secret, name)
+            return settings
+        return self._settings
+
+    @property
+    def base_url(self) -> str:
+        """Base URL of the server."""
+        return self.settings.base_url
+
+    def get_conn(self) -> requests.Session:
+        """The hook's ``requests.Session`` (created once)."""
+        if self._session is None:
+            self._session = transport_sync.new_session(self.settings)
+        return self._session
+
+    def close(self) -> None:
+        """Close the sync session."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    async def _aget_session(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        if (
+            self._async_session is None
+            or self._async_session.closed
+            or self._async_loop is not loop
+        ):
+            # A session is bound to the loop that created it; a new loop needs a new session.
+            stale, self._async_session = self._async_session, None
+            if stale is not None and not stale.closed:
+                with contextlib.suppress(Exception):
+                    await stale.close()  # best effort: the loop that owned it has ended
+            settings = await self.asettings()
+            self._async_session = await transport_async.new_session(settings)
+            self._async_loop = loop
+        return self._async_session
+
+    async def aclose(self) -> None:
+        """Close the async session (call from the loop that used it)."""
+        session, self._async_session = self._async_session, None
+        self._async_loop = None
+        if session is not None and not session.closed:
+            await session.close()
+
+    # -- the two drivers ---------------------------------------------------------------------
+
+    def _call(self, request: ApiRequest, body: RequestBody | None = None) -> RawResponse:
+        settings = self.settings
+        session = self.get_conn()
+        auth = Authenticator(settings, self._tokens, self.log)
+        policy = RetryPolicy.from_settings(settings, self.log)
+        retrying = policy.sync(
+            idempotent=request.idempotent, replayable=body is None or body.replayable
+        )
+        try:
+            return retrying(
+                lambda: drive(
+                    auth.call(request, body),
+                    lambda outgoing: transport_sync.send(session, settings, outgoing),
+                )
+            )
+        finally:
+            for secret, name in self._tokens.take_unmasked():
+                mask(secret, name)
+
+    async def _acall(self, request: ApiRequest) -> RawResponse:
+        settings = await self.asettings()
+        session = await self._aget_session()
+        auth = Authenticator(settings, self._tokens, self.log)
+        retrying = RetryPolicy.from_settings(settings, self.log).asynchronous(
+            idempotent=request.idempotent
+        )
+
+        async def attempt() -> RawResponse:
+            return await adrive(
+                auth.call(request),
+                lambda outgoing: transport_async.send(session, settings, outgoing),
+            )
+
+        try:
+            return await retrying(attempt)
+        finally:
+            for secret, name in self._tokens.take_unmasked():
+                await amask(secret, name)
+
+    def _json(self, request: ApiRequest) -> Any:
+        return decode_json(self._call(request).body, request.describe)
+
+    # -- services ----------------------------------------------------------------------------
+
+    def list_services(self) -> list[ServiceInfo]:
+        """Every service published on the server."""
+        return parse_services(self._json(calls.list_services()))
+
+    def get_service(self, name: str, version: str) -> ServiceInfo:
+        """One service version.
+
+        :param name: service name.
+        :param version: service version.
+        :raises MrsDeployNotFoundError: when the server does not have it.
+        """
+        request = calls.get_service(name, version)
+        try:
+            return parse_service(self._json(request), name, version)
+        except MrsDeployNotFoundError as err:
+            raise MrsDeployNotFoundError(
+                f"service {name} {version} not found on {self.base_url}; "
+                "check service_name/service_version",
+                status_code=err.status_code,
+                method=request.method,
+                path=request.path,
+                exception_type=err.exception_type,
+            ) from None
+
+    def get_swagger(self, name: str, version: str) -> dict[str, Any]:
+        """The service's Swagger 2.0 document.
+
+        :param name: service name.
+        :param version: service version.
+        """
+        return parse_swagger(self._json(calls.get_swagger(name, version)))
+
+    def consume(self, name: str, version: str, inputs: Mapping[str, Any]) -> ExecutionResult:
+        """Score one set of inputs synchronously.
+
+        :param name: service name.
+        :param version: service version.
+        :param inputs: input parameter values.
+        """
+        return parse_execution_result(self._json(calls.consume(name, version, inputs)))
+
+    # -- batches -----------------------------------------------------------------------------
+
+    def start_batch(
+        self, name: str, version: str, body: BodyInput, *, parallel_count: int = 10
+    ) -> str:
+        """Create and start a batch execution; return its id.
+
+        :param name: service name.
+        :param version: service version.
+        :param body: the pre-encoded JSON array of input records, sent as
+            ``application/json``. ``bytes`` are sent as is. A zero-argument callable returning an
+            iterable of ``bytes`` chunks is called for each attempt and streamed chunked, so a
+            large body is never joined in memory and can still be retried. Any other iterable of
+            ``bytes`` is streamed once: with it, a failed attempt cannot be retried.
+        :param parallel_count: rows the server may run at once (the server may clamp it).
+        """
+        request = calls.start_batch(name, version, parallel_count)
+        response = self._call(request, request_body(body))
+        batch_id = parse_batch_id(decode_json(response.body, request.describe))
+        self.log.info(
+            "Started batch %s of %s %s (parallelCount=%d)", batch_id, name, version, parallel_count
+        )
+        return batch_id
+
+    def list_batches(self, name: str, version: str) -> list[str]:
+        """Ids of the caller's batch executions of a service.
+
+        :param name: service name.
+        :param version: service version.
+        """
+        return parse_batch_ids(self._json(calls.list_batches(name, version)))
+
+    def get_batch_status(
+        self, name: str, version: str, batch_id: str, *, show_partial_results: bool = False
+    ) -> BatchStatus:
+        """State, counts and results of a batch.
+
+        :param name: service name.
+        :param version: service version.
+        :param batch_id: batch execution id.
+        :param show_partial_results: include rows finished so far while the batch runs.
+        """
+        request = calls.get_batch(name, version, batch_id, show_partial_results)
+        return parse_batch_status(self._json(request))
+
+    def cancel_batch(self, name: str, version: str, batch_id: str) -> None:
+        """Cancel and delete a batch; a batch that is already gone is not an error.
+
+        :param name: service name.
+        :param version: service version.
+        :param batch_id: batch execution id.
+        """
+        try:
+            self._call(calls.cancel_batch(name, version, batch_id))
+        except MrsDeployNotFoundError:
+            self.log.info(
+                "Batch %s of %s %s is already gone; nothing to cancel", batch_id, name, version
+            )
+            return
+        self.log.info("Cancelled batch %s of %s %s", batch_id, name, version)
+
+    def list_batch_files(self, name: str, version: str, batch_id: str, index: int) -> list[str]:
+        """Names of the files one row produced (none when the server answers 404).
+
+        :param name: service name.
+        :param version: service version.
+        :param batch_id: batch execution id.
+        :param index: 0-based row index.
+        """
+        try:
+            return parse_file_list(
+                self._json(calls.list_batch_files(name, version, batch_id, index))
+            )
+        except MrsDeployNotFoundError:
+            return []
+
+    def iter_batch_file(
+        self,
+        name: str,
+        version: str,
+        batch_id: str,
+        index: int,
+        file_name: str,
+        *,
+        chunk_size: int = 1 << 16,
+    ) -> Generator[bytes, None, None]:
+        """Stream one file of a row in chunks; the response is closed when the iterator ends
+        or is closed.
+
+        The request is sent when iteration starts (so errors surface on the first ``next``).
+
+        :param name: service name.
+        :param version: service version.
+        :param batch_id: batch execution id.
+        :param index: 0-based row index.
+        :param file_name: a name from :meth:`list_batch_files`.
+        :param chunk_size: bytes per chunk (at most).
+        """
+        request = calls.get_batch_file(name, version, batch_id, index, file_name)
+        raw = self._call(request)
+        yield from transport_sync.iter_stream(raw, chunk_size, request.method, request.path)
+
+    def get_batch_file(
+        self, name: str, version: str, batch_id: str, index: int, file_name: str
+    ) -> bytes:
+        """One file of a row, in memory (prefer :meth:`iter_batch_file` for large files).
+
+        :param name: service name.
+        :param version: service version.
+        :param batch_id: batch execution id.
+        :param index: 0-based row index.
+        :param file_name: a name from :meth:`list_batch_files`.
+        """
+        return b"".join(self.iter_batch_file(name, version, batch_id, index, file_name))
+
+    def get_execution(self, name: str, version: str, batch_id: str, index: int) -> ExecutionResult:
+        """The result of one row of a finished batch.
+
+        :param name: service name.
+        :param version: service version.
+        :param batch_id: batch execution id.
+        :param index: 0-based row index (position in the submitted array).
+        :raises MrsDeployError: when the batch has no full results yet.
+        :raises MrsDeployIndexError: when ``index`` is outside the batch.
+        """
+        status = self.get_batch_status(name, version, batch_id, show_partial_results=False)
+        if not status.is_terminal and not status.results:
+            raise MrsDeployError(
+                f"batch {batch_id} is {status.state.value} ({status.completed_item_count}/"
+                f"{status.total_item_count} rows); row results are available once it is complete"
+            )
+        if isinstance(index, bool) or not 0 <= index < len(status.results):
+            raise MrsDeployIndexError(
+                f"row index {index} is out of range: batch {batch_id} has "
+                f"{len(status.results)} results (indexes are 0-based)"
+            )
+        return status.results[index]
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Log in (unless a bearer token is configured) and list the services."""
+        try:
+            services = self.list_services()
+        except Exception as err:
+            return False, str(err)
+        return True, f"Connected to {self.base_url}: {len(services)} service(s) visible"
+
+    # -- async (for triggers) ----------------------------------------------------------------
+
+    async def aget_batch_status(
+        self, name: str, version: str, batch_id: str, *, show_partial_results: bool = False
+    ) -> BatchStatus:
+        """Async :meth:`get_batch_status`.
+
+        :param name: service name.
+        :param version: service version.
+        :param batch_id: batch execution id.
+        :param show_partial_results: include rows finished so far while the batch runs.
+        """
+        request = calls.get_batch(name, version, batch_id, show_partial_results)
+        response = await self._acall(request)
+        return parse_batch_status(decode_json(response.body, request.describe))
+
+    async def acancel_batch(self, name: str, version: str, batch_id: str) -> None:
+        """Async :meth:`cancel_batch`.
+
+        :param name: service name.
+        :param version: service version.
+        :param batch_id: batch execution id.
+        """
+        try:
+            await self._acall(calls.cancel_batch(name, version, batch_id))
+        except MrsDeployNotFoundError:
+            self.log.info(
+                "Batch %s of %s %s is already gone; nothing to cancel", batch_id, name, version
+            )
+            return
+        self.log.info("Cancelled batch %s of %s %s", batch_id, name, version)
+
+    async def alist_batch_files(
+        self, name: str, version: str, batch_id: str, index: int
+    ) -> list[str]:
+        """Async :meth:`list_batch_files`.
+
+        :param name: service name.
+        :param version: service version.
+        :param batch_id: batch execution id.
+        :param index: 0-based row index.
+        """
+        request = calls.list_batch_files(name, version, batch_id, index)
+        try:
+            response = await self._acall(request)
+        except MrsDeployNotFoundError:
+            return []
+        return parse_file_list(decode_json(response.body, request.describe))

@@ -1,0 +1,232 @@
+"""Connection settings: everything the hook needs from an Airflow connection, parsed once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+from airflow_provider.api.errors import MrsDeployConfigurationError
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_RETRIES = 5
+DEFAULT_RETRY_MIN_WAIT = 1.0
+DEFAULT_RETRY_MAX_WAIT = 30.0
+DEFAULT_TOKEN_REFRESH_LEAD = 300.0
+
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+
+class ConnectionLike(Protocol):
+    """The attributes read from an Airflow connection (``airflow.sdk.Connection`` has them)."""
+
+    @property
+    def conn_id(self) -> str | None: ...
+    @property
+    def host(self) -> str | None: ...
+    @property
+    def port(self) -> int | None: ...
+    @property
+    def schema(self) -> str | None: ...
+    @property
+    def login(self) -> str | None: ...
+    @property
+    def password(self) -> str | None: ...
+
+    @property
+    def extra_dejson(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class MrsDeployConnectionSettings:
+    """Resolved settings of an ``mrsdeploy`` connection.
+
+    Secrets are left out of ``repr``.
+
+    :param base_url: scheme, host, port and optional path prefix, without a trailing slash.
+    :param username: login name, or None when a bearer token is used.
+    :param password: password, or None.
+    :param bearer_token: a ready access token (e.g. from Azure AD), or None.
+    :param verify: TLS verification: True, False, or the path of a CA bundle.
+    :param timeout: seconds allowed for each HTTP request.
+    :param max_retries: retries after the first attempt for retryable failures.
+    :param retry_min_wait: lower bound of the backoff between retries, seconds.
+    :param retry_max_wait: upper bound of the backoff between retries, seconds.
+    :param token_refresh_lead: refresh the access token this many seconds before it expires.
+    """
+
+    base_url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    bearer_token: str | None = field(default=None, repr=False)
+    verify: bool | str = True
+    timeout: float = DEFAULT_TIMEOUT
+    max_retries: int = DEFAULT_MAX_RETRIES
+    retry_min_wait: float = DEFAULT_RETRY_MIN_WAIT
+    retry_max_wait: float = DEFAULT_RETRY_MAX_WAIT
+    token_refresh_lead: float = DEFAULT_TOKEN_REFRESH_LEAD
+
+    @property
+    def uses_bearer_token(self) -> bool:
+        """True when a supplied bearer token is used instead of logging in."""
+        return self.bearer_token is not None
+
+
+def _bool_or_path(value: Any, key: str) -> bool | str:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in _TRUE:
+            return True
+        if text.lower() in _FALSE:
+            return False
+        if text:
+            return text
+    raise MrsDeployConfigurationError(
+        f"connection extra {key!r} must be true, false or a CA bundle path (got {value!r})"
+    )
+
+
+def _number(extras: dict[str, Any], key: str, default: float, minimum: float) -> float:
+    value = extras.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise MrsDeployConfigurationError(
+            f"connection extra {key!r} must be a number (got {value!r})"
+        ) from None
+    if isinstance(value, bool) or number < minimum:
+        raise MrsDeployConfigurationError(
+            f"connection extra {key!r} must be a number >= {minimum} (got {value!r})"
+        )
+    return number
+
+
+def _integer(extras: dict[str, Any], key: str, default: int) -> int:
+    number = _number(extras, key, float(default), 0)
+    if number != int(number):
+        raise MrsDeployConfigurationError(
+            f"connection extra {key!r} must be a whole number (got {extras.get(key)!r})"
+        )
+    return int(number)
+
+
+def _scheme(conn: ConnectionLike, extras: dict[str, Any], port: int | None) -> str:
+    candidates = (extras.get("scheme"), conn.schema)
+    for candidate in candidates:
+        if candidate:
+            scheme = str(candidate).strip().lower()
+            if scheme not in ("http", "https"):
+                raise MrsDeployConfigurationError(
+                    f"connection scheme must be 'http' or 'https' (got {candidate!r})"
+                )
+            return scheme
+    return "https" if port == 443 else "http"
+
+
+def _base_url(conn: ConnectionLike, extras: dict[str, Any]) -> str:
+    host = (conn.host or "").strip()
+    if not host:
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r} has no host: set it to the web node, "
+            "e.g. 'mlserver.example.com' or 'https://mlserver.example.com:12800'"
+        )
+    if "://" in host:
+        parts = urlsplit(host)
+        scheme = parts.scheme.lower()
+        if scheme not in ("http", "https") or not parts.hostname:
+            raise MrsDeployConfigurationError(f"connection host {host!r} is not an http(s) URL")
+        port = conn.port or parts.port
+        hostname = parts.hostname
+        prefix = parts.path.rstrip("/")
+    else:
+        hostname, _, prefix = host.partition("/")
+        prefix = f"/{prefix}".rstrip("/") if prefix else ""
+        if hostname.count(":") == 1:  # host:port (a bare IPv6 address has several colons)
+            hostname, _, port_text = hostname.rpartition(":")
+            try:
+                port = conn.port or int(port_text)
+            except ValueError:
+                raise MrsDeployConfigurationError(
+                    f"connection host {host!r} has a bad port"
+                ) from None
+        else:
+            port = conn.port
+        scheme = _scheme(conn, extras, port)
+    if ":" in hostname and not hostname.startswith("["):
+        hostname = f"[{hostname}]"
+    netloc = f"{hostname}:{port}" if port else hostname
+    return f"{scheme}://{netloc}{prefix}"
+
+
+def settings_from_connection(
+    conn: ConnectionLike,
+    *,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+) -> MrsDeployConnectionSettings:
+    """Read an ``mrsdeploy`` connection.
+
+    :param conn: the Airflow connection.
+    :param timeout: overrides the ``timeout`` extra when given.
+    :param max_retries: overrides the ``max_retries`` extra when given.
+    :raises MrsDeployConfigurationError: when the host or the credentials are missing, or an
+        extra has a wrong type.
+    """
+    extras = dict(conn.extra_dejson or {})
+    base_url = _base_url(conn, extras)
+    bearer_token = extras.get("bearer_token") or None
+    if bearer_token is not None and not isinstance(bearer_token, str):
+        raise MrsDeployConfigurationError("connection extra 'bearer_token' must be a string")
+    username = conn.login or None
+    password = conn.password or None
+    if bearer_token is None and not (username and password):
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r} needs credentials: set login and password, "
+            "or the 'bearer_token' extra"
+        )
+    verify: bool | str = True
+    if extras.get("verify") not in (None, ""):
+        verify = _bool_or_path(extras["verify"], "verify")
+    if extras.get("ca_bundle"):
+        if verify is False:
+            raise MrsDeployConfigurationError(
+                "connection extras 'verify': false and 'ca_bundle' contradict each other"
+            )
+        verify = str(extras["ca_bundle"])
+    resolved_timeout = (
+        float(timeout)
+        if timeout is not None
+        else _number(extras, "timeout", DEFAULT_TIMEOUT, 0.001)
+    )
+    if resolved_timeout <= 0:
+        raise MrsDeployConfigurationError(f"timeout must be > 0 (got {timeout!r})")
+    resolved_retries = (
+        int(max_retries)
+        if max_retries is not None
+        else _integer(extras, "max_retries", DEFAULT_MAX_RETRIES)
+    )
+    if resolved_retries < 0:
+        raise MrsDeployConfigurationError(f"max_retries must be >= 0 (got {max_retries!r})")
+    min_wait = _number(extras, "retry_min_wait", DEFAULT_RETRY_MIN_WAIT, 0)
+    max_wait = _number(extras, "retry_max_wait", DEFAULT_RETRY_MAX_WAIT, 0)
+    if max_wait < min_wait:
+        raise MrsDeployConfigurationError(
+            f"retry_max_wait ({max_wait}) must be >= retry_min_wait ({min_wait})"
+        )
+    return MrsDeployConnectionSettings(
+        base_url=base_url,
+        username=None if bearer_token else username,
+        password=None if bearer_token else password,
+        bearer_token=bearer_token,
+        verify=verify,
+        timeout=resolved_timeout,
+        max_retries=resolved_retries,
+        retry_min_wait=min_wait,
+        retry_max_wait=max_wait,
+        token_refresh_lead=_number(extras, "token_refresh_lead", DEFAULT_TOKEN_REFRESH_LEAD, 0),
+    )

@@ -1,0 +1,89 @@
+"""Async transport (aiohttp): sends one :class:`Outgoing` without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+
+import aiohttp
+
+from airflow_provider.api.calls import join_url
+from airflow_provider.api.errors import MrsDeployConnectionError
+from airflow_provider.hooks.flow import Outgoing, RawResponse
+from airflow_provider.hooks.settings import MrsDeployConnectionSettings
+from airflow_provider.hooks.transport_sync import ACCEPT_JSON, scrub
+
+
+async def new_session(settings: MrsDeployConnectionSettings) -> aiohttp.ClientSession:
+    """A client session bound to the running loop.
+
+    A CA bundle is loaded in a worker thread: reading certificate files must not block the loop.
+
+    :param settings: connection settings.
+    """
+    tls: ssl.SSLContext | bool
+    if settings.verify is False:
+        tls = False
+    elif isinstance(settings.verify, str):
+        tls = await asyncio.to_thread(ssl.create_default_context, cafile=settings.verify)
+    else:
+        tls = True
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=tls),
+        headers=ACCEPT_JSON,
+        timeout=aiohttp.ClientTimeout(total=settings.timeout),
+    )
+
+
+async def send(
+    session: aiohttp.ClientSession, settings: MrsDeployConnectionSettings, outgoing: Outgoing
+) -> RawResponse:
+    """Send one request (JSON bodies only; uploads go through the blocking transport).
+
+    :param session: the hook's client session.
+    :param settings: connection settings.
+    :param outgoing: what to send.
+    """
+    request = outgoing.request
+    if outgoing.body is not None:
+        raise NotImplementedError("raw request bodies are only sent by the blocking transport")
+    headers: dict[str, str] = {}
+    if outgoing.token is not None:
+        headers["Authorization"] = f"Bearer {outgoing.token}"
+    try:
+        async with session.request(
+            request.method,
+            join_url(settings.base_url, request),
+            params=request.params or None,
+            json=request.json,
+            headers=headers,
+        ) as response:
+            body = await response.read()
+            return RawResponse(response.status, dict(response.headers), body)
+    except (aiohttp.ClientSSLError, ssl.SSLError) as err:
+        raise MrsDeployConnectionError(
+            f"TLS error talking to {settings.base_url}: {scrub(str(err))}; check the connection's "
+            "'verify' / 'ca_bundle' extras",
+            method=request.method,
+            path=request.path,
+            retryable=False,
+        ) from None
+    except asyncio.TimeoutError:
+        raise MrsDeployConnectionError(
+            f"no answer from {settings.base_url} within {settings.timeout:g} s",
+            method=request.method,
+            path=request.path,
+        ) from None
+    except aiohttp.ClientConnectorError as err:
+        raise MrsDeployConnectionError(
+            f"connection to {settings.base_url} failed: {scrub(str(err))}",
+            method=request.method,
+            path=request.path,
+            may_have_been_sent=False,
+        ) from None
+    except aiohttp.ClientError as err:
+        raise MrsDeployConnectionError(
+            f"request to {settings.base_url} failed: {scrub(str(err))}",
+            method=request.method,
+            path=request.path,
+        ) from None

@@ -1,0 +1,137 @@
+"""Blocking transport (requests): sends one :class:`Outgoing` and returns a :class:`RawResponse`.
+
+Library exceptions become ``MrsDeployConnectionError`` here, once. Messages are scrubbed of query
+strings, which can carry a refresh token.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import requests
+from urllib3.exceptions import NewConnectionError
+
+from airflow_provider.api.calls import join_url
+from airflow_provider.api.errors import MrsDeployConnectionError
+from airflow_provider.hooks.flow import Outgoing, RawResponse
+from airflow_provider.hooks.settings import MrsDeployConnectionSettings
+
+ACCEPT_JSON = {"Accept": "application/json"}
+
+_QUERY = re.compile(r"\?[^\s'\")]*")
+
+
+def scrub(text: str) -> str:
+    """Remove query strings (which may hold tokens) from an exception text.
+
+    :param text: the text.
+    """
+    return _QUERY.sub("?...", text)
+
+
+def new_session(settings: MrsDeployConnectionSettings) -> requests.Session:
+    """A session with the provider's defaults (``Accept: application/json``, TLS setting).
+
+    :param settings: connection settings.
+    """
+    session = requests.Session()
+    session.headers.update(ACCEPT_JSON)
+    session.verify = settings.verify
+    return session
+
+
+def _connect_failed(error: requests.ConnectionError) -> bool:
+    """True when the TCP connection was never established (the server saw nothing)."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(reason, NewConnectionError) or isinstance(error, requests.ConnectTimeout)
+
+
+def send(
+    session: requests.Session, settings: MrsDeployConnectionSettings, outgoing: Outgoing
+) -> RawResponse:
+    """Send one request.
+
+    :param session: the hook's session.
+    :param settings: connection settings (base URL, timeout, TLS).
+    :param outgoing: what to send.
+    """
+    request = outgoing.request
+    headers: dict[str, str] = {}
+    if outgoing.token is not None:
+        headers["Authorization"] = f"Bearer {outgoing.token}"
+    data = None
+    if outgoing.body is not None:
+        data = outgoing.body.open()
+        headers["Content-Type"] = request.content_type or "application/octet-stream"
+    try:
+        response = session.request(
+            request.method,
+            join_url(settings.base_url, request),
+            params=request.params or None,
+            json=request.json if data is None else None,
+            data=data,
+            headers=headers,
+            timeout=settings.timeout,
+            verify=settings.verify,
+            stream=request.stream,
+        )
+    except requests.exceptions.SSLError as err:
+        raise MrsDeployConnectionError(
+            f"TLS error talking to {settings.base_url}: {scrub(str(err))}; check the connection's "
+            "'verify' / 'ca_bundle' extras",
+            method=request.method,
+            path=request.path,
+            retryable=False,
+        ) from None
+    except requests.Timeout as err:
+        raise MrsDeployConnectionError(
+            f"no answer from {settings.base_url} within {settings.timeout:g} s",
+            method=request.method,
+            path=request.path,
+            may_have_been_sent=not isinstance(err, requests.ConnectTimeout),
+        ) from None
+    except requests.ConnectionError as err:
+        raise MrsDeployConnectionError(
+            f"connection to {settings.base_url} failed: {scrub(str(err))}",
+            method=request.method,
+            path=request.path,
+            may_have_been_sent=not _connect_failed(err),
+        ) from None
+    except requests.RequestException as err:
+        raise MrsDeployConnectionError(
+            f"request to {settings.base_url} failed: {scrub(str(err))}",
+            method=request.method,
+            path=request.path,
+        ) from None
+    if request.stream and response.status_code < 400:
+        return RawResponse(response.status_code, response.headers, stream=response)
+    try:
+        body = response.content
+    except requests.RequestException as err:
+        raise MrsDeployConnectionError(
+            f"reading the answer from {settings.base_url} failed: {scrub(str(err))}",
+            method=request.method,
+            path=request.path,
+        ) from None
+    finally:
+        response.close()
+    return RawResponse(response.status_code, response.headers, body)
+
+
+def iter_stream(raw: RawResponse, chunk_size: int, method: str, path: str) -> Iterator[bytes]:
+    """Yield the body of a streamed response in chunks, closing the response in every case.
+
+    :param raw: a successful streamed response from :func:`send`.
+    :param chunk_size: bytes per chunk (at most).
+    :param method: request method, for error messages.
+    :param path: request path, for error messages.
+    """
+    response: requests.Response = raw.stream
+    with response:
+        try:
+            yield from response.iter_content(chunk_size)
+        except requests.RequestException as err:
+            raise MrsDeployConnectionError(
+                f"download interrupted: {scrub(str(err))}", method=method, path=path
+            ) from None

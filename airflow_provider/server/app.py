@@ -1,0 +1,443 @@
+"""The FastAPI application: routes of the operationalization API over the server's parts."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import mimetypes
+import secrets
+import shutil
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from airflow_provider.server.auth import ADMIN_USER, Authenticator
+from airflow_provider.server.db import BatchRecord, Store
+from airflow_provider.server.errors import ApiError, error_body
+from airflow_provider.server.executor import Executor
+from airflow_provider.server.faults import Faults
+from airflow_provider.server.invocation import invoke, is_plain_file_name
+from airflow_provider.server.middleware import (
+    AccessLogMiddleware,
+    BodyLimitMiddleware,
+    FaultInjectionMiddleware,
+)
+from airflow_provider.server.services import ServiceDefinition, ServiceRegistry, build_registry
+from airflow_provider.server.settings import ServerSettings
+from airflow_provider.server.swagger import build_swagger
+from airflow_provider.server.validation import validate_batch, validate_record
+
+log = logging.getLogger(__name__)
+
+_TRUE = ("true", "1", "yes")
+_FALSE = ("false", "0", "no", "")
+
+
+@dataclass
+class ServerState:
+    """The server's parts, shared by the routes through ``app.state.server``."""
+
+    settings: ServerSettings
+    store: Store
+    auth: Authenticator
+    registry: ServiceRegistry
+    executor: Executor
+    faults: Faults | None
+    generated_admin_password: str | None
+
+
+def _query(request: Request, *names: str) -> str | None:
+    """A query parameter looked up case-insensitively under any of ``names``."""
+    wanted = {n.lower() for n in names}
+    for key, value in request.query_params.multi_items():
+        if key.lower() in wanted:
+            return value
+    return None
+
+
+def _flag(request: Request, *names: str) -> bool:
+    raw = _query(request, *names)
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ApiError(400, f"Query parameter '{names[0]}' must be true or false, got {raw!r}.")
+
+
+def _parse_json(raw: bytes) -> Any:
+    if not raw.strip():
+        raise ApiError(400, "The request body is empty; a JSON document is required.")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ApiError(400, f"The request body is not valid JSON: {exc}") from exc
+
+
+def _json_text(text: str, status: int = 200) -> Response:
+    return Response(content=text, status_code=status, media_type="application/json")
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, ApiError)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    async def http_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        message = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = "No such resource."
+        return JSONResponse(
+            error_body(exc.status_code, message),
+            status_code=exc.status_code,
+            headers=dict(exc.headers or {}),
+        )
+
+    async def validation_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        parts = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{where}: {err.get('msg', 'invalid')}")
+        return JSONResponse(
+            error_body(400, "; ".join(parts) or "Invalid request."), status_code=400
+        )
+
+    async def internal_error(_: Request, exc: Exception) -> Response:
+        log.error("unhandled error: %s: %s", type(exc).__name__, exc)
+        return JSONResponse(
+            error_body(500, f"Internal server error: {type(exc).__name__}"), status_code=500
+        )
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+def _build_state(settings: ServerSettings) -> ServerState:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.db_path)
+    auth = Authenticator(store, settings)
+    generated = None
+    admin_password = settings.admin_password
+    if admin_password is None and not auth.has_user(ADMIN_USER):
+        admin_password = generated = secrets.token_urlsafe(12)
+    users = dict(settings.users)
+    users.pop(ADMIN_USER, None)
+    if admin_password is not None:
+        users[ADMIN_USER] = admin_password
+    auth.ensure_users(users)
+    registry = build_registry(settings.services_config, settings.include_demo_services)
+    faults = Faults() if settings.enable_fault_hooks else None
+    executor = Executor(store, registry, settings, faults)
+    return ServerState(settings, store, auth, registry, executor, faults, generated)
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """Build the application; unfinished batches are resumed when it starts.
+
+    :param settings: The server settings.
+    """
+    state = _build_state(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        resumed = state.executor.resume_unfinished()
+        if resumed:
+            log.info("resumed %d unfinished batch(es)", len(resumed))
+        try:
+            yield
+        finally:
+            await run_in_threadpool(state.executor.shutdown)
+            state.store.close()
+
+    app = FastAPI(
+        title="mrsdeploy reference server",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
+    app.state.server = state
+    _install_error_handlers(app)
+    if state.faults is not None:
+        app.add_middleware(FaultInjectionMiddleware, faults=state.faults)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(AccessLogMiddleware)
+    _add_login_routes(app, state)
+    _add_service_routes(app, state)
+    _add_batch_routes(app, state)
+    if state.faults is not None:
+        _add_fault_routes(app, state.faults)
+    return app
+
+
+def current_user(request: Request) -> str:
+    """Dependency: the user behind the request's bearer token (401 otherwise)."""
+    state: ServerState = request.app.state.server
+    return state.auth.user_for_header(request.headers.get("authorization"))
+
+
+def admin_user(request: Request) -> str:
+    """Dependency: like :func:`current_user`, but only the admin (403 for anyone else)."""
+    user = current_user(request)
+    if user != ADMIN_USER:
+        raise ApiError(403, "This call is reserved to the admin user.")
+    return user
+
+
+User = Annotated[str, Depends(current_user)]
+Admin = Annotated[str, Depends(admin_user)]
+
+
+def _add_login_routes(app: FastAPI, state: ServerState) -> None:
+
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        body = _parse_json(await request.body())
+        if not isinstance(body, dict) or not all(
+            isinstance(body.get(k), str) for k in ("username", "password")
+        ):
+            raise ApiError(400, 'The body must be {"username": ..., "password": ...}.')
+        pair = await run_in_threadpool(state.auth.login, body["username"], body["password"])
+        return JSONResponse(pair.body())
+
+    @app.post("/login/refreshToken")
+    async def refresh(request: Request) -> Response:
+        body = _parse_json(await request.body())
+        if not isinstance(body, dict) or not isinstance(body.get("refreshToken"), str):
+            raise ApiError(400, 'The body must be {"refreshToken": ...}.')
+        pair = await run_in_threadpool(state.auth.refresh, body["refreshToken"])
+        return JSONResponse(pair.body())
+
+    @app.delete("/login/refreshToken")
+    def revoke(request: Request, user: User) -> Response:
+        token = _query(request, "refreshToken")
+        if not token:
+            raise ApiError(400, "Query parameter 'refreshToken' is required.")
+        if not state.auth.revoke(token, user):
+            raise ApiError(404, "No such refresh token for this user.")
+        return JSONResponse({})
+
+
+def _service_or_404(state: ServerState, name: str, version: str) -> ServiceDefinition:
+    service = state.registry.get(name, version)
+    if service is None:
+        raise ApiError(404, f"Service '{name}' version '{version}' was not found.")
+    return service
+
+
+def _add_service_routes(app: FastAPI, state: ServerState) -> None:
+
+    @app.get("/services")
+    def list_services(user: User) -> Response:
+        return JSONResponse([s.to_wire(user) for s in state.registry.all()])
+
+    @app.get("/services/{name}")
+    def service_versions(name: str, user: User) -> Response:
+        versions = state.registry.versions(name)
+        if not versions:
+            raise ApiError(404, f"Service '{name}' was not found.")
+        return JSONResponse([s.to_wire(user) for s in versions])
+
+    @app.get("/services/{name}/{version}")
+    def service_version(name: str, version: str, user: User) -> Response:
+        return JSONResponse([_service_or_404(state, name, version).to_wire(user)])
+
+    @app.get("/api/{name}/{version}/swagger.json")
+    def swagger(name: str, version: str, request: Request, user: User) -> Response:
+        service = _service_or_404(state, name, version)
+        document = build_swagger(service, request.headers.get("host"), request.url.scheme)
+        return JSONResponse(document)
+
+    @app.post("/api/{name}/{version}")
+    async def consume(name: str, version: str, request: Request, user: User) -> Response:
+        service = _service_or_404(state, name, version)
+        record = validate_record(_parse_json(await request.body()), service.inputs, "Request")
+        result = await run_in_threadpool(_consume, state, service, record)
+        return JSONResponse(result)
+
+
+def _consume(state: ServerState, service: ServiceDefinition, record: dict[str, Any]) -> Any:
+    """Run a synchronous call in a scratch folder; files come back inline as base64."""
+    workdir = state.settings.scratch_dir / uuid.uuid4().hex
+    try:
+        result = invoke(service, record, workdir)
+        for name in result["changedFiles"]:
+            path = workdir / name
+            if path.is_file():
+                result["outputFiles"][name] = base64.b64encode(path.read_bytes()).decode()
+        return result
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _parallel_count(request: Request, settings: ServerSettings) -> int:
+    raw = _query(request, "parallelCount")
+    if raw is None or not raw.strip():
+        count = settings.default_parallel_count
+    else:
+        try:
+            count = int(raw)
+        except ValueError as exc:
+            raise ApiError(
+                400, f"Query parameter 'parallelCount' must be an integer, got {raw!r}."
+            ) from exc
+    return max(1, min(count, settings.max_parallel_count))
+
+
+def _create_batch(
+    state: ServerState, service: ServiceDefinition, owner: str, raw: bytes, parallel: int
+) -> str:
+    records = validate_batch(_parse_json(raw), service.inputs)
+    batch_id = str(uuid.uuid4())
+    injected = state.faults.take_batch_failure(service.name) if state.faults else None
+    record = BatchRecord(
+        id=batch_id,
+        service_name=service.name,
+        service_version=service.version,
+        owner=owner,
+        state="Pending",
+        parallel_count=parallel,
+        total=len(records),
+        completed=0,
+        created_at=time.time(),
+        error_message=None,
+        injected_failure=injected,
+    )
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    state.store.create_batch(record, (encode(r) for r in records))
+    state.executor.start(batch_id)
+    return batch_id
+
+
+def _owned_batch(
+    state: ServerState, name: str, version: str, batch_id: str, user: str
+) -> BatchRecord:
+    """The batch, if it belongs to ``user`` and this service; otherwise 404 (never 403, so
+    other users' ids are not even confirmed to exist)."""
+    batch = state.store.get_batch(batch_id)
+    if (
+        batch is None
+        or batch.owner != user
+        or batch.service_name != name
+        or batch.service_version != version
+    ):
+        raise ApiError(404, f"Batch execution '{batch_id}' was not found.")
+    return batch
+
+
+def _row_index(state: ServerState, batch: BatchRecord, index: int) -> int:
+    idx = index - state.settings.file_index_base
+    if idx < 0 or idx >= batch.total:
+        raise ApiError(404, f"Batch execution '{batch.id}' has no row {index}.")
+    return idx
+
+
+def _add_batch_routes(app: FastAPI, state: ServerState) -> None:
+    base = "/api/{name}/{version}/batch"
+
+    @app.post(base)
+    async def start_batch(name: str, version: str, request: Request, user: User) -> Response:
+        service = _service_or_404(state, name, version)
+        parallel = _parallel_count(request, state.settings)
+        raw = await request.body()
+        batch_id = await run_in_threadpool(_create_batch, state, service, user, raw, parallel)
+        return JSONResponse(
+            {"BatchExecutionId": batch_id},
+            status_code=202,
+            headers={"X-Effective-Parallel-Count": str(parallel)},
+        )
+
+    @app.get(base)
+    def list_batches(name: str, version: str, user: User) -> Response:
+        _service_or_404(state, name, version)
+        return JSONResponse(state.store.list_batch_ids(user, name, version))
+
+    @app.get(base + "/{batch_id}")
+    def batch_status(
+        name: str, version: str, batch_id: str, request: Request, user: User
+    ) -> Response:
+        show_partial = _flag(request, "showPartialResults", "showPartialResult")
+        batch = _owned_batch(state, name, version, batch_id, user)
+        results: list[str] = []
+        if batch.state == "Complete" or (show_partial and batch.completed):
+            results = state.store.finished_results(batch_id)
+        head: dict[str, Any] = {
+            "state": batch.state,
+            "completedItemCount": batch.completed,
+            "totalItemCount": batch.total,
+        }
+        if batch.state == "Failed":
+            head["errorMessage"] = batch.error_message or ""
+        prefix = json.dumps(head)[:-1]
+        return _json_text(f'{prefix}, "batchExecutionResults": [{",".join(results)}]}}')
+
+    @app.delete(base + "/{batch_id}")
+    def cancel_batch(name: str, version: str, batch_id: str, user: User) -> Response:
+        _owned_batch(state, name, version, batch_id, user)
+        state.executor.cancel(batch_id)
+        return JSONResponse([batch_id])
+
+    @app.get(base + "/{batch_id}/{index}/files")
+    def list_files(name: str, version: str, batch_id: str, index: int, user: User) -> Response:
+        batch = _owned_batch(state, name, version, batch_id, user)
+        idx = _row_index(state, batch, index)
+        if not state.store.row_done(batch_id, idx):
+            return JSONResponse([])
+        row_dir = state.executor.row_dir(batch_id, idx)
+        names = sorted(p.name for p in row_dir.iterdir() if p.is_file()) if row_dir.is_dir() else []
+        if state.faults is not None:
+            names += state.faults.extra_file_names(name)
+        return JSONResponse(names)
+
+    @app.get(base + "/{batch_id}/{index}/files/{file_name:path}")
+    def get_file(
+        name: str, version: str, batch_id: str, index: int, file_name: str, user: User
+    ) -> Response:
+        if "\0" in file_name:
+            raise ApiError(400, "File names cannot contain NUL.")
+        batch = _owned_batch(state, name, version, batch_id, user)
+        idx = _row_index(state, batch, index)
+        missing = ApiError(
+            404, f"Row {index} of batch execution '{batch_id}' has no file {file_name!r}."
+        )
+        if not is_plain_file_name(file_name) or not state.store.row_done(batch_id, idx):
+            raise missing
+        row_dir = state.executor.row_dir(batch_id, idx)
+        path = row_dir / file_name
+        if path.parent != row_dir or not path.is_file():
+            raise missing
+        media_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
+        return FileResponse(Path(path), media_type=media_type)
+
+
+def _add_fault_routes(app: FastAPI, faults: Faults) -> None:
+    @app.get("/_faults")
+    def get_faults(_: Admin) -> Response:
+        return JSONResponse(faults.to_json())
+
+    @app.put("/_faults")
+    async def put_faults(request: Request, _: Admin) -> Response:
+        faults.configure(_parse_json(await request.body()))
+        return JSONResponse(faults.to_json())
+
+    @app.delete("/_faults")
+    def delete_faults(_: Admin) -> Response:
+        faults.reset()
+        return JSONResponse(faults.to_json())

@@ -1,0 +1,147 @@
+"""Users, password hashing and rotating token pairs.
+
+Only SHA-256 hashes of tokens are stored, so the database never holds a usable token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider.server.db import Store, TokenRecord
+from airflow_provider.server.errors import ApiError
+from airflow_provider.server.settings import ServerSettings
+
+ADMIN_USER = "admin"
+_PBKDF2_ITERATIONS = 20_000
+
+
+def hash_password(password: str, salt: str | None = None) -> str:
+    """PBKDF2-SHA256 hash, stored as ``salt$hexdigest``."""
+    salt = salt or secrets.token_hex(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), _PBKDF2_ITERATIONS)
+    return f"{salt}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Constant-time check of ``password`` against a stored hash."""
+    salt, _, _ = stored.partition("$")
+    return hmac.compare_digest(hash_password(password, salt), stored)
+
+
+def token_hash(token: str) -> str:
+    """The form in which a token is stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """A freshly issued pair, rendered exactly as the login response."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    expires_on: int
+
+    def body(self) -> dict[str, Any]:
+        """The ``/login`` response body."""
+        return {
+            "token_type": "Bearer",
+            "access_token": self.access_token,
+            "expires_in": self.expires_in,
+            "expires_on": self.expires_on,
+            "refresh_token": self.refresh_token,
+        }
+
+
+class Authenticator:
+    """Logs users in, rotates and revokes refresh tokens, and resolves bearer tokens.
+
+    :param store: The database.
+    :param settings: Token lifetimes.
+    """
+
+    def __init__(self, store: Store, settings: ServerSettings) -> None:
+        self._store = store
+        self._settings = settings
+
+    def ensure_users(self, users: dict[str, str]) -> None:
+        """Create or update the configured users (password hashes only)."""
+        for name, password in users.items():
+            self._store.upsert_user(name, hash_password(password))
+
+    def has_user(self, username: str) -> bool:
+        """Whether ``username`` exists."""
+        return self._store.password_hash(username) is not None
+
+    def login(self, username: str, password: str) -> TokenPair:
+        """Issue a pair for valid credentials, else raise 401."""
+        stored = self._store.password_hash(username)
+        if stored is None or not verify_password(password, stored):
+            raise ApiError(401, "Invalid username or password.", "AuthenticationException")
+        return self._issue(username, chain_started=time.time())
+
+    def refresh(self, refresh_token: str) -> TokenPair:
+        """Exchange a refresh token for a new pair; the old pair stops working."""
+        now = time.time()
+        record = self._store.take_refresh(token_hash(refresh_token))
+        if record is None or record.refresh_expires <= now:
+            raise ApiError(
+                401, "The refresh token is invalid or expired.", "AuthenticationException"
+            )
+        if record.chain_started + self._settings.refresh_token_max_lifetime <= now:
+            raise ApiError(
+                401,
+                "The refresh token reached its maximum lifetime; log in again.",
+                "AuthenticationException",
+            )
+        return self._issue(record.username, chain_started=record.chain_started)
+
+    def revoke(self, refresh_token: str, username: str) -> bool:
+        """Revoke one of ``username``'s refresh tokens (and its access token)."""
+        return self._store.revoke_refresh(token_hash(refresh_token), username)
+
+    def user_for_header(self, authorization: str | None) -> str:
+        """The user behind an ``Authorization: Bearer`` header, else raise 401."""
+        if not authorization:
+            raise ApiError(401, "Missing Authorization header.", "AuthenticationException")
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(
+                401,
+                "The Authorization header must be 'Bearer <token>'.",
+                "AuthenticationException",
+            )
+        user = self._store.user_for_access(token_hash(token.strip()), time.time())
+        if user is None:
+            raise ApiError(
+                401, "The access token is invalid or expired.", "AuthenticationException"
+            )
+        return user
+
+    def _issue(self, username: str, chain_started: float) -> TokenPair:
+        now = time.time()
+        access = secrets.token_urlsafe(32)
+        refresh = secrets.token_urlsafe(32)
+        access_expires = now + self._settings.access_token_ttl
+        self._store.purge_tokens(now)
+        self._store.insert_tokens(
+            TokenRecord(
+                access_hash=token_hash(access),
+                refresh_hash=token_hash(refresh),
+                username=username,
+                access_expires=access_expires,
+                refresh_expires=now + self._settings.refresh_token_ttl,
+                chain_started=chain_started,
+            )
+        )
+        return TokenPair(
+            access_token=access,
+            refresh_token=refresh,
+            expires_in=max(1, round(self._settings.access_token_ttl)),
+            expires_on=int(access_expires),
+        )

@@ -1,0 +1,269 @@
+"""Runs batch executions on threads.
+
+Threads, not processes: the per-row work of a typical scoring function is microseconds, so
+pickling rows to worker processes would cost more than the work itself; services are
+arbitrary callables (closures, fitted models, open resources) that need not be picklable; and
+numpy releases the GIL in its heavy kernels. ``parallelCount`` is, as on the real server, the
+number of threads that run one batch's rows.
+
+Rows are read from the database in chunks and their results are written back in chunks, each
+write also bumping the batch's ``completed`` counter, so batches of a million rows neither sit
+in memory twice nor make status reads recount anything.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+from airflow_provider.server.db import Store
+from airflow_provider.server.faults import Faults
+from airflow_provider.server.invocation import failure_result, invoke
+from airflow_provider.server.services import ServiceDefinition, ServiceRegistry
+from airflow_provider.server.settings import ServerSettings
+
+log = logging.getLogger(__name__)
+
+FETCH_CHUNK = 1000
+FLUSH_ROWS = 256
+FLUSH_SECONDS = 0.1
+
+
+class _RowFeeder:
+    """Hands out unfinished rows in index order, reading the database a chunk at a time."""
+
+    def __init__(self, store: Store, batch_id: str) -> None:
+        self._store = store
+        self._batch_id = batch_id
+        self._lock = threading.Lock()
+        self._buffer: deque[tuple[int, str]] = deque()
+        self._last = -1
+        self._exhausted = False
+
+    def next(self) -> tuple[int, str] | None:
+        with self._lock:
+            if not self._buffer and not self._exhausted:
+                chunk = self._store.pending_rows(self._batch_id, self._last, FETCH_CHUNK)
+                if chunk:
+                    self._buffer.extend(chunk)
+                    self._last = chunk[-1][0]
+                else:
+                    self._exhausted = True
+            return self._buffer.popleft() if self._buffer else None
+
+
+class BatchRun:
+    """One batch being executed: a coordinator thread and up to ``parallelCount`` workers.
+
+    :param executor: The owning executor.
+    :param batch_id: The batch to run.
+    :param resumed: The batch was running when the server last stopped; unfinished rows may
+        have left partial files, which are removed before the row runs again.
+    """
+
+    def __init__(self, executor: Executor, batch_id: str, resumed: bool) -> None:
+        self.batch_id = batch_id
+        self.cancelled = False
+        self.halt = threading.Event()
+        self._executor = executor
+        self._resumed = resumed
+        self._pending: list[tuple[int, str]] = []
+        self._pending_lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self.thread = threading.Thread(target=self._run, name=f"batch-{batch_id[:8]}", daemon=True)
+
+    def _run(self) -> None:
+        ex = self._executor
+        try:
+            while not ex.slots.acquire(timeout=0.2):
+                if self.halt.is_set():
+                    return
+            try:
+                if not self.halt.is_set():
+                    self._execute()
+            finally:
+                ex.slots.release()
+        except Exception as exc:
+            log.exception("batch %s failed", self.batch_id)
+            ex.store.set_state(self.batch_id, "Failed", f"Internal error: {exc}")
+        finally:
+            ex.finished(self)
+
+    def _fail(self, message: str) -> None:
+        self._executor.store.set_state(self.batch_id, "Failed", message)
+
+    def _execute(self) -> None:
+        ex = self._executor
+        batch = ex.store.get_batch(self.batch_id)
+        if batch is None:
+            return
+        service = ex.registry.get(batch.service_name, batch.service_version)
+        if service is None:
+            self._fail(
+                f"Service '{batch.service_name}' version '{batch.service_version}' "
+                "is no longer registered."
+            )
+            return
+        if batch.injected_failure:
+            self._fail(batch.injected_failure)
+            return
+        try:
+            service.load()
+        except Exception as exc:
+            self._fail(f"The service could not be loaded: {type(exc).__name__}: {exc}")
+            return
+        ex.store.set_state(self.batch_id, "InProgress")
+        feeder = _RowFeeder(ex.store, self.batch_id)
+        count = max(1, min(batch.parallel_count, batch.total - batch.completed))
+        workers = [
+            threading.Thread(
+                target=self._work,
+                args=(service, feeder),
+                name=f"row-{self.batch_id[:8]}-{i}",
+                daemon=True,
+            )
+            for i in range(count)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        self._flush(force=True)
+        if self.halt.is_set():
+            return
+        final = ex.store.get_batch(self.batch_id)
+        if final is None:
+            return
+        if final.completed < final.total:
+            self._fail(f"{final.total - final.completed} rows could not be run.")
+        else:
+            ex.store.set_state(self.batch_id, "Complete")
+
+    def _work(self, service: ServiceDefinition, feeder: _RowFeeder) -> None:
+        faults = self._executor.faults
+        while not self.halt.is_set():
+            item = feeder.next()
+            if item is None:
+                return
+            idx, text = item
+            if faults is not None:
+                delay = faults.row_delay(service.name)
+                if delay and self.halt.wait(delay):
+                    return
+            row_dir = self._executor.row_dir(self.batch_id, idx)
+            if self._resumed and row_dir.exists():
+                shutil.rmtree(row_dir, ignore_errors=True)
+            if faults is not None and faults.row_fails(service.name, idx):
+                result = failure_result(f"Injected failure for row {idx}.")
+            else:
+                result = invoke(service, json.loads(text), row_dir, idx, self.batch_id)
+            self._record(idx, json.dumps(result, separators=(",", ":")))
+
+    def _record(self, idx: int, text: str) -> None:
+        with self._pending_lock:
+            self._pending.append((idx, text))
+        self._flush(force=False)
+
+    def _flush(self, force: bool) -> None:
+        with self._pending_lock:
+            due = len(self._pending) >= FLUSH_ROWS or (
+                time.monotonic() - self._last_flush >= FLUSH_SECONDS
+            )
+            if not self._pending or not (force or due):
+                return
+            chunk, self._pending = self._pending, []
+            self._last_flush = time.monotonic()
+        self._executor.store.save_results(self.batch_id, chunk)
+
+
+class Executor:
+    """Schedules batches: at most ``max_concurrent_batches`` run, the others wait in ``Ready``.
+
+    :param store: The database.
+    :param registry: The services.
+    :param settings: Limits and directories.
+    :param faults: Fault configuration when fault hooks are enabled, else ``None``.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        registry: ServiceRegistry,
+        settings: ServerSettings,
+        faults: Faults | None,
+    ) -> None:
+        self.store = store
+        self.registry = registry
+        self.faults = faults
+        self.slots = threading.Semaphore(settings.max_concurrent_batches)
+        self._files_dir = settings.files_dir
+        self._runs: dict[str, BatchRun] = {}
+        self._lock = threading.Lock()
+        self._stopping = False
+
+    def row_dir(self, batch_id: str, idx: int) -> Path:
+        """Folder of one row's output files (created only when the row writes a file)."""
+        return self._files_dir / batch_id / str(idx)
+
+    def batch_dir(self, batch_id: str) -> Path:
+        """Folder of a batch's output files."""
+        return self._files_dir / batch_id
+
+    def start(self, batch_id: str, resumed: bool = False) -> None:
+        """Mark a stored batch ``Ready`` and schedule it."""
+        self.store.set_state(batch_id, "Ready")
+        run = BatchRun(self, batch_id, resumed)
+        with self._lock:
+            if self._stopping:
+                return
+            self._runs[batch_id] = run
+        run.thread.start()
+
+    def resume_unfinished(self) -> list[str]:
+        """Schedule every batch that was not finished when the server last stopped."""
+        ids = self.store.unfinished_batch_ids()
+        for batch_id in ids:
+            self.start(batch_id, resumed=True)
+        return ids
+
+    def cancel(self, batch_id: str) -> None:
+        """Stop rows not yet started and delete the execution and its files.
+
+        The database rows go at once (a later GET is 404); the files go once the rows that
+        were already running have finished, so none is written into a deleted folder.
+        """
+        self.store.delete_batch(batch_id)
+        with self._lock:
+            run = self._runs.get(batch_id)
+            if run is not None:
+                run.cancelled = True
+                run.halt.set()
+        if run is None:
+            shutil.rmtree(self.batch_dir(batch_id), ignore_errors=True)
+
+    def finished(self, run: BatchRun) -> None:
+        """Called by a run when its threads are done."""
+        with self._lock:
+            self._runs.pop(run.batch_id, None)
+            cancelled = run.cancelled
+        if cancelled:
+            shutil.rmtree(self.batch_dir(run.batch_id), ignore_errors=True)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop taking rows, let running rows finish, and save their results.
+
+        Batches stay ``InProgress`` in the database and are resumed on the next start.
+        """
+        with self._lock:
+            self._stopping = True
+            runs = list(self._runs.values())
+        for run in runs:
+            run.halt.set()
+        deadline = time.monotonic() + timeout
+        for run in runs:
+            run.thread.join(max(0.0, deadline - time.monotonic()))

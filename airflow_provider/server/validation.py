@@ -1,0 +1,76 @@
+"""Validation of request records against a service's input definitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider.server.errors import ApiError
+
+PARAMETER_TYPES = ("logical", "numeric", "integer", "character", "vector", "matrix", "data.frame")
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    return "object"
+
+
+def matches_type(kind: str, value: Any) -> bool:
+    """Whether a decoded JSON ``value`` is a valid encoding of parameter type ``kind``."""
+    if kind == "logical":
+        return isinstance(value, bool)
+    if kind == "numeric":
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "character":
+        return isinstance(value, str)
+    if kind == "vector":
+        return isinstance(value, list)
+    if kind == "matrix":
+        return isinstance(value, list) and all(isinstance(row, list) for row in value)
+    if kind == "data.frame":
+        return isinstance(value, dict) and all(isinstance(col, list) for col in value.values())
+    return False
+
+
+def validate_record(record: Any, inputs: list[tuple[str, str]], where: str) -> dict[str, Any]:
+    """Check one record (an object of input values) and return it.
+
+    :param record: The decoded JSON value.
+    :param inputs: The service's ``(name, type)`` input definitions.
+    :param where: How to name the record in messages, e.g. ``"Record 3"``.
+    :raises ApiError: 400 naming the record and the field.
+    """
+    if not isinstance(record, dict):
+        raise ApiError(400, f"{where} must be a JSON object, got {_json_kind(record)}.")
+    names = {name for name, _ in inputs}
+    for name, kind in inputs:
+        if name not in record:
+            raise ApiError(400, f"{where}: missing input '{name}' ({kind}).")
+        value = record[name]
+        if not matches_type(kind, value):
+            raise ApiError(400, f"{where}: input '{name}' must be {kind}, got {_json_kind(value)}.")
+    for name in record:
+        if name not in names:
+            raise ApiError(400, f"{where}: unknown input '{name}'.")
+    return record
+
+
+def validate_batch(body: Any, inputs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Check a batch body: a non-empty JSON array of records (row index 0-based in messages)."""
+    if not isinstance(body, list):
+        raise ApiError(
+            400, f"The batch body must be a JSON array of records, got {_json_kind(body)}."
+        )
+    if not body:
+        raise ApiError(400, "The batch body must contain at least one record.")
+    return [validate_record(row, inputs, f"Record {i}") for i, row in enumerate(body)]

@@ -1,0 +1,103 @@
+"""Response parsers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from airflow_provider.api import (
+    MrsDeployNotFoundError,
+    MrsDeployProtocolError,
+    decode_json,
+    parse_batch_id,
+    parse_batch_ids,
+    parse_batch_status,
+    parse_execution_result,
+    parse_file_list,
+    parse_service,
+    parse_services,
+    parse_swagger,
+    parse_token_pair,
+)
+
+
+def _service(version: str) -> dict[str, Any]:
+    return {"name": "mtService", "version": version}
+
+
+def test_parse_service_one_element_array() -> None:
+    assert parse_service([_service("v1.0.0")]).version == "v1.0.0"
+
+
+def test_parse_service_bare_object() -> None:
+    assert parse_service(_service("v2")).version == "v2"
+
+
+def test_parse_service_prefers_requested_version() -> None:
+    obj = [_service("v1"), _service("v2")]
+    assert parse_service(obj, "mtService", "v1").version == "v1"
+    assert parse_service(obj).version == "v2"
+
+
+def test_parse_service_empty_array_is_not_found() -> None:
+    with pytest.raises(MrsDeployNotFoundError, match="mtService v9"):
+        parse_service([], "mtService", "v9")
+
+
+def test_parse_services() -> None:
+    assert [s.version for s in parse_services([_service("a"), _service("b")])] == ["a", "b"]
+    assert parse_services(None) == []
+    with pytest.raises(MrsDeployProtocolError):
+        parse_services({"name": "x"})
+
+
+@pytest.mark.parametrize("key", ["BatchExecutionId", "batchExecutionId", "BATCHEXECUTIONID"])
+def test_parse_batch_id_any_case(key: str) -> None:
+    assert parse_batch_id({key: "3f2a"}) == "3f2a"
+
+
+@pytest.mark.parametrize("obj", [{}, {"batchExecutionId": ""}, {"id": "x"}, ["x"], None])
+def test_parse_batch_id_missing(obj: Any) -> None:
+    with pytest.raises(MrsDeployProtocolError):
+        parse_batch_id(obj)
+
+
+def test_parse_batch_ids() -> None:
+    assert parse_batch_ids(["a", "b"]) == ["a", "b"]
+    assert parse_batch_ids(None) == []
+    with pytest.raises(MrsDeployProtocolError):
+        parse_batch_ids([1])
+
+
+def test_parse_file_list_null_is_empty() -> None:
+    assert parse_file_list(None) == []
+    assert parse_file_list(["a.png", "b.csv"]) == ["a.png", "b.csv"]
+    with pytest.raises(MrsDeployProtocolError):
+        parse_file_list("a.png")
+
+
+def test_parse_batch_status_and_result() -> None:
+    status = parse_batch_status({"state": "Pending", "completedItemCount": 0, "totalItemCount": 3})
+    assert status.to_summary()["state"] == "Pending"
+    result = parse_execution_result({"success": True, "outputParameters": {"answer": 1}})
+    assert result.output_parameters == {"answer": 1}
+
+
+def test_parse_token_pair() -> None:
+    pair = parse_token_pair({"access_token": "a", "expires_on": "100"}, now=0.0)
+    assert pair.expires_on == 100.0
+
+
+def test_parse_swagger() -> None:
+    assert parse_swagger({"swagger": "2.0"}) == {"swagger": "2.0"}
+    with pytest.raises(MrsDeployProtocolError):
+        parse_swagger([])
+
+
+def test_decode_json() -> None:
+    assert decode_json(b"") is None
+    assert decode_json(b" null ") is None
+    assert decode_json(b'{"a": 1}') == {"a": 1}
+    with pytest.raises(MrsDeployProtocolError, match="not valid JSON"):
+        decode_json(b"<html>", "GET /services")

@@ -1,0 +1,80 @@
+"""The async methods (used by triggers) in a real event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from airflow_provider.api import MrsDeployBatchState, MrsDeployNotFoundError
+from airflow_provider.hooks import MrsDeployHook
+from tests.hooks.helpers import MT, HookFactory, encode, http_faults_left, wait_terminal
+from tests.support.server import ReferenceServer
+
+
+def test_async_status_files_and_cancel(hook: MrsDeployHook) -> None:
+    batch_id = hook.start_batch(*MT, encode([{"hp": 120, "wt": 2.8}, {"hp": 95, "wt": 3.1}]))
+    wait_terminal(hook, MT, batch_id)
+
+    async def scenario() -> None:
+        status = await hook.aget_batch_status(*MT, batch_id, show_partial_results=True)
+        assert status.state is MrsDeployBatchState.COMPLETE
+        assert len(status.results) == 2
+        assert sorted(await hook.alist_batch_files(*MT, batch_id, 1)) == [
+            "answer.csv",
+            "answer.png",
+        ]
+        assert await hook.alist_batch_files(*MT, batch_id, 7) == []
+        await hook.acancel_batch(*MT, batch_id)
+        await hook.acancel_batch(*MT, batch_id)  # already gone: no error
+        with pytest.raises(MrsDeployNotFoundError):
+            await hook.aget_batch_status(*MT, batch_id)
+        await hook.aclose()
+
+    asyncio.run(scenario())
+
+
+def test_async_only_hook_logs_in_and_retries(
+    reference_server: ReferenceServer, make_hook: HookFactory
+) -> None:
+    hook = make_hook(reference_server)
+    batch_id = reference_server_batch(reference_server)
+    fault = {"status": 503, "count": 2, "retryAfter": 1, "pathRegex": "/batch/"}
+
+    async def scenario() -> None:
+        # Two polls at once on one session, as a triggerer runs many triggers in one loop.
+        first, second = await asyncio.gather(
+            hook.aget_batch_status(*MT, batch_id), hook.aget_batch_status(*MT, batch_id)
+        )
+        assert first.total_item_count == second.total_item_count == 1
+        await hook.acancel_batch(*MT, batch_id)
+        await hook.aclose()
+
+    with reference_server.faults(httpErrors=[fault]):
+        asyncio.run(scenario())
+        assert http_faults_left(reference_server) == [0]
+    assert hook._session is None  # nothing on the sync path was used
+
+
+def test_async_session_follows_the_event_loop(hook: MrsDeployHook) -> None:
+    async def poll() -> int:
+        return len(await hook.alist_batch_files(*MT, "00000000-0000-0000-0000-000000000000", 0))
+
+    assert asyncio.run(poll()) == 0
+    assert asyncio.run(poll()) == 0  # a new loop gets a new session
+    asyncio.run(hook.aclose())
+
+
+def reference_server_batch(server: ReferenceServer) -> str:
+    """Start a one-row batch as admin, outside the hook under test."""
+    import requests
+
+    response = requests.post(
+        f"{server.url}/api/mtService/v1.0.0/batch",
+        data=json.dumps([{"hp": 120, "wt": 2.8}]),
+        headers={**server.headers(), "Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert response.status_code == 202, response.text
+    return str(response.json()["BatchExecutionId"])
