@@ -108,7 +108,8 @@ def _wait_past(epoch: float) -> None:
 
 
 def test_access_and_refresh_tokens_expire(server_factory: ServerFactory) -> None:
-    server = server_factory("--access-token-ttl", "1", "--refresh-token-ttl", "2")
+    # The refresh lifetime leaves room for the (whole-second) access expiry wait before it.
+    server = server_factory("--access-token-ttl", "1", "--refresh-token-ttl", "5")
     pair = _login(server, "admin", server.admin_password).json()
     assert pair["expires_in"] == 1
     assert _services(server, pair["access_token"]).status_code == 200
@@ -118,7 +119,7 @@ def test_access_and_refresh_tokens_expire(server_factory: ServerFactory) -> None
     assert renewed.status_code == 200, renewed.text
     newer = renewed.json()
     assert _services(server, newer["access_token"]).status_code == 200
-    _wait_past(time.time() + 2.5)
+    _wait_past(time.time() + 5.5)
     _assert_error(_refresh(server, newer["refresh_token"]), 401)
 
 
