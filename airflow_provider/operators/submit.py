@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -17,9 +17,20 @@ from airflow_provider.batch_ref import (
 )
 from airflow_provider.compat import default_deferrable
 from airflow_provider.events import BatchEvent
-from airflow_provider.records import encode_records, load_records, prepare_records
+from airflow_provider.records import (
+    PreparedRecords,
+    iter_encoded_records,
+    load_records,
+    prepare_records,
+)
+from airflow_provider.submission import Submission, SubmissionStore, reusable, start_batches
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
-from airflow_provider.waiting import complete_from_event, compute_deadline, wait_until_done
+from airflow_provider.waiting import (
+    cancel_batches,
+    complete_from_event,
+    compute_deadline,
+    wait_until_done,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -36,12 +47,18 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
     row and column. The batch id is the return value; the service name, version and the list of
     ids are pushed to XCom too, before any wait, so a sensor or collect task can find them.
 
+    On Airflow 3.3+ the started batches are also recorded in the task instance's state store:
+    a retry re-attaches to them when they still exist and have not failed, instead of starting
+    a second copy, and a failure part-way through submitting cancels what was started.
+
     :param service_name: Name of the published service.
     :param service_version: Version of the published service.
     :param records: A pandas DataFrame, a list of dicts, or a path/URL of a CSV, TSV, Parquet or
         JSON Lines file (any ``ObjectStoragePath`` scheme).
     :param records_format: File format when the suffix does not tell (csv, tsv, parquet, jsonl).
     :param parallel_count: Rows the server runs at once for this batch (the server may cap it).
+    :param max_records_per_batch: Split larger inputs into several batches of at most this many
+        rows (None: one batch). The return value is then the list of ids, in input order.
     :param mrsdeploy_conn_id: Connection to the web node.
     :param wait_for_completion: Wait in this task until the batch is complete.
     :param deferrable: Wait in the triggerer instead of the worker (implies waiting); defaults
@@ -71,6 +88,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         records: Any,
         records_format: str | None = None,
         parallel_count: int = 10,
+        max_records_per_batch: int | None = None,
         mrsdeploy_conn_id: str = "mrsdeploy_default",
         wait_for_completion: bool = False,
         deferrable: bool | None = None,
@@ -86,7 +104,10 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         self.service_version = service_version
         self.records = records
         self.records_format = records_format
+        if max_records_per_batch is not None and max_records_per_batch < 1:
+            raise ValueError("max_records_per_batch must be at least 1")
         self.parallel_count = parallel_count
+        self.max_records_per_batch = max_records_per_batch
         self.mrsdeploy_conn_id = mrsdeploy_conn_id
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable
@@ -104,34 +125,21 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
 
         return MrsDeployHook(self.mrsdeploy_conn_id)
 
-    def execute(self, context: Context) -> str:
-        """Validate and send the records, record the batch id, then optionally wait."""
-        service = self.hook.get_service(self.service_name, self.service_version)
-        frame = load_records(self.records, self.records_format)
-        prepared = prepare_records(frame, service.input_parameters)
-        if prepared.dropped_columns:
-            self.log.info(
-                "Dropping columns the service does not take: %s", list(prepared.dropped_columns)
-            )
-        body = encode_records(prepared)
-        self.log.info(
-            "Submitting %d rows (%d bytes) to %s %s with parallelCount=%d",
-            prepared.row_count,
-            len(body),
-            self.service_name,
-            self.service_version,
-            self.parallel_count,
-        )
-        batch_id = self.hook.start_batch(
-            self.service_name, self.service_version, body, parallel_count=self.parallel_count
-        )
-        ref = BatchRef(self.service_name, self.service_version, (batch_id,))
+    def execute(self, context: Context) -> str | list[str]:
+        """Validate and send the records (or re-attach on a retry), record the ids, then wait."""
+        store = SubmissionStore(context)
+        service = (self.service_name, self.service_version)
+        previous = store.load()
+        if previous is not None and reusable(self.hook, previous, service):
+            submission = previous
+        else:
+            submission = self._submit(store)
+        ref = submission.ref
         self._ref = ref
         ti = context["ti"]
         ti.xcom_push(key=XCOM_SERVICE_NAME, value=self.service_name)
         ti.xcom_push(key=XCOM_SERVICE_VERSION, value=self.service_version)
         ti.xcom_push(key=XCOM_BATCH_IDS, value=list(ref.batch_ids))
-        self.log.info("Started %s (%d rows)", ref.describe(), prepared.row_count)
         deadline = compute_deadline(time.time(), self.timeout, self.execution_timeout)
         if self.deferrable:
             self.defer(
@@ -155,18 +163,67 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
                 deadline=deadline,
                 cancel_on_timeout=self.cancel_on_timeout,
             )
-        return batch_id
+        store.forget()
+        return submission_result(ref)
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
-        """Resume after deferral: act on the trigger's event and return the batch id."""
+    def _submit(self, store: SubmissionStore) -> Submission:
+        """Check the records against the service and start one batch per chunk of rows."""
+        service = self.hook.get_service(self.service_name, self.service_version)
+        frame = load_records(self.records, self.records_format)
+        prepared = prepare_records(frame, service.input_parameters)
+        if prepared.dropped_columns:
+            self.log.info(
+                "Dropping columns the service does not take: %s", list(prepared.dropped_columns)
+            )
+        parts = split_records(prepared, self.max_records_per_batch)
+        self.log.info(
+            "Submitting %d rows to %s %s as %d batch(es) with parallelCount=%d",
+            prepared.row_count,
+            self.service_name,
+            self.service_version,
+            len(parts),
+            self.parallel_count,
+        )
+        submission = start_batches(
+            self.hook,
+            (self.service_name, self.service_version),
+            [partial(iter_encoded_records, part) for part in parts],
+            self.parallel_count,
+            store.save,
+        )
+        self.log.info("Started %s", submission.ref.describe())
+        return submission
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None
+    ) -> str | list[str]:
+        """Resume after deferral: act on the trigger's event and return the batch id(s)."""
         parsed = BatchEvent.from_payload(event)
         ref = BatchRef(self.service_name, self.service_version, parsed.batch_ids)
         complete_from_event(self.hook, ref, parsed, cancel_on_timeout=self.cancel_on_timeout)
-        return ref.batch_ids[0]
+        SubmissionStore(context).forget()
+        return submission_result(ref)
 
     def on_kill(self) -> None:
         """Cancel the started batch when the task is killed while waiting on a worker."""
         if self.cancel_on_kill and self._ref is not None:
-            from airflow_provider.waiting import cancel_batches
-
             cancel_batches(self.hook, self._ref)
+
+
+def split_records(prepared: PreparedRecords, max_rows: int | None) -> list[PreparedRecords]:
+    """Cut the records into consecutive parts of at most ``max_rows`` rows (input order kept)."""
+    total = prepared.row_count
+    if max_rows is None or total <= max_rows:
+        return [prepared]
+    return [
+        PreparedRecords(
+            prepared.frame.iloc[start : start + max_rows].reset_index(drop=True),
+            prepared.dropped_columns,
+        )
+        for start in range(0, total, max_rows)
+    ]
+
+
+def submission_result(ref: BatchRef) -> str | list[str]:
+    """XCom return value: the id of a single batch, or the ordered list of several."""
+    return ref.batch_ids[0] if len(ref.batch_ids) == 1 else list(ref.batch_ids)

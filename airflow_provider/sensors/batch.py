@@ -16,6 +16,7 @@ from airflow_provider.events import BatchEvent
 from airflow_provider.progress import BatchOutcome
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting import (
+    cancel_batches,
     check_batches,
     complete_from_event,
     compute_deadline,
@@ -111,7 +112,7 @@ class MrsDeployBatchSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         """Poke once; when still running and deferrable, defer to the trigger."""
         if not self.deferrable:
-            return super().execute(context)
+            return self._execute_poking(context)
         if self.poke(context):
             return None
         ref = self.batch_ref(context)
@@ -132,6 +133,18 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         )
         return None
 
+    def _execute_poking(self, context: Context) -> Any:
+        """Poke or reschedule mode; on the sensor timeout, cancel the batches by default."""
+        from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowTaskTimeout
+
+        try:
+            return super().execute(context)
+        except (AirflowSensorTimeout, AirflowTaskTimeout):
+            if self.cancel_on_timeout and self._ref is not None:
+                self.log.error("Timed out waiting: cancelling %s", self._ref.describe())
+                cancel_batches(self.hook, self._ref)
+            raise
+
     def poke_interval_seconds(self) -> float:
         """``poke_interval`` in seconds whatever type it was given as."""
         interval = self.poke_interval
@@ -149,6 +162,4 @@ class MrsDeployBatchSensor(BaseSensorOperator):
     def on_kill(self) -> None:
         """Cancel the batches when the task is killed while poking."""
         if self.cancel_on_kill and self._ref is not None:
-            from airflow_provider.waiting import cancel_batches
-
             cancel_batches(self.hook, self._ref)

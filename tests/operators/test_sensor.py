@@ -104,3 +104,20 @@ def test_service_is_read_from_the_submit_tasks_xcom(task_context: Any) -> None:
     assert ref == BatchRef("mtService", "v1.0.0", ("abc",))
     with pytest.raises(MrsDeployError, match="pass service_name"):
         resolve_batch_ref(task_context, "abc", None, None, None)
+
+
+def test_poke_mode_timeout_cancels_the_batch(
+    mrsdeploy_conn: str, task_context: Any, faults: Any
+) -> None:
+    from airflow.sdk.exceptions import AirflowSensorTimeout
+
+    faults({"rowDelaySeconds": 1.0})
+    batch_id = start(parallel_count=1)
+    op = sensor(batch_id, deferrable=False, mode="poke", poke_interval=0.2, timeout=0.5)
+    with pytest.raises(AirflowSensorTimeout):
+        op.execute(task_context)
+    hook = MrsDeployHook()
+    try:
+        assert batch_id not in hook.list_batches("mtService", "v1.0.0")
+    finally:
+        hook.close()

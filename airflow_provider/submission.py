@@ -1,0 +1,164 @@
+"""Durable submission: remember started batches per task instance so a retry re-attaches.
+
+Airflow clears a task's XComs at the start of every try, so XCom cannot carry a batch id across
+a retry. Airflow 3.3 gives each task instance a state store (``context["task_state_store"]``),
+keyed on dag, task, run and map index (not on the try number). The Submit operator records the
+batches there as soon as each is created; a retry that finds them still alive and not failed
+waits on them instead of starting a second copy. Older Airflow has no store: submission still
+works, with a warning that a retry starts new batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider.api import MrsDeployNotFoundError
+from airflow_provider.batch_ref import BatchRef
+from airflow_provider.progress import BatchOutcome, evaluate_batches
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "mrsdeploy_submission"
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a Submit task started: the service and its batches, and how many were planned."""
+
+    service_name: str
+    service_version: str
+    batch_ids: tuple[str, ...]
+    planned_batches: int
+
+    @property
+    def ref(self) -> BatchRef:
+        """The batches as a :class:`BatchRef`."""
+        return BatchRef(self.service_name, self.service_version, self.batch_ids)
+
+    @property
+    def is_whole(self) -> bool:
+        """Every planned batch was created (a crash may have stopped part-way)."""
+        return len(self.batch_ids) == self.planned_batches
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON for the state store."""
+        return {
+            "service_name": self.service_name,
+            "service_version": self.service_version,
+            "batch_ids": list(self.batch_ids),
+            "planned_batches": self.planned_batches,
+        }
+
+    @classmethod
+    def from_json(cls, value: Any) -> Submission | None:
+        """Read back what :meth:`to_json` stored; anything unreadable counts as nothing stored."""
+        if not isinstance(value, dict):
+            return None
+        try:
+            return cls(
+                str(value["service_name"]),
+                str(value["service_version"]),
+                tuple(str(b) for b in value["batch_ids"]),
+                int(value["planned_batches"]),
+            )
+        except (KeyError, TypeError, ValueError):
+            return None
+
+
+class SubmissionStore:
+    """The task instance's state store, or nothing on Airflow versions without one."""
+
+    def __init__(self, context: Any) -> None:
+        self._store = context.get("task_state_store") if hasattr(context, "get") else None
+        if self._store is None:
+            log.warning(
+                "This Airflow has no task_state_store (Airflow < 3.3): a retry of this task "
+                "cannot re-attach to batches it already started and will start new ones"
+            )
+
+    @property
+    def available(self) -> bool:
+        """Whether submissions survive a retry."""
+        return self._store is not None
+
+    def load(self) -> Submission | None:
+        """The submission a previous try recorded, if any."""
+        if self._store is None:
+            return None
+        return Submission.from_json(self._store.get(STATE_KEY))
+
+    def save(self, submission: Submission) -> None:
+        """Record the submission (called after every batch is created)."""
+        if self._store is not None:
+            self._store.set(STATE_KEY, submission.to_json())
+
+    def forget(self) -> None:
+        """Drop the record, so the next run of this task instance submits afresh."""
+        if self._store is not None:
+            self._store.delete(STATE_KEY)
+
+
+def reusable(hook: Any, submission: Submission, service: tuple[str, str]) -> bool:
+    """Whether a recorded submission can be waited on instead of submitting again.
+
+    It must be for the same service, whole, and every batch must still exist and not have
+    failed. Otherwise whatever is left of it is cancelled so nothing leaks.
+    """
+    if (submission.service_name, submission.service_version) != service:
+        log.info("Recorded batches are for another service; submitting afresh")
+        return False
+    if submission.is_whole:
+        try:
+            statuses = [
+                hook.get_batch_status(submission.service_name, submission.service_version, b)
+                for b in submission.batch_ids
+            ]
+        except MrsDeployNotFoundError:
+            log.info("A recorded batch no longer exists on the server; submitting afresh")
+        else:
+            progress = evaluate_batches(submission.batch_ids, statuses)
+            if progress.outcome is not BatchOutcome.FAILED:
+                log.info(
+                    "Re-attaching to %s started by an earlier try (%s)",
+                    submission.ref.describe(),
+                    progress.describe(),
+                )
+                return True
+            log.info("Recorded batches failed on the server; submitting afresh")
+    cancel_quietly(hook, submission.ref)
+    return False
+
+
+def cancel_quietly(hook: Any, ref: BatchRef) -> None:
+    """Cancel batches while already handling a failure: log problems, never raise them."""
+    for batch_id in ref.batch_ids:
+        try:
+            hook.cancel_batch(ref.service_name, ref.service_version, batch_id)
+            log.info("Cancelled batch %s", batch_id)
+        except Exception as exc:  # the original failure is what the user must see
+            log.warning("Could not cancel batch %s: %s", batch_id, exc)
+
+
+def start_batches(
+    hook: Any,
+    service: tuple[str, str],
+    bodies: Sequence[Callable[[], Any]],
+    parallel_count: int,
+    record: Callable[[Submission], None],
+) -> Submission:
+    """Start one batch per body, recording after each; on any failure cancel what was started."""
+    name, version = service
+    started: list[str] = []
+    try:
+        for body in bodies:
+            started.append(hook.start_batch(name, version, body, parallel_count=parallel_count))
+            record(Submission(name, version, tuple(started), len(bodies)))
+    except BaseException:
+        if started:
+            log.error("Submission failed part-way; cancelling the batches it started")
+            cancel_quietly(hook, BatchRef(name, version, tuple(started)))
+        raise
+    return Submission(name, version, tuple(started), len(bodies))
