@@ -205,12 +205,18 @@ class OutputWriter:
         for path in list(self.destination.rglob("*")):
             if not path.is_file():
                 continue
-            relative = str(path.relative_to(self.destination)).replace("\\", "/")
+            relative = self._relative(path)
             if relative not in kept:
                 path.unlink()
                 removed.append(relative)
         self._remove_empty_folders()
         return removed
+
+    def _relative(self, path: ObjectStoragePath) -> str:
+        """``path`` relative to the destination (object stores have no ``relative_to``)."""
+        base = self.destination.path.rstrip("/") + "/"
+        full = path.path
+        return full[len(base) :] if full.startswith(base) else full
 
     def _remove_empty_folders(self) -> None:
         """Drop folders left empty by removed files (object stores have none to drop)."""

@@ -23,6 +23,7 @@ from airflow_provider.records import (
     load_records,
     prepare_records,
 )
+from airflow_provider.sql_records import DEFAULT_SQL_CHUNK_ROWS, read_sql_records
 from airflow_provider.submission import Submission, SubmissionStore, reusable, start_batches
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting import (
@@ -56,6 +57,10 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
     :param records: A pandas DataFrame, a list of dicts, or a path/URL of a CSV, TSV, Parquet or
         JSON Lines file (any ``ObjectStoragePath`` scheme).
     :param records_format: File format when the suffix does not tell (csv, tsv, parquet, jsonl).
+    :param records_sql: A query whose result set is the records, instead of ``records``.
+    :param sql_conn_id: Database connection (any provider with a ``DbApiHook``) for
+        ``records_sql``.
+    :param sql_chunk_rows: Rows fetched per chunk when reading ``records_sql``.
     :param parallel_count: Rows the server runs at once for this batch (the server may cap it).
     :param max_records_per_batch: Split larger inputs into several batches of at most this many
         rows (None: one batch). The return value is then the list of ids, in input order.
@@ -76,6 +81,8 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         "service_version",
         "records",
         "records_format",
+        "records_sql",
+        "sql_conn_id",
         "mrsdeploy_conn_id",
     )
     ui_color = "#c9e4ca"
@@ -85,8 +92,11 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         *,
         service_name: str,
         service_version: str,
-        records: Any,
+        records: Any = None,
         records_format: str | None = None,
+        records_sql: str | None = None,
+        sql_conn_id: str | None = None,
+        sql_chunk_rows: int = DEFAULT_SQL_CHUNK_ROWS,
         parallel_count: int = 10,
         max_records_per_batch: int | None = None,
         mrsdeploy_conn_id: str = "mrsdeploy_default",
@@ -102,8 +112,15 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         super().__init__(**kwargs)
         self.service_name = service_name
         self.service_version = service_version
+        if (records is None) == (records_sql is None):
+            raise ValueError("pass exactly one of records and records_sql")
+        if records_sql is not None and not sql_conn_id:
+            raise ValueError("records_sql needs sql_conn_id, the database connection to run it on")
         self.records = records
         self.records_format = records_format
+        self.records_sql = records_sql
+        self.sql_conn_id = sql_conn_id
+        self.sql_chunk_rows = sql_chunk_rows
         if max_records_per_batch is not None and max_records_per_batch < 1:
             raise ValueError("max_records_per_batch must be at least 1")
         self.parallel_count = parallel_count
@@ -169,7 +186,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
     def _submit(self, store: SubmissionStore) -> Submission:
         """Check the records against the service and start one batch per chunk of rows."""
         service = self.hook.get_service(self.service_name, self.service_version)
-        frame = load_records(self.records, self.records_format)
+        frame = self._read_records()
         prepared = prepare_records(frame, service.input_parameters)
         if prepared.dropped_columns:
             self.log.info(
@@ -193,6 +210,13 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         )
         self.log.info("Started %s", submission.ref.describe())
         return submission
+
+    def _read_records(self) -> Any:
+        """The records as a DataFrame, from ``records`` or by running ``records_sql``."""
+        if self.records_sql is not None:
+            self.log.info("Reading records with records_sql on connection %s", self.sql_conn_id)
+            return read_sql_records(str(self.sql_conn_id), self.records_sql, self.sql_chunk_rows)
+        return load_records(self.records, self.records_format)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None

@@ -1,0 +1,32 @@
+"""Records from a database, through the common SQL hook of whatever connection is given."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from airflow_provider.api import MrsDeployError
+
+DEFAULT_SQL_CHUNK_ROWS = 100_000
+
+
+def read_sql_records(
+    sql_conn_id: str, sql: str, chunk_rows: int = DEFAULT_SQL_CHUNK_ROWS
+) -> pd.DataFrame:
+    """Run ``sql`` on any ``DbApiHook`` connection and return the rows as one DataFrame.
+
+    The query is fetched in chunks of ``chunk_rows`` so the driver never materialises a second
+    full copy of a large result next to the DataFrame.
+    """
+    from airflow.providers.common.sql.hooks.sql import DbApiHook
+    from airflow.sdk import BaseHook
+
+    hook = BaseHook.get_connection(sql_conn_id).get_hook()
+    if not isinstance(hook, DbApiHook):
+        raise MrsDeployError(
+            f"connection {sql_conn_id!r} has no SQL hook ({type(hook).__name__}); records_sql "
+            "needs a database connection whose provider implements DbApiHook"
+        )
+    chunks = list(hook.get_df_by_chunks(sql, chunksize=chunk_rows, df_type="pandas"))
+    if not chunks:
+        raise MrsDeployError(f"records_sql returned no result set: {sql!r}")
+    return pd.concat(chunks, ignore_index=True)
