@@ -93,6 +93,7 @@ def provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider.triggers.batch"],
             }
         ],
+        "extra-links": ["airflow_provider.links.MrsDeployBatchLink"],
         "connection-types": [
             {
                 "connection-type": "mrsdeploy",

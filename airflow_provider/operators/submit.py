@@ -17,6 +17,7 @@ from airflow_provider.batch_ref import (
 )
 from airflow_provider.compat import default_deferrable
 from airflow_provider.events import BatchEvent
+from airflow_provider.links import XCOM_STATUS_URL, MrsDeployBatchLink, batch_status_url
 from airflow_provider.records import (
     PreparedRecords,
     iter_encoded_records,
@@ -86,6 +87,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         "mrsdeploy_conn_id",
     )
     ui_color = "#c9e4ca"
+    operator_extra_links = (MrsDeployBatchLink(),)
 
     def __init__(
         self,
@@ -157,6 +159,12 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         ti.xcom_push(key=XCOM_SERVICE_NAME, value=self.service_name)
         ti.xcom_push(key=XCOM_SERVICE_VERSION, value=self.service_version)
         ti.xcom_push(key=XCOM_BATCH_IDS, value=list(ref.batch_ids))
+        ti.xcom_push(
+            key=XCOM_STATUS_URL,
+            value=batch_status_url(
+                self.hook.base_url, self.service_name, self.service_version, ref.batch_ids[0]
+            ),
+        )
         deadline = compute_deadline(time.time(), self.timeout, self.execution_timeout)
         if self.deferrable:
             self.defer(

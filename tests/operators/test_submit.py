@@ -35,12 +35,21 @@ def batches_on_server() -> list[str]:
         hook.close()
 
 
-def test_submit_csv_pushes_ids_and_service(mrsdeploy_conn: str, task_context: Any) -> None:
+def test_submit_csv_pushes_ids_and_service(
+    reference_server: Any, mrsdeploy_conn: str, task_context: Any
+) -> None:
     batch_id = submit(mtcars_csv_path(), deferrable=False).execute(task_context)
     assert batch_id in batches_on_server()
     pushed = task_context["ti"].pushed
     assert pushed["service_name"] == "mtService" and pushed["service_version"] == "v1.0.0"
     assert pushed["batch_ids"] == [batch_id]
+    status_url = pushed["batch_status_url"]
+    assert status_url.endswith(f"/api/mtService/v1.0.0/batch/{batch_id}")
+    hook = MrsDeployHook()
+    response = hook.get_conn().get(
+        status_url, headers={"Authorization": f"Bearer {reference_server.login()}"}, timeout=10
+    )
+    assert response.status_code == 200 and response.json()["totalItemCount"] == 32
 
 
 def test_wait_for_completion_returns_after_complete(mrsdeploy_conn: str, task_context: Any) -> None:
