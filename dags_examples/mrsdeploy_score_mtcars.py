@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Asset, Param
 
 from airflow_provider.operators import (
     MrsDeployCollectBatchOperator,
@@ -21,6 +21,8 @@ from airflow_provider.sensors import MrsDeployBatchSensor
 # The demo records ship with the package; point `records` at your own file instead.
 MTCARS_CSV = mtcars_csv_path()
 OUTPUT_ROOT = os.environ.get("MRSDEPLOY_OUTPUT_ROOT", "/tmp/mrsdeploy-scores")
+# Downstream DAGs schedule on this asset (see mrsdeploy_scores_report.py).
+MTCARS_SCORES = Asset("mrsdeploy_scores_mtcars")
 
 # [START score_mtcars]
 with DAG(
@@ -57,6 +59,7 @@ with DAG(
         task_id="collect",
         batch_id=submit.output,
         destination="{{ params.destination }}/{{ ds }}/",
+        asset=MTCARS_SCORES,
     )
     submit >> wait >> collect
 # [END score_mtcars]

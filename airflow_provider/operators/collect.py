@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import Asset, BaseOperator
 
 from airflow_provider.api import ExecutionResult, MrsDeployError
 from airflow_provider.batch_ref import BatchRef, resolve_batch_ref, upstream_task_id
@@ -69,6 +69,9 @@ class MrsDeployCollectBatchOperator(BaseOperator):
     :param max_failed_rows: Fail the task when more rows than this failed (None: no limit).
     :param max_failed_ratio: Fail the task when a larger share of rows failed (None: no limit).
     :param mrsdeploy_conn_id: Connection to the web node.
+    :param asset: An Airflow Asset (or its name) this task updates: added to ``outlets``, and its
+        event carries the summary (destination, manifest, counts) so DAGs scheduled on the asset
+        know where the outputs landed.
     """
 
     template_fields: Sequence[str] = (
@@ -98,8 +101,12 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         max_failed_rows: int | None = None,
         max_failed_ratio: float | None = None,
         mrsdeploy_conn_id: str = "mrsdeploy_default",
+        asset: Asset | str | None = None,
         **kwargs: Any,
     ) -> None:
+        self.asset = Asset(asset) if isinstance(asset, str) else asset
+        if self.asset is not None:
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), self.asset]
         super().__init__(**kwargs)
         if max_concurrent_downloads < 1:
             raise ValueError("max_concurrent_downloads must be at least 1")
@@ -116,6 +123,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         self.max_failed_ratio = max_failed_ratio
         self.mrsdeploy_conn_id = mrsdeploy_conn_id
         self.batch_source_task_id = upstream_task_id(batch_id)
+        self._ref: BatchRef | None = None
 
     @cached_property
     def hook(self) -> MrsDeployHook:
@@ -136,6 +144,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             self.service_version,
             self.batch_source_task_id,
         )
+        self._ref = ref
         service = self.hook.get_service(ref.service_name, ref.service_version)
         results, locations = self._fetch_results(ref)
         inputs = None
@@ -171,7 +180,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             len(files),
         )
         self._apply_failure_policy(results, failed)
-        return {
+        summary = {
             "destination": str(writer.destination),
             "table": str(writer.destination / table_path),
             "manifest": manifest_path,
@@ -179,6 +188,32 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             "failed_rows": len(failed),
             "files": len(files),
         }
+        self._announce(context, summary)
+        return summary
+
+    def _announce(self, context: Context, summary: dict[str, Any]) -> None:
+        """Attach where the outputs landed to the asset event downstream DAGs receive."""
+        outlet_events = context.get("outlet_events")
+        if self.asset is not None and outlet_events is not None:
+            outlet_events[self.asset].extra = dict(summary)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the batches in, the destination folder out."""
+        from airflow_provider.lineage import (
+            batch_dataset_names,
+            location_namespace_and_name,
+            operator_lineage,
+        )
+
+        base_url = self.hook.base_url
+        ref = self._ref
+        return operator_lineage(
+            inputs=batch_dataset_names(base_url, ref) if ref else [],
+            outputs=[location_namespace_and_name(str(self.destination))],
+            base_url=base_url,
+            service_name=ref.service_name if ref else str(self.service_name),
+            service_version=ref.service_version if ref else str(self.service_version),
+        )
 
     def _fetch_results(self, ref: BatchRef) -> tuple[list[ExecutionResult], list[RowLocation]]:
         """Full results of every batch, once each, concatenated in submission order."""

@@ -236,6 +236,28 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         SubmissionStore(context).forget()
         return submission_result(ref)
 
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Lineage: the records file (or query) in, the started batches out."""
+        from airflow_provider.lineage import (
+            batch_dataset_names,
+            location_namespace_and_name,
+            operator_lineage,
+        )
+
+        inputs = []
+        if isinstance(self.records, str):
+            inputs.append(location_namespace_and_name(self.records))
+        base_url = self.hook.base_url
+        outputs = batch_dataset_names(base_url, self._ref) if self._ref else []
+        return operator_lineage(
+            inputs=inputs,
+            outputs=outputs,
+            base_url=base_url,
+            service_name=self.service_name,
+            service_version=self.service_version,
+            sql=self.records_sql,
+        )
+
     def on_kill(self) -> None:
         """Cancel the started batch when the task is killed while waiting on a worker."""
         if self.cancel_on_kill and self._ref is not None:

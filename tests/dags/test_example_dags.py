@@ -54,7 +54,11 @@ def dagbag(airflow_db: None) -> Any:
 
 def test_examples_import_without_errors(dagbag: Any) -> None:
     assert dagbag.import_errors == {}
-    assert {"mrsdeploy_score_mtcars", "mrsdeploy_submit_and_wait"} <= set(dagbag.dag_ids)
+    assert {
+        "mrsdeploy_score_mtcars",
+        "mrsdeploy_submit_and_wait",
+        "mrsdeploy_scores_report",
+    } <= set(dagbag.dag_ids)
 
 
 def test_model_answer_matches_the_documented_figure() -> None:
@@ -88,6 +92,30 @@ def test_score_mtcars_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -> N
     assert manifest["counts"]["rows"] == 32 and manifest["counts"]["failed_rows"] == 0
     assert {entry["index"] for entry in manifest["files"]} == set(range(32))
     check_files(destination, manifest)
+    check_asset_event_and_report(dagbag, destination)
+
+
+def check_asset_event_and_report(dagbag: Any, destination: Path) -> None:
+    """Collect's asset event says where the outputs are; the downstream DAG's task reads it."""
+    from types import SimpleNamespace
+
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.sdk import Asset
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        extras = session.scalars(
+            select(AssetEvent.extra)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.name == "mrsdeploy_scores_mtcars")
+        ).all()
+    extra = next(e for e in extras if e["destination"].rstrip("/") == str(destination))
+    assert extra["rows"] == 32 and extra["manifest"].endswith("manifest.json")
+    report = dagbag.get_dag("mrsdeploy_scores_report").get_task("report").python_callable
+    events = {Asset("mrsdeploy_scores_mtcars"): [SimpleNamespace(extra=extra)]}
+    (summary,) = report(triggering_asset_events=events)
+    assert summary["rows"] == 32 and summary["failed_rows"] == 0
 
 
 def test_submit_and_wait_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -> None:
