@@ -32,7 +32,8 @@ with DAG(
     def report(triggering_asset_events: Any = None) -> list[dict[str, Any]]:
         """Read the manifest of every partition that triggered this run."""
         reports = []
-        for event in (triggering_asset_events or {}).get(MTCARS_SCORES, []):
+        events = triggering_asset_events[MTCARS_SCORES] if triggering_asset_events else []
+        for event in events:
             manifest_path = ObjectStoragePath(event.extra["manifest"])
             manifest = json.loads(manifest_path.read_text())
             counts = manifest["counts"]

@@ -47,7 +47,7 @@ async def amask(secret: str | None, name: str | None = None) -> None:
         return
     try:
         from airflow.sdk.log import amask_secret
-    except ImportError:  # pragma: no cover - every supported Airflow has it
-        log.debug("Airflow's secrets masker is not available; secrets are not masked")
+    except ImportError:  # Airflow < 3.3 has only the blocking masker, safe to call there
+        mask(secret, name)
         return
     await amask_secret(secret, name)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 
 from airflow_provider.batch_ref import BatchRef, resolve_batch_ref, upstream_task_id
-from airflow_provider.compat import default_deferrable
+from airflow_provider.compat import AirflowSensorTimeout, AirflowTaskTimeout, default_deferrable
 from airflow_provider.events import BatchEvent
 from airflow_provider.progress import BatchOutcome
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
@@ -135,8 +135,6 @@ class MrsDeployBatchSensor(BaseSensorOperator):
 
     def _execute_poking(self, context: Context) -> Any:
         """Poke or reschedule mode; on the sensor timeout, cancel the batches by default."""
-        from airflow.sdk.exceptions import AirflowSensorTimeout, AirflowTaskTimeout
-
         try:
             return super().execute(context)
         except (AirflowSensorTimeout, AirflowTaskTimeout):

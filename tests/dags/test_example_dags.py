@@ -47,7 +47,10 @@ def airflow_db() -> None:
 
 @pytest.fixture(scope="module")
 def dagbag(airflow_db: None) -> Any:
-    from airflow.dag_processing.dagbag import DagBag
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:  # Airflow < 3.2
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
 
     return DagBag(dag_folder=str(EXAMPLES))
 
@@ -105,16 +108,26 @@ def check_asset_event_and_report(dagbag: Any, destination: Path) -> None:
     from sqlalchemy import select
 
     with create_session() as session:
-        extras = session.scalars(
+        rows = session.execute(
             select(AssetEvent.extra)
             .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
             .where(AssetModel.name == "mrsdeploy_scores_mtcars")
         ).all()
+        extras = [row[0] for row in rows]
     extra = next(e for e in extras if e["destination"].rstrip("/") == str(destination))
     assert extra["rows"] == 32 and extra["manifest"].endswith("manifest.json")
     report = dagbag.get_dag("mrsdeploy_scores_report").get_task("report").python_callable
-    events = {Asset("mrsdeploy_scores_mtcars"): [SimpleNamespace(extra=extra)]}
-    (summary,) = report(triggering_asset_events=events)
+
+    class TriggeringEvents:
+        """Airflow's accessor shape: indexed by asset, truthy when it holds events."""
+
+        def __getitem__(self, asset: Asset) -> list[SimpleNamespace]:
+            return [SimpleNamespace(extra=extra)] if asset.name == "mrsdeploy_scores_mtcars" else []
+
+        def __len__(self) -> int:
+            return 1
+
+    (summary,) = report(triggering_asset_events=TriggeringEvents())
     assert summary["rows"] == 32 and summary["failed_rows"] == 0
 
 

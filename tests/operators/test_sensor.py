@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
 from airflow_provider.api import MrsDeployError
 from airflow_provider.batch_ref import BatchRef
+from airflow_provider.compat import TaskDeferred
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.sensors import MrsDeployBatchSensor
 from airflow_provider.triggers import MrsDeployBatchTrigger
@@ -109,7 +109,7 @@ def test_service_is_read_from_the_submit_tasks_xcom(task_context: Any) -> None:
 def test_poke_mode_timeout_cancels_the_batch(
     mrsdeploy_conn: str, task_context: Any, faults: Any
 ) -> None:
-    from airflow.sdk.exceptions import AirflowSensorTimeout
+    from airflow_provider.compat import AirflowSensorTimeout
 
     faults({"rowDelaySeconds": 1.0})
     batch_id = start(parallel_count=1)

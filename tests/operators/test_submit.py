@@ -7,8 +7,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from airflow.sdk.exceptions import TaskDeferred
 
+from airflow_provider.compat import TaskDeferred
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeploySubmitBatchOperator
 from airflow_provider.records import MrsDeployRecordsError
