@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -145,6 +146,8 @@ class OutputWriter:
 
     def __init__(self, destination: ObjectStoragePath) -> None:
         self.destination = destination
+        self._taken: dict[int, set[str]] = {}
+        self._lock = threading.Lock()
 
     @property
     def manifest_path(self) -> ObjectStoragePath:
@@ -157,13 +160,25 @@ class OutputWriter:
         if self.manifest_path.exists():
             self.manifest_path.unlink()
 
-    def file_path(self, index: int, name: str) -> ObjectStoragePath:
-        """Storage path of a row's file, with the name made safe."""
-        return self.destination / FILES_DIR / str(index) / safe_file_name(name)
+    def claim_name(self, index: int, name: str) -> str:
+        """A safe name for the row's file, unique within the row.
+
+        Two server names can sanitise alike (``answer.csv`` and ``../answer.csv``); the later
+        one gets a short hash of its original name so neither overwrites the other.
+        """
+        safe = safe_file_name(name)
+        with self._lock:
+            taken = self._taken.setdefault(index, set())
+            if safe in taken:
+                digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+                stem, dot, suffix = safe.rpartition(".")
+                safe = f"{stem}-{digest}.{suffix}" if dot and stem else f"{safe}-{digest}"
+            taken.add(safe)
+        return safe
 
     def write_file(self, index: int, name: str, chunks: Iterable[bytes]) -> WrittenFile:
-        """Stream one row file into place, hashing as it goes."""
-        final = self.file_path(index, name)
+        """Stream one row file into place under a safe, unique name, hashing as it goes."""
+        final = self.destination / FILES_DIR / str(index) / self.claim_name(index, name)
         final.parent.mkdir(parents=True, exist_ok=True)
         temporary = _atomic_target(final)
         digest = hashlib.sha256()

@@ -44,6 +44,18 @@ CONN_FIELDS: dict[str, Any] = {
     "retry_max_wait": _field(
         "Retry max wait (s)", "number", "Longest backoff between attempts", default=30
     ),
+    "max_response_bytes": _field(
+        "Max response bytes",
+        "integer",
+        "Largest JSON answer or in-memory file read from the server",
+        default=256 * 1024 * 1024,
+    ),
+    "max_download_bytes": _field(
+        "Max download bytes",
+        "integer",
+        "Largest file streamed to storage (0: no limit)",
+        default=16 * 1024 * 1024 * 1024,
+    ),
     "token_refresh_lead": _field(
         "Token refresh lead (s)",
         "number",

@@ -31,11 +31,13 @@ class Outgoing:
     :param request: the API request.
     :param token: access token, or None for unauthenticated calls.
     :param body: raw body supplier, for requests whose body is not JSON from ``request.json``.
+    :param headers: extra request headers (``Range`` when resuming a download); never secrets.
     """
 
     request: ApiRequest
     token: str | None = field(default=None, repr=False)
     body: RequestBody | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,14 +80,21 @@ class Authenticator:
         self.log = log
         self.clock = clock
 
-    def call(self, request: ApiRequest, body: RequestBody | None = None) -> Flow:
+    def call(
+        self,
+        request: ApiRequest,
+        body: RequestBody | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Flow:
         """Flow for one API call; returns the successful response or raises the mapped error.
 
         :param request: the API request.
         :param body: raw body, for ``start_batch``.
+        :param headers: extra request headers, sent on every attempt.
         """
+        extra = dict(headers or {})
         token = (yield from self._token(renew=False)) if request.authenticated else None
-        response = yield Outgoing(request, token, body)
+        response = yield Outgoing(request, token, body, extra)
         if response.status == 401 and request.authenticated:
             refused = self._error(request, response)
             if self.settings.uses_bearer_token:
@@ -98,7 +107,7 @@ class Authenticator:
                 "%s was refused (401); renewing the token and retrying once", request.describe
             )
             token = yield from self._token(renew=True)
-            response = yield Outgoing(request, token, body)
+            response = yield Outgoing(request, token, body, extra)
             if response.status == 401:
                 raise self._auth_error(
                     self._error(request, response), "the server refused a freshly issued token"

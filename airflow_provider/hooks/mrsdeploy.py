@@ -32,7 +32,9 @@ from airflow_provider.api.parsers import (
 )
 from airflow_provider.hooks import transport_async, transport_sync
 from airflow_provider.hooks.body import BodyInput, RequestBody, request_body
+from airflow_provider.hooks.download import ResumableDownload
 from airflow_provider.hooks.flow import Authenticator, RawResponse, adrive, drive
+from airflow_provider.hooks.limits import ByteBudget
 from airflow_provider.hooks.masking import Secret, amask, mask
 from airflow_provider.hooks.retry import RetryPolicy
 from airflow_provider.hooks.settings import (
@@ -42,6 +44,10 @@ from airflow_provider.hooks.settings import (
     settings_from_connection,
 )
 from airflow_provider.hooks.tokens import TokenCache
+
+#: Bodies larger than this are decoded in a worker thread on the async path, so parsing the
+#: results of a big batch does not block the triggerer's event loop.
+ASYNC_DECODE_IN_THREAD_BYTES = 1 << 20
 
 
 class MrsDeployHook(BaseHook):
@@ -159,7 +165,12 @@ class MrsDeployHook(BaseHook):
 
     # -- the two drivers ---------------------------------------------------------------------
 
-    def _call(self, request: ApiRequest, body: RequestBody | None = None) -> RawResponse:
+    def _call(
+        self,
+        request: ApiRequest,
+        body: RequestBody | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> RawResponse:
         settings = self.settings
         session = self.get_conn()
         auth = Authenticator(settings, self._tokens, self.log)
@@ -170,7 +181,7 @@ class MrsDeployHook(BaseHook):
         try:
             return retrying(
                 lambda: drive(
-                    auth.call(request, body),
+                    auth.call(request, body, headers),
                     lambda outgoing: transport_sync.send(session, settings, outgoing),
                 )
             )
@@ -334,6 +345,10 @@ class MrsDeployHook(BaseHook):
         or is closed.
 
         The request is sent when iteration starts (so errors surface on the first ``next``).
+        When the connection breaks mid-file, the download resumes from the first byte not yet
+        delivered (``Range``), so the iterator yields the file exactly once, in order, and a
+        consumer hashing the chunks as they come gets the right digest. A file larger than the
+        connection's ``max_download_bytes`` fails with ``MrsDeployResponseTooLargeError``.
 
         :param name: service name.
         :param version: service version.
@@ -343,21 +358,46 @@ class MrsDeployHook(BaseHook):
         :param chunk_size: bytes per chunk (at most).
         """
         request = calls.get_batch_file(name, version, batch_id, index, file_name)
-        raw = self._call(request)
-        yield from transport_sync.iter_stream(raw, chunk_size, request.method, request.path)
+        settings = self.settings
+        download = ResumableDownload(
+            lambda headers: self._call(request, headers=headers),
+            what=request.describe,
+            method=request.method,
+            path=request.path,
+            policy=RetryPolicy.from_settings(settings, self.log),
+            log=self.log,
+            limit=settings.max_download_bytes,
+            chunk_size=chunk_size,
+        )
+        yield from download
 
     def get_batch_file(
         self, name: str, version: str, batch_id: str, index: int, file_name: str
     ) -> bytes:
         """One file of a row, in memory (prefer :meth:`iter_batch_file` for large files).
 
+        Limited to the connection's ``max_response_bytes``, like every answer read into memory.
+
         :param name: service name.
         :param version: service version.
         :param batch_id: batch execution id.
         :param index: 0-based row index.
         :param file_name: a name from :meth:`list_batch_files`.
+        :raises MrsDeployResponseTooLargeError: when the file is larger than the limit.
         """
-        return b"".join(self.iter_batch_file(name, version, batch_id, index, file_name))
+        request = calls.get_batch_file(name, version, batch_id, index, file_name)
+        budget = ByteBudget(
+            self.settings.max_response_bytes, request.describe, "max_response_bytes"
+        )
+        content = bytearray()
+        chunks = self.iter_batch_file(name, version, batch_id, index, file_name)
+        try:
+            for chunk in chunks:
+                budget.take(len(chunk))
+                content += chunk
+        finally:
+            chunks.close()
+        return bytes(content)
 
     def get_execution(self, name: str, version: str, batch_id: str, index: int) -> ExecutionResult:
         """The result of one row of a finished batch.
@@ -404,6 +444,10 @@ class MrsDeployHook(BaseHook):
         """
         request = calls.get_batch(name, version, batch_id, show_partial_results)
         response = await self._acall(request)
+        if len(response.body) > ASYNC_DECODE_IN_THREAD_BYTES:
+            return await asyncio.to_thread(
+                lambda: parse_batch_status(decode_json(response.body, request.describe))
+            )
         return parse_batch_status(decode_json(response.body, request.describe))
 
     async def acancel_batch(self, name: str, version: str, batch_id: str) -> None:

@@ -13,6 +13,10 @@ DEFAULT_MAX_RETRIES = 5
 DEFAULT_RETRY_MIN_WAIT = 1.0
 DEFAULT_RETRY_MAX_WAIT = 30.0
 DEFAULT_TOKEN_REFRESH_LEAD = 300.0
+#: Largest response read into memory (JSON answers, ``get_batch_file``): 256 MiB.
+DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
+#: Largest file streamed to storage by ``iter_batch_file``: 16 GiB (0 means no limit).
+DEFAULT_MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024 * 1024
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -54,6 +58,9 @@ class MrsDeployConnectionSettings:
     :param retry_min_wait: lower bound of the backoff between retries, seconds.
     :param retry_max_wait: upper bound of the backoff between retries, seconds.
     :param token_refresh_lead: refresh the access token this many seconds before it expires.
+    :param max_response_bytes: largest response body read into memory; a larger one fails
+        instead of exhausting the worker's memory.
+    :param max_download_bytes: largest file streamed by ``iter_batch_file``; None for no limit.
     """
 
     base_url: str
@@ -66,6 +73,8 @@ class MrsDeployConnectionSettings:
     retry_min_wait: float = DEFAULT_RETRY_MIN_WAIT
     retry_max_wait: float = DEFAULT_RETRY_MAX_WAIT
     token_refresh_lead: float = DEFAULT_TOKEN_REFRESH_LEAD
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    max_download_bytes: int | None = DEFAULT_MAX_DOWNLOAD_BYTES
 
     @property
     def uses_bearer_token(self) -> bool:
@@ -212,6 +221,10 @@ def settings_from_connection(
     )
     if resolved_retries < 0:
         raise MrsDeployConfigurationError(f"max_retries must be >= 0 (got {max_retries!r})")
+    max_response_bytes = _integer(extras, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
+    if max_response_bytes < 1:
+        raise MrsDeployConfigurationError("connection extra 'max_response_bytes' must be >= 1")
+    max_download_bytes = _integer(extras, "max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES)
     min_wait = _number(extras, "retry_min_wait", DEFAULT_RETRY_MIN_WAIT, 0)
     max_wait = _number(extras, "retry_max_wait", DEFAULT_RETRY_MAX_WAIT, 0)
     if max_wait < min_wait:
@@ -229,4 +242,6 @@ def settings_from_connection(
         retry_min_wait=min_wait,
         retry_max_wait=max_wait,
         token_refresh_lead=_number(extras, "token_refresh_lead", DEFAULT_TOKEN_REFRESH_LEAD, 0),
+        max_response_bytes=max_response_bytes,
+        max_download_bytes=max_download_bytes or None,
     )

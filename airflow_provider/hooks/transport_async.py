@@ -10,8 +10,9 @@ import aiohttp
 from airflow_provider.api.calls import join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.hooks.flow import Outgoing, RawResponse
+from airflow_provider.hooks.limits import ERROR_BODY_LIMIT, ByteBudget, check_announced
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
-from airflow_provider.hooks.transport_sync import ACCEPT_JSON, scrub
+from airflow_provider.hooks.transport_sync import ACCEPT_JSON, READ_CHUNK, scrub
 
 
 async def new_session(settings: MrsDeployConnectionSettings) -> aiohttp.ClientSession:
@@ -47,7 +48,7 @@ async def send(
     request = outgoing.request
     if outgoing.body is not None:
         raise NotImplementedError("raw request bodies are only sent by the blocking transport")
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(outgoing.headers)
     if outgoing.token is not None:
         headers["Authorization"] = f"Bearer {outgoing.token}"
     try:
@@ -58,7 +59,7 @@ async def send(
             json=request.json,
             headers=headers,
         ) as response:
-            body = await response.read()
+            body = await _read_body(response, settings, request.describe)
             return RawResponse(response.status, dict(response.headers), body)
     except (aiohttp.ClientSSLError, ssl.SSLError) as err:
         raise MrsDeployConnectionError(
@@ -87,3 +88,24 @@ async def send(
             method=request.method,
             path=request.path,
         ) from None
+
+
+async def _read_body(
+    response: aiohttp.ClientResponse, settings: MrsDeployConnectionSettings, what: str
+) -> bytes:
+    """Read a body within the size limits (see :func:`transport_sync._read_body`)."""
+    if response.status >= 400:
+        kept = bytearray()
+        async for chunk in response.content.iter_chunked(READ_CHUNK):
+            kept += chunk
+            if len(kept) >= ERROR_BODY_LIMIT:
+                break
+        return bytes(kept[:ERROR_BODY_LIMIT])
+    limit = settings.max_response_bytes
+    check_announced(response.headers, limit, what, "max_response_bytes")
+    budget = ByteBudget(limit, what, "max_response_bytes")
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(READ_CHUNK):
+        budget.take(len(chunk))
+        body += chunk
+    return bytes(body)

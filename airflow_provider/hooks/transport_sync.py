@@ -1,13 +1,14 @@
 """Blocking transport (requests): sends one :class:`Outgoing` and returns a :class:`RawResponse`.
 
 Library exceptions become ``MrsDeployConnectionError`` here, once. Messages are scrubbed of query
-strings, which can carry a refresh token.
+strings, which can carry a refresh token. Every response is streamed, so a body is never read
+past the connection's size limits (see :mod:`airflow_provider.hooks.limits`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import requests
 from urllib3.exceptions import NewConnectionError
@@ -15,7 +16,11 @@ from urllib3.exceptions import NewConnectionError
 from airflow_provider.api.calls import join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.hooks.flow import Outgoing, RawResponse
+from airflow_provider.hooks.limits import ERROR_BODY_LIMIT, ByteBudget, check_announced
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
+
+#: Bytes per read while loading a body into memory.
+READ_CHUNK = 1 << 16
 
 ACCEPT_JSON = {"Accept": "application/json"}
 
@@ -57,7 +62,7 @@ def send(
     :param outgoing: what to send.
     """
     request = outgoing.request
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = dict(outgoing.headers)
     if outgoing.token is not None:
         headers["Authorization"] = f"Bearer {outgoing.token}"
     data = None
@@ -74,7 +79,7 @@ def send(
             headers=headers,
             timeout=settings.timeout,
             verify=settings.verify,
-            stream=request.stream,
+            stream=True,
         )
     except requests.exceptions.SSLError as err:
         raise MrsDeployConnectionError(
@@ -107,7 +112,7 @@ def send(
     if request.stream and response.status_code < 400:
         return RawResponse(response.status_code, response.headers, stream=response)
     try:
-        body = response.content
+        body = _read_body(response, settings, request.describe)
     except requests.RequestException as err:
         raise MrsDeployConnectionError(
             f"reading the answer from {settings.base_url} failed: {scrub(str(err))}",
@@ -119,18 +124,45 @@ def send(
     return RawResponse(response.status_code, response.headers, body)
 
 
-def iter_stream(raw: RawResponse, chunk_size: int, method: str, path: str) -> Iterator[bytes]:
+def _read_body(
+    response: requests.Response, settings: MrsDeployConnectionSettings, what: str
+) -> bytes:
+    """Read a body into memory: a success up to ``max_response_bytes`` (more is an error), an
+    error body up to :data:`ERROR_BODY_LIMIT` (the rest is dropped: only the message matters)."""
+    if response.status_code >= 400:
+        kept = bytearray()
+        for chunk in response.iter_content(READ_CHUNK):
+            kept += chunk
+            if len(kept) >= ERROR_BODY_LIMIT:
+                break
+        return bytes(kept[:ERROR_BODY_LIMIT])
+    limit = settings.max_response_bytes
+    check_announced(response.headers, limit, what, "max_response_bytes")
+    budget = ByteBudget(limit, what, "max_response_bytes")
+    body = bytearray()
+    for chunk in response.iter_content(READ_CHUNK):
+        budget.take(len(chunk))
+        body += chunk
+    return bytes(body)
+
+
+def iter_stream(
+    raw: RawResponse, chunk_size: int, method: str, path: str
+) -> Generator[bytes, None, None]:
     """Yield the body of a streamed response in chunks, closing the response in every case.
 
     :param raw: a successful streamed response from :func:`send`.
     :param chunk_size: bytes per chunk (at most).
     :param method: request method, for error messages.
     :param path: request path, for error messages.
+    :raises MrsDeployConnectionError: when the connection breaks before the body is complete.
     """
     response: requests.Response = raw.stream
     with response:
         try:
-            yield from response.iter_content(chunk_size)
+            for chunk in response.iter_content(chunk_size):
+                if chunk:
+                    yield chunk
         except requests.RequestException as err:
             raise MrsDeployConnectionError(
                 f"download interrupted: {scrub(str(err))}", method=method, path=path

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
 
+from airflow_provider.api import MrsDeployError
 from airflow_provider.batch_ref import BatchRef, resolve_batch_ref, upstream_task_id
 from airflow_provider.compat import AirflowSensorTimeout, AirflowTaskTimeout, default_deferrable
 from airflow_provider.events import BatchEvent
 from airflow_provider.progress import BatchOutcome
-from airflow_provider.triggers.batch import MrsDeployBatchTrigger
+from airflow_provider.triggers.batch import MrsDeployBatchTrigger, is_transient_poll_error
 from airflow_provider.waiting import (
     cancel_batches,
     check_batches,
@@ -102,9 +103,19 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         return self._ref
 
     def poke(self, context: Context) -> bool:
-        """One status check: True when complete, raises when the server reports a failure."""
+        """One status check: True when complete, raises when the server reports a failure.
+
+        Like the trigger, a transient error that outlived the hook's retries is logged and the
+        next poke tries again; only the sensor's timeout ends the wait.
+        """
         ref = self.batch_ref(context)
-        progress = check_batches(self.hook, ref)
+        try:
+            progress = check_batches(self.hook, ref)
+        except (MrsDeployError, OSError) as exc:
+            if not is_transient_poll_error(exc):
+                raise
+            self.log.warning("Checking %s failed, will check again: %s", ref.describe(), exc)
+            return False
         raise_if_failed(ref, progress)
         self.log.info("%s: %s", ref.describe(), progress.describe())
         return progress.outcome is BatchOutcome.COMPLETE

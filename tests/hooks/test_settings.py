@@ -71,6 +71,17 @@ def test_uri_form_with_string_extras() -> None:
     assert settings.token_refresh_lead == 60
 
 
+def test_size_limits() -> None:
+    settings = settings_from_connection(_conn(host="h"))
+    assert settings.max_response_bytes == 256 * 1024**2
+    assert settings.max_download_bytes == 16 * 1024**3
+    settings = settings_from_connection(
+        _conn(host="h", extra={"max_response_bytes": "1048576", "max_download_bytes": 0})
+    )
+    assert settings.max_response_bytes == 1024**2
+    assert settings.max_download_bytes is None  # 0: no limit on streamed files
+
+
 def test_ca_bundle_and_verify_path() -> None:
     settings = settings_from_connection(_conn(host="h", extra={"ca_bundle": "/etc/ssl/ca.pem"}))
     assert settings.verify == "/etc/ssl/ca.pem"
@@ -120,6 +131,9 @@ def test_missing_credentials(fields: dict[str, Any]) -> None:
         {"retry_min_wait": 10, "retry_max_wait": 1},
         {"scheme": "ftp"},
         {"verify": 3},
+        {"max_response_bytes": 0},
+        {"max_response_bytes": "lots"},
+        {"max_download_bytes": -1},
     ],
 )
 def test_bad_extras(extra: dict[str, Any]) -> None:

@@ -121,3 +121,33 @@ def test_poke_mode_timeout_cancels_the_batch(
         assert batch_id not in hook.list_batches("mtService", "v1.0.0")
     finally:
         hook.close()
+
+
+def test_poke_rides_out_a_transient_outage(
+    reference_server: Any,
+    mrsdeploy_conn: str,
+    task_context: Any,
+    faults: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import os
+
+    batch_id = start()
+    connection = json.loads(os.environ["AIRFLOW_CONN_MRSDEPLOY_DEFAULT"])
+    connection["extra"] = {"max_retries": 0}
+    monkeypatch.setenv("AIRFLOW_CONN_NO_RETRY", json.dumps(connection))
+    op = sensor(batch_id, mrsdeploy_conn_id="no_retry")
+    faults({"httpErrors": [{"status": 503, "count": 1, "retryAfter": 0, "pathRegex": "/batch/"}]})
+    assert op.poke(task_context) is False  # the 503 is logged, not raised
+    hook = MrsDeployHook()
+    try:
+        wait_until_done(
+            hook,
+            BatchRef("mtService", "v1.0.0", (batch_id,)),
+            poll_interval=0.1,
+            deadline=None,
+            cancel_on_timeout=False,
+        )
+    finally:
+        hook.close()
+    assert op.poke(task_context) is True

@@ -38,6 +38,14 @@ def test_unusable_names_are_refused(raw: str) -> None:
         safe_file_name(raw)
 
 
+def test_names_that_sanitise_alike_stay_apart_within_a_row(tmp_path) -> None:
+    writer = OutputWriter(ObjectStoragePath(f"file://{tmp_path}/out"))
+    first = writer.claim_name(0, "answer.csv")
+    second = writer.claim_name(0, "../answer.csv")
+    assert first == "answer.csv" and second != first and second.endswith(".csv")
+    assert writer.claim_name(1, "../answer.csv") == "answer.csv"  # another row, no clash
+
+
 def test_long_names_are_shortened_uniquely() -> None:
     a, b = safe_file_name("x" * 300 + "a"), safe_file_name("x" * 300 + "b")
     assert a != b and len(a.encode()) <= 200

@@ -1,0 +1,99 @@
+"""Size limits on what a server sends, so a misbehaving one cannot exhaust a worker's memory.
+
+Bodies read into memory (JSON answers, :meth:`MrsDeployHook.get_batch_file`) stop at the
+connection's ``max_response_bytes``; files streamed to storage stop at ``max_download_bytes``.
+Both are checked against ``Content-Length`` before reading and counted while reading (a chunked
+or lying server is caught too, and compressed bodies count after decompression). Error bodies
+are only needed for their message, so at most :data:`ERROR_BODY_LIMIT` bytes of them are read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from airflow_provider.api.errors import MrsDeployProtocolError
+
+#: Bytes of an error body kept for its message; the rest is not read.
+ERROR_BODY_LIMIT = 64 * 1024
+
+
+class MrsDeployResponseTooLargeError(MrsDeployProtocolError):
+    """The server sent (or announced) more bytes than the connection's limit allows.
+
+    Not retried: the same request would get the same answer.
+
+    :param message: what was too large and which extra raises the limit.
+    :param limit: the limit in bytes.
+    """
+
+    def __init__(self, message: str, *, limit: int):
+        super().__init__(message)
+        self.limit = limit
+
+
+def too_large(what: str, limit: int, extra: str) -> MrsDeployResponseTooLargeError:
+    """The error for a body over ``limit``.
+
+    :param what: the request (``GET /path``) or file being read.
+    :param limit: the limit in bytes.
+    :param extra: the connection extra that sets the limit.
+    """
+    return MrsDeployResponseTooLargeError(
+        f"{what}: the server sent more than {limit} bytes, the connection's {extra!r} limit; "
+        f"the server may be misbehaving (endless or oversized body), or raise {extra!r} in the "
+        "connection extras if the answer is legitimately this large",
+        limit=limit,
+    )
+
+
+def announced_length(headers: Mapping[str, str]) -> int | None:
+    """``Content-Length`` as an integer, or None when absent or not a number.
+
+    :param headers: response headers (any case).
+    """
+    for key, value in headers.items():
+        if key.lower() == "content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                return None
+            return length if length >= 0 else None
+    return None
+
+
+def check_announced(headers: Mapping[str, str], limit: int | None, what: str, extra: str) -> None:
+    """Fail before reading when the announced length is already over ``limit``.
+
+    :param headers: response headers.
+    :param limit: the limit in bytes, or None for none.
+    :param what: the request or file, for the message.
+    :param extra: the connection extra that sets the limit.
+    """
+    length = announced_length(headers)
+    if limit is not None and length is not None and length > limit:
+        raise too_large(what, limit, extra)
+
+
+class ByteBudget:
+    """Counts bytes read and fails as soon as the total passes the limit.
+
+    :param limit: the limit in bytes, or None for none.
+    :param what: the request or file, for the message.
+    :param extra: the connection extra that sets the limit.
+    """
+
+    def __init__(self, limit: int | None, what: str, extra: str):
+        self.limit = limit
+        self.what = what
+        self.extra = extra
+        self.used = 0
+
+    def take(self, size: int) -> None:
+        """Account for ``size`` more bytes.
+
+        :param size: bytes just read.
+        :raises MrsDeployResponseTooLargeError: when the total passes the limit.
+        """
+        self.used += size
+        if self.limit is not None and self.used > self.limit:
+            raise too_large(self.what, self.limit, self.extra)
