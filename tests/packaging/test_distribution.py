@@ -1,0 +1,80 @@
+"""The sdist and wheel build, install next to Airflow in a fresh venv, and register the provider.
+
+The steps live in ``scripts/check_package.py`` (also runnable by hand); this test runs them.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import tomllib
+
+pytestmark = pytest.mark.packaging
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_version_is_defined_once(check_package: ModuleType) -> None:
+    import airflow_provider
+    from airflow_provider.provider_info import provider_info
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    assert "version" not in project["project"], "pyproject.toml must not repeat the version"
+    assert "version" in project["project"]["dynamic"]
+    dynamic = project["tool"]["setuptools"]["dynamic"]["version"]
+    assert dynamic == {"attr": "airflow_provider.__version__"}
+    assert check_package.source_version() == airflow_provider.__version__
+    assert provider_info()["versions"] == [airflow_provider.__version__]
+
+
+def test_changelog_has_an_entry_for_the_version(check_package: ModuleType) -> None:
+    version = check_package.source_version()
+    changelog = (REPO / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert re.search(rf"^## \[?{re.escape(version)}\]?( |$)", changelog, re.MULTILINE), (
+        f"CHANGELOG.md has no '## {version}' section"
+    )
+
+
+def test_license_is_apache_2() -> None:
+    text = (REPO / "LICENSE").read_text(encoding="utf-8")
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_wheel_and_sdist_install_next_to_airflow_and_register(
+    check_package: ModuleType, tmp_path: Path
+) -> None:
+    version = check_package.source_version()
+    dists = check_package.build(tmp_path / "dist")
+    check_package.check_sdist(dists.sdist, version)
+    check_package.check_wheel(dists.wheel, version)
+    bin_dir = check_package.install_fresh(dists.wheel, tmp_path / "venv")
+    report = check_package.check_registered(bin_dir, version, tmp_path)
+    assert report["provider"] == {
+        "package_name": "airflow-provider-mrsdeploy",
+        "description": report["provider"]["description"],
+        "version": version,
+    }
+    assert Path(str(report["module"])).is_relative_to(tmp_path / "venv")
+
+
+def test_sdist_check_notices_missing_package_data(
+    check_package: ModuleType, tmp_path: Path
+) -> None:
+    """The archive checks can fail: an sdist without the data file is refused."""
+    import tarfile
+
+    version = check_package.source_version()
+    root = tmp_path / f"airflow_provider_mrsdeploy-{version}"
+    root.mkdir()
+    for name in ("LICENSE", "pyproject.toml"):
+        (root / name).write_text("x")
+    (root / "PKG-INFO").write_text(f"Metadata-Version: 2.4\nVersion: {version}\n")
+    sdist = tmp_path / "broken.tar.gz"
+    with tarfile.open(sdist, "w:gz") as archive:
+        archive.add(root, arcname=root.name)
+    with pytest.raises(check_package.PackageCheckError, match=r"mtcars\.csv is missing"):
+        check_package.check_sdist(sdist, version)
