@@ -7,8 +7,14 @@ UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 COMPAT_VENV := .venv-compat
 COMPAT_STAMP := $(COMPAT_VENV)/.installed
+MIN_VENV := .venv-airflow-min
+MIN_STAMP := $(MIN_VENV)/.installed
+# What runs on the oldest supported Airflow: everything but the server's own tests, the
+# Microsoft-client check, the real-processes suite and the packaging/docs checks.
+MIN_TESTS := tests/unit tests/api tests/hooks tests/operators tests/triggers tests/dags \
+	tests/integrations tests/test_provider_info.py
 
-.PHONY: venv demo test lint typecheck unit clean serve
+.PHONY: venv demo test test-main test-e2e test-min lint typecheck clean serve lock bench docs
 
 venv: $(STAMP) $(COMPAT_STAMP)
 
@@ -25,6 +31,13 @@ $(COMPAT_STAMP): requirements/compat-lock.txt $(STAMP)
 	$(BIN)/uv pip sync --quiet --python $(COMPAT_VENV)/bin/python requirements/compat-lock.txt
 	touch $(COMPAT_STAMP)
 
+# The same project on the oldest supported Airflow (requirements/airflow-min.txt).
+$(MIN_STAMP): requirements/lock-airflow-min.txt $(STAMP)
+	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
+	$(BIN)/uv pip sync --quiet --python $(MIN_VENV)/bin/python requirements/lock-airflow-min.txt
+	$(BIN)/uv pip install --quiet --python $(MIN_VENV)/bin/python --no-deps -e .
+	touch $(MIN_STAMP)
+
 demo: venv
 	$(BIN)/python scripts/demo.py
 
@@ -35,14 +48,32 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-test: venv lint typecheck
-	$(BIN)/python -m pytest -n 2 tests
+# The whole suite: static checks, the parallel suite, the real-processes suite, then the
+# oldest supported Airflow.
+test: lint typecheck test-main test-e2e test-min
+
+test-main: venv
+	$(BIN)/python -m pytest -n 2 -m "not e2e" tests
+
+test-e2e: venv
+	$(BIN)/python -m pytest -m e2e tests/e2e
+
+test-min: $(MIN_STAMP)
+	$(MIN_VENV)/bin/python -m pytest -n 2 -m "not e2e" $(MIN_TESTS)
+
+bench: venv
+	$(BIN)/python benchmarks/run_all.py
+
+docs: venv
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 serve: venv
 	$(BIN)/python -m airflow_provider.server --host 127.0.0.1 --port 12800 --data-dir .server-data
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements/lock.txt
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header \
+		--override requirements/airflow-min.txt -o requirements/lock-airflow-min.txt
 
 clean:
-	rm -rf $(VENV) $(COMPAT_VENV) .server-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(COMPAT_VENV) $(MIN_VENV) .server-data .pytest_cache .mypy_cache .ruff_cache
