@@ -35,14 +35,7 @@ import pytest  # noqa: E402
 @pytest.fixture
 def mrsdeploy_conn(reference_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     """``mrsdeploy_default`` pointing at the test's reference server, through the environment."""
-    host, port = reference_server.url.removeprefix("http://").rsplit(":", 1)
-    connection = {
-        "conn_type": "mrsdeploy",
-        "host": host,
-        "port": int(port),
-        "login": "admin",
-        "password": reference_server.admin_password,
-    }
+    connection = reference_server.airflow_connection()
     monkeypatch.setenv("AIRFLOW_CONN_MRSDEPLOY_DEFAULT", json.dumps(connection))
     return "mrsdeploy_default"
 

@@ -27,16 +27,8 @@ DAG_ID = "mrsdeploy_score_mtcars"
 LOGICAL_DATE = "2026-01-01"
 
 
-def airflow_env(home: Path, server_url: str, password: str) -> dict[str, str]:
+def airflow_env(home: Path, server: ReferenceServer) -> dict[str, str]:
     """Environment for the Airflow CLI: throwaway home, SQLite, our DAGs, our connection."""
-    host, port = server_url.removeprefix("http://").rsplit(":", 1)
-    connection = {
-        "conn_type": "mrsdeploy",
-        "host": host,
-        "port": int(port),
-        "login": "admin",
-        "password": password,
-    }
     env = dict(os.environ)
     env.update(
         {
@@ -44,7 +36,7 @@ def airflow_env(home: Path, server_url: str, password: str) -> dict[str, str]:
             "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags_examples"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW_CONN_MRSDEPLOY_DEFAULT": json.dumps(connection),
+            "AIRFLOW_CONN_MRSDEPLOY_DEFAULT": json.dumps(server.airflow_connection()),
         }
     )
     return env
@@ -79,7 +71,7 @@ def main() -> int:
     output_root = work / "outputs"
     with ReferenceServer(work / "server-data", admin_password=password) as server:
         print(f"Reference server listening on {server.url}", flush=True)
-        env = airflow_env(work / "airflow-home", server.url, password)
+        env = airflow_env(work / "airflow-home", server)
         env["MRSDEPLOY_OUTPUT_ROOT"] = str(output_root)
         airflow = [str(Path(sys.executable).with_name("airflow"))]
         run([*airflow, "db", "migrate"], env)

@@ -163,6 +163,22 @@ class ReferenceServer:
 
     # -- conveniences ------------------------------------------------------------------------
 
+    def airflow_connection(self, **extra: Any) -> dict[str, Any]:
+        """The JSON form of an ``mrsdeploy`` connection to this server, logged in as admin.
+
+        Put it in ``AIRFLOW_CONN_<ID>`` (``json.dumps``); keyword arguments become extras.
+        """
+        connection: dict[str, Any] = {
+            "conn_type": "mrsdeploy",
+            "host": "127.0.0.1",
+            "port": self.port,
+            "login": "admin",
+            "password": self.admin_password,
+        }
+        if extra:
+            connection["extra"] = extra
+        return connection
+
     def login(self, username: str = "admin", password: str | None = None) -> str:
         """Log in and return an access token."""
         if password is None:

@@ -52,14 +52,7 @@ def cluster(
     also on failure and on Ctrl-C or SIGTERM (turned into KeyboardInterrupt so that teardown
     runs), and the teardown fails if any process of the cluster is left.
     """
-    host, port = reference_server.url.removeprefix("http://").rsplit(":", 1)
-    connection = {
-        "conn_type": "mrsdeploy",
-        "host": host,
-        "port": int(port),
-        "login": "admin",
-        "password": reference_server.admin_password,
-    }
+    connection = reference_server.airflow_connection()
     dag_files = sorted(EXAMPLE_DAGS.glob("*.py")) + sorted(E2E_DAGS.glob("*.py"))
     airflow = AirflowCluster(
         tmp_path_factory.mktemp("airflow-cluster"),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import time
 from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any, cast
@@ -13,8 +12,6 @@ from typing import Any, cast
 import requests
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider.api import BatchStatus
-from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import (
     MrsDeployCollectBatchOperator,
     MrsDeploySubmitBatchOperator,
@@ -99,26 +96,6 @@ def collect(
         return dict(op.execute(context))
     finally:
         op.hook.close()
-
-
-def wait_terminal(
-    hook: MrsDeployHook, service: tuple[str, str], batch_id: str, limit: float = 90.0
-) -> BatchStatus:
-    """Poll until the batch is terminal (bounded, so a stuck batch fails the test)."""
-    deadline = time.monotonic() + limit
-    while True:
-        status = hook.get_batch_status(*service, batch_id)
-        if status.is_terminal:
-            return status
-        assert time.monotonic() < deadline, f"batch {batch_id} stuck in {status.to_summary()}"
-        time.sleep(0.1)
-
-
-def http_faults_left(server: ReferenceServer) -> list[int]:
-    """How many injected HTTP errors each configured fault still has to serve."""
-    response = requests.get(f"{server.url}/_faults", headers=server.headers(), timeout=30)
-    response.raise_for_status()
-    return [int(fault["count"]) for fault in response.json()["httpErrors"]]
 
 
 def server_file(

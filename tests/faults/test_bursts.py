@@ -16,12 +16,11 @@ from tests.faults.helpers import (
     batch_trigger,
     check_manifest,
     collect,
-    http_faults_left,
     run_trigger,
     sensor,
     submit,
-    wait_terminal,
 )
+from tests.hooks.helpers import http_faults_left, wait_terminal
 from tests.support.server import ReferenceServer
 
 STATUS_PATH = r"/batch/[^/]+$"

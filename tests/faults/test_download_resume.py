@@ -19,15 +19,9 @@ import pytest
 
 from airflow_provider.api import MrsDeployConnectionError
 from airflow_provider.hooks import MrsDeployHook
-from tests.faults.helpers import (
-    ECHO,
-    check_manifest,
-    collect,
-    echo_rows,
-    server_file,
-    wait_terminal,
-)
+from tests.faults.helpers import ECHO, check_manifest, collect, echo_rows, server_file
 from tests.faults.proxy import FaultProxy
+from tests.hooks.helpers import wait_terminal
 from tests.support.server import ReferenceServer
 
 #: echo.txt of each row is 100 KB: a reset after 20 KB is well inside the body.

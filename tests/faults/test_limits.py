@@ -11,8 +11,9 @@ import pytest
 
 from airflow_provider.hooks import MrsDeployHook, MrsDeployResponseTooLargeError
 from tests.faults.conftest import ConnSetter
-from tests.faults.helpers import ECHO, echo_rows, wait_terminal
+from tests.faults.helpers import ECHO, echo_rows
 from tests.faults.misbehaving import MisbehavingServer
+from tests.hooks.helpers import wait_terminal
 from tests.support.server import ReferenceServer
 
 MIB = 1024 * 1024

@@ -21,8 +21,9 @@ from airflow_provider.api import MrsDeployApiError
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.outputs import MAX_FILE_NAME_BYTES, OutputWriter
 from tests.faults.conftest import ConnSetter
-from tests.faults.helpers import CARS, MT, collect, files_outside, wait_terminal
+from tests.faults.helpers import CARS, MT, collect, files_outside
 from tests.faults.misbehaving import MisbehavingServer
+from tests.hooks.helpers import wait_terminal
 from tests.support.server import ReferenceServer
 
 LONG = "n" * 300 + ".txt"

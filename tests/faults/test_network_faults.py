@@ -11,8 +11,9 @@ import pytest
 from airflow_provider.api import MrsDeployConnectionError
 from airflow_provider.hooks import MrsDeployHook
 from tests.faults.conftest import ConnSetter
-from tests.faults.helpers import CARS, MT, batch_trigger, run_trigger, wait_terminal
+from tests.faults.helpers import CARS, MT, batch_trigger, run_trigger
 from tests.faults.proxy import FaultProxy
+from tests.hooks.helpers import wait_terminal
 from tests.support.server import ReferenceServer
 
 STATUS_PATH = r"/batch/[0-9a-f-]+\?"

@@ -20,14 +20,7 @@ FAST_RETRIES = {"retry_min_wait": 0.05, "retry_max_wait": 0.2}
 def connection_json(server: ReferenceServer, **overrides: Any) -> str:
     """The JSON form of an ``mrsdeploy`` connection to ``server`` (as Airflow reads it)."""
     extra = {**FAST_RETRIES, **overrides.pop("extra", {})}
-    fields: dict[str, Any] = {
-        "conn_type": "mrsdeploy",
-        "host": "127.0.0.1",
-        "port": server.port,
-        "login": "admin",
-        "password": server.admin_password,
-        "extra": extra,
-    }
+    fields: dict[str, Any] = {**server.airflow_connection(), "extra": extra}
     fields.update(overrides)
     return json.dumps({key: value for key, value in fields.items() if value is not None})
 
