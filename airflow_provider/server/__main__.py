@@ -17,6 +17,9 @@ from airflow_provider.server.app import create_app
 from airflow_provider.server.settings import DEFAULT_MAX_BODY_BYTES, DEFAULT_PORT, ServerSettings
 
 PASSWORD_ENV = "MRSDEPLOY_ADMIN_PASSWORD"
+#: Idle keep-alive connections are kept this long (the real web node's Kestrel keeps them 130 s;
+#: uvicorn's default of 5 s would make every poller at a 10 s interval reconnect each time).
+KEEP_ALIVE_SECONDS = 130
 
 
 def _user(value: str) -> tuple[str, str]:
@@ -200,7 +203,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     sock = _bind(settings.host, settings.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    config = uvicorn.Config(app, log_level=args.log_level, access_log=False, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        log_level=args.log_level,
+        access_log=False,
+        lifespan="on",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     _AnnouncingServer(config, f"http://{shown}:{port}").run(sockets=[sock])
 
 

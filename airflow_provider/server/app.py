@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import mimetypes
+import os
 import secrets
 import shutil
 import time
@@ -36,9 +37,12 @@ from airflow_provider.server.middleware import (
 from airflow_provider.server.services import ServiceDefinition, ServiceRegistry, build_registry
 from airflow_provider.server.settings import ServerSettings
 from airflow_provider.server.swagger import build_swagger
-from airflow_provider.server.validation import validate_batch, validate_record
+from airflow_provider.server.validation import batch_row_texts, validate_batch, validate_record
 
 log = logging.getLogger(__name__)
+
+#: Row files up to this size are sent from memory; larger ones are streamed from disk.
+SMALL_FILE_BYTES = 256 * 1024
 
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no", "")
@@ -187,15 +191,23 @@ def create_app(settings: ServerSettings) -> FastAPI:
     return app
 
 
-def current_user(request: Request) -> str:
-    """Dependency: the user behind the request's bearer token (401 otherwise)."""
+async def current_user(request: Request) -> str:
+    """Dependency: the user behind the request's bearer token (401 otherwise).
+
+    A token seen before is resolved from memory on the event loop; only a new one costs a
+    database read, in the thread pool.
+    """
     state: ServerState = request.app.state.server
-    return state.auth.user_for_header(request.headers.get("authorization"))
+    header = request.headers.get("authorization")
+    user = state.auth.cached_user(header)
+    if user is not None:
+        return user
+    return await run_in_threadpool(state.auth.user_for_header, header)
 
 
-def admin_user(request: Request) -> str:
+async def admin_user(request: Request) -> str:
     """Dependency: like :func:`current_user`, but only the admin (403 for anyone else)."""
-    user = current_user(request)
+    user = await current_user(request)
     if user != ADMIN_USER:
         raise ApiError(403, "This call is reserved to the admin user.")
     return user
@@ -304,7 +316,11 @@ def _parallel_count(request: Request, settings: ServerSettings) -> int:
 def _create_batch(
     state: ServerState, service: ServiceDefinition, owner: str, raw: bytes, parallel: int
 ) -> str:
-    records = validate_batch(_parse_json(raw), service.inputs)
+    texts = batch_row_texts(raw, service.inputs)
+    if texts is None:
+        records = validate_batch(_parse_json(raw), service.inputs)
+        encode = json.JSONEncoder(separators=(",", ":")).encode
+        texts = [encode(r) for r in records]
     batch_id = str(uuid.uuid4())
     injected = state.faults.take_batch_failure(service.name) if state.faults else None
     record = BatchRecord(
@@ -314,14 +330,13 @@ def _create_batch(
         owner=owner,
         state="Pending",
         parallel_count=parallel,
-        total=len(records),
+        total=len(texts),
         completed=0,
         created_at=time.time(),
         error_message=None,
         injected_failure=injected,
     )
-    encode = json.JSONEncoder(separators=(",", ":")).encode
-    state.store.create_batch(record, (encode(r) for r in records))
+    state.store.create_batch(record, texts)
     state.executor.start(batch_id)
     return batch_id
 
@@ -400,8 +415,7 @@ def _add_batch_routes(app: FastAPI, state: ServerState) -> None:
         idx = _row_index(state, batch, index)
         if not state.store.row_done(batch_id, idx):
             return JSONResponse([])
-        row_dir = state.executor.row_dir(batch_id, idx)
-        names = sorted(p.name for p in row_dir.iterdir() if p.is_file()) if row_dir.is_dir() else []
+        names = _file_names(state.executor.row_dir(batch_id, idx))
         if state.faults is not None:
             names += state.faults.extra_file_names(name)
         return JSONResponse(names)
@@ -421,10 +435,36 @@ def _add_batch_routes(app: FastAPI, state: ServerState) -> None:
             raise missing
         row_dir = state.executor.row_dir(batch_id, idx)
         path = row_dir / file_name
-        if path.parent != row_dir or not path.is_file():
+        if path.parent != row_dir:
             raise missing
         media_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
-        return FileResponse(Path(path), media_type=media_type)
+        return _file_response(path, media_type, missing)
+
+
+def _file_names(row_dir: Path) -> list[str]:
+    """Names of the regular files in a row's folder (none when it has no folder)."""
+    try:
+        with os.scandir(row_dir) as entries:
+            return sorted(entry.name for entry in entries if entry.is_file())
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _file_response(path: Path, media_type: str, missing: ApiError) -> Response:
+    """A row file: small ones read in one go, larger ones streamed from disk in chunks.
+
+    Most row files are small (a plot, a CSV of one row's results); reading them here, in the
+    route's worker thread, saves the several thread hops of a streamed response.
+    """
+    try:
+        if not path.is_file():
+            raise missing
+        with path.open("rb") as handle:
+            if os.fstat(handle.fileno()).st_size <= SMALL_FILE_BYTES:
+                return Response(content=handle.read(), media_type=media_type)
+    except OSError:  # removed meanwhile (the batch was cancelled)
+        raise missing from None
+    return FileResponse(path, media_type=media_type)
 
 
 def _add_fault_routes(app: FastAPI, faults: Faults) -> None:

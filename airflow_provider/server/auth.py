@@ -18,6 +18,8 @@ from airflow_provider.server.settings import ServerSettings
 
 ADMIN_USER = "admin"
 _PBKDF2_ITERATIONS = 20_000
+#: Resolved access tokens kept in memory (the cache starts over when it is full).
+MAX_RESOLVED_TOKENS = 10_000
 
 
 def hash_password(password: str, salt: str | None = None) -> str:
@@ -68,6 +70,10 @@ class Authenticator:
     def __init__(self, store: Store, settings: ServerSettings) -> None:
         self._store = store
         self._settings = settings
+        # access-token hash -> (user, access expiry): every request but login carries a token,
+        # and resolving it must not cost a database read each time. Entries are dropped when
+        # their pair is rotated, revoked or purged, and checked against the expiry on each use.
+        self._resolved: dict[str, tuple[str, float]] = {}
 
     def ensure_users(self, users: dict[str, str]) -> None:
         """Create or update the configured users (password hashes only)."""
@@ -89,6 +95,8 @@ class Authenticator:
         """Exchange a refresh token for a new pair; the old pair stops working."""
         now = time.time()
         record = self._store.take_refresh(token_hash(refresh_token))
+        if record is not None:
+            self._resolved.pop(record.access_hash, None)
         if record is None or record.refresh_expires <= now:
             raise ApiError(
                 401, "The refresh token is invalid or expired.", "AuthenticationException"
@@ -103,7 +111,26 @@ class Authenticator:
 
     def revoke(self, refresh_token: str, username: str) -> bool:
         """Revoke one of ``username``'s refresh tokens (and its access token)."""
-        return self._store.revoke_refresh(token_hash(refresh_token), username)
+        revoked = self._store.revoke_refresh(token_hash(refresh_token), username)
+        if revoked:
+            self._resolved.clear()  # rare: forget every resolved token rather than look it up
+        return revoked
+
+    def cached_user(self, authorization: str | None) -> str | None:
+        """The user behind a bearer header already resolved and still valid, else ``None``.
+
+        Never touches the database, so it can run on the event loop; ``None`` means "ask
+        :meth:`user_for_header`", which gives the user or the exact 401.
+        """
+        if not authorization:
+            return None
+        scheme, _, token = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        entry = self._resolved.get(token_hash(token.strip()))
+        if entry is None or entry[1] <= time.time():
+            return None
+        return entry[0]
 
     def user_for_header(self, authorization: str | None) -> str:
         """The user behind an ``Authorization: Bearer`` header, else raise 401."""
@@ -116,19 +143,24 @@ class Authenticator:
                 "The Authorization header must be 'Bearer <token>'.",
                 "AuthenticationException",
             )
-        user = self._store.user_for_access(token_hash(token.strip()), time.time())
-        if user is None:
+        access_hash = token_hash(token.strip())
+        found = self._store.access_owner(access_hash, time.time())
+        if found is None:
             raise ApiError(
                 401, "The access token is invalid or expired.", "AuthenticationException"
             )
-        return user
+        if len(self._resolved) >= MAX_RESOLVED_TOKENS:
+            self._resolved.clear()
+        self._resolved[access_hash] = found
+        return found[0]
 
     def _issue(self, username: str, chain_started: float) -> TokenPair:
         now = time.time()
         access = secrets.token_urlsafe(32)
         refresh = secrets.token_urlsafe(32)
         access_expires = now + self._settings.access_token_ttl
-        self._store.purge_tokens(now)
+        if self._store.purge_tokens(now):
+            self._resolved.clear()
         self._store.insert_tokens(
             TokenRecord(
                 access_hash=token_hash(access),

@@ -2,7 +2,9 @@
 
 One connection shared by every thread behind a lock: statements are short, and a single
 writer is what SQLite allows anyway. Row results are written in chunks by the executor, and
-each batch keeps its own ``completed`` counter so status reads never recount rows.
+each batch keeps its own ``completed`` counter so status reads never recount rows. Finished
+batches are also kept in memory (they change only by being deleted), so the many file reads of
+a collect neither query the database nor queue behind the lock.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ CREATE TABLE IF NOT EXISTS rows (
 """
 
 UNFINISHED_STATES = ("Pending", "Ready", "InProgress")
+TERMINAL_STATES = ("Complete", "Failed")
+#: Finished batches kept in memory (the cache starts over when it is full).
+MAX_FINISHED_CACHED = 10_000
 
 
 @dataclass(frozen=True)
@@ -105,6 +110,9 @@ class Store:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA synchronous=NORMAL")
         self._conn.executescript(_SCHEMA)
+        # Batches in a terminal state never change until deleted: file and status reads of a
+        # finished batch (thousands per collect) are answered from here, without the lock.
+        self._finished: dict[str, BatchRecord] = {}
 
     def close(self) -> None:
         """Close the connection."""
@@ -159,13 +167,14 @@ class Store:
                 ),
             )
 
-    def user_for_access(self, access_hash: str, now: float) -> str | None:
-        """The owner of an unexpired access token, else ``None``."""
+    def access_owner(self, access_hash: str, now: float) -> tuple[str, float] | None:
+        """Owner and expiry of an unexpired access token, else ``None``."""
         rows = self._query(
-            "SELECT username FROM tokens WHERE access_hash = ? AND access_expires > ?",
+            "SELECT username, access_expires FROM tokens WHERE access_hash = ? "
+            "AND access_expires > ?",
             (access_hash, now),
         )
-        return str(rows[0][0]) if rows else None
+        return (str(rows[0][0]), float(rows[0][1])) if rows else None  # type: ignore[arg-type]
 
     def take_refresh(self, refresh_hash: str) -> TokenRecord | None:
         """Delete the pair owning ``refresh_hash`` and return it (rotation consumes the pair)."""
@@ -189,10 +198,11 @@ class Store:
             )
             return cursor.rowcount > 0
 
-    def purge_tokens(self, now: float) -> None:
-        """Forget pairs whose refresh token has expired."""
+    def purge_tokens(self, now: float) -> int:
+        """Forget pairs whose refresh token has expired; returns how many."""
         with self._transaction() as conn:
-            conn.execute("DELETE FROM tokens WHERE refresh_expires <= ?", (now,))
+            cursor = conn.execute("DELETE FROM tokens WHERE refresh_expires <= ?", (now,))
+            return max(cursor.rowcount, 0)
 
     # -- batches -----------------------------------------------------------------------------
 
@@ -224,8 +234,21 @@ class Store:
 
     def get_batch(self, batch_id: str) -> BatchRecord | None:
         """One batch, or ``None``."""
-        rows = self._query(f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,))
-        return BatchRecord(*rows[0]) if rows else None  # type: ignore[arg-type]
+        finished = self._finished.get(batch_id)
+        if finished is not None:
+            return finished
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_BATCH_COLUMNS} FROM batches WHERE id = ?", (batch_id,)
+            ).fetchall()
+            if not rows:
+                return None
+            batch = BatchRecord(*rows[0])
+            if batch.state in TERMINAL_STATES:
+                if len(self._finished) >= MAX_FINISHED_CACHED:
+                    self._finished.clear()
+                self._finished[batch_id] = batch
+            return batch
 
     def list_batch_ids(self, owner: str, name: str, version: str) -> list[str]:
         """Ids of the owner's batches of one service version, oldest first."""
@@ -248,6 +271,7 @@ class Store:
     def set_state(self, batch_id: str, state: str, error_message: str | None = None) -> None:
         """Move a batch to ``state``."""
         with self._transaction() as conn:
+            self._finished.pop(batch_id, None)
             conn.execute(
                 "UPDATE batches SET state = ?, error_message = COALESCE(?, error_message) "
                 "WHERE id = ?",
@@ -268,6 +292,7 @@ class Store:
         if not results:
             return 0
         with self._transaction() as conn:
+            self._finished.pop(batch_id, None)
             cursor = conn.executemany(
                 "UPDATE rows SET done = 1, result = ? WHERE batch_id = ? AND idx = ? AND done = 0",
                 [(text, batch_id, idx) for idx, text in results],
@@ -289,12 +314,16 @@ class Store:
 
     def row_done(self, batch_id: str, idx: int) -> bool | None:
         """Whether row ``idx`` finished; ``None`` when the batch has no such row."""
+        finished = self._finished.get(batch_id)
+        if finished is not None and finished.state == "Complete" and 0 <= idx < finished.total:
+            return True  # a batch is Complete only once every row is
         rows = self._query("SELECT done FROM rows WHERE batch_id = ? AND idx = ?", (batch_id, idx))
         return bool(rows[0][0]) if rows else None
 
     def delete_batch(self, batch_id: str) -> bool:
         """Delete a batch and its rows; returns whether it existed."""
         with self._transaction() as conn:
+            self._finished.pop(batch_id, None)
             conn.execute("DELETE FROM rows WHERE batch_id = ?", (batch_id,))
             cursor = conn.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
             return cursor.rowcount > 0
