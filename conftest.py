@@ -32,6 +32,14 @@ from typing import Any  # noqa: E402
 import pytest  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def _fresh_token_caches() -> None:
+    """Each test starts without tokens cached by an earlier test (they are shared per process)."""
+    from airflow_provider.hooks.tokens import forget_shared_tokens
+
+    forget_shared_tokens()
+
+
 @pytest.fixture
 def mrsdeploy_conn(reference_server: Any, monkeypatch: pytest.MonkeyPatch) -> str:
     """``mrsdeploy_default`` pointing at the test's reference server, through the environment."""

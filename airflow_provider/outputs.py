@@ -217,20 +217,20 @@ class OutputWriter:
         """Delete files under the destination that this run did not write (a previous run's)."""
         kept = set(keep) | {MANIFEST_NAME}
         removed: list[str] = []
-        for path in list(self.destination.rglob("*")):
-            if not path.is_file():
-                continue
-            relative = self._relative(path)
+        fs = self.destination.fs
+        # One recursive listing of the whole destination, not a stat per path.
+        for full in fs.find(self.destination.path):
+            relative = self._relative(full)
             if relative not in kept:
-                path.unlink()
+                fs.rm_file(full)
                 removed.append(relative)
-        self._remove_empty_folders()
-        return removed
+        if removed:
+            self._remove_empty_folders()
+        return sorted(removed)
 
-    def _relative(self, path: ObjectStoragePath) -> str:
-        """``path`` relative to the destination (object stores have no ``relative_to``)."""
+    def _relative(self, full: str) -> str:
+        """A storage path relative to the destination (object stores have no ``relative_to``)."""
         base = self.destination.path.rstrip("/") + "/"
-        full = path.path
         return full[len(base) :] if full.startswith(base) else full
 
     def _remove_empty_folders(self) -> None:

@@ -43,7 +43,7 @@ from airflow_provider.hooks.settings import (
     MrsDeployConnectionSettings,
     settings_from_connection,
 )
-from airflow_provider.hooks.tokens import TokenCache
+from airflow_provider.hooks.tokens import TokenCache, shared_token_cache
 
 #: Bodies larger than this are decoded in a worker thread on the async path, so parsing the
 #: results of a big batch does not block the triggerer's event loop.
@@ -92,7 +92,9 @@ class MrsDeployHook(BaseHook):
         settings = settings_from_connection(
             conn, timeout=self.timeout, max_retries=self.max_retries
         )
-        self._tokens.refresh_lead = settings.token_refresh_lead
+        self._tokens = shared_token_cache(
+            settings.base_url, settings.username, settings.password, settings.token_refresh_lead
+        )
         self._settings = settings
         return settings
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
+
 from airflow_provider.api.models import TokenPair
 from airflow_provider.hooks.masking import Secret
 
@@ -69,3 +72,33 @@ class TokenCache:
         """Tokens stored since the last call, to register with the log masker now."""
         taken, self._unmasked = self._unmasked, []
         return taken
+
+
+_SHARED: dict[tuple[str, str, str], TokenCache] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_token_cache(
+    base_url: str, username: str | None, password: str | None, refresh_lead: float
+) -> TokenCache:
+    """The one token cache of this process for a server and set of credentials.
+
+    Every hook built on the same connection shares it: a triggerer running a thousand batch
+    triggers logs in once instead of a thousand times, and registers two tokens with Airflow's
+    log masker instead of two thousand (the masker recompiles its pattern on every new secret,
+    on the event loop). Keyed by a digest of the password, never the password itself.
+    """
+    digest = hashlib.sha256((password or "").encode("utf-8")).hexdigest()
+    key = (base_url, username or "", digest)
+    with _SHARED_LOCK:
+        cache = _SHARED.get(key)
+        if cache is None:
+            cache = _SHARED[key] = TokenCache(refresh_lead)
+        cache.refresh_lead = refresh_lead
+        return cache
+
+
+def forget_shared_tokens() -> None:
+    """Drop every shared cache (the next call of any hook logs in again)."""
+    with _SHARED_LOCK:
+        _SHARED.clear()

@@ -110,6 +110,7 @@ class MrsDeployBatchTrigger(BaseTrigger):
         rate = RateEstimator()
         fraction = 0.0
         completed = total = 0
+        logged = False
         try:
             while True:
                 try:
@@ -130,16 +131,21 @@ class MrsDeployBatchTrigger(BaseTrigger):
                         event = BatchEvent.from_progress(self.batch_ids, progress)
                         yield TriggerEvent(event.to_payload())
                         return
+                    rates = rate.observe(time.time(), progress)
+                    # One line per change of progress, not per poll: a triggerer with many
+                    # waits would otherwise spend its loop writing identical lines.
+                    if (progress.completed, progress.total) != (completed, total) or not logged:
+                        self.log.info(
+                            "Batch %s: %s, %s",
+                            ",".join(self.batch_ids),
+                            progress.describe(),
+                            RateEstimator.format(*rates),
+                        )
+                        logged = True
                     completed, total, fraction = (
                         progress.completed,
                         progress.total,
                         progress.fraction,
-                    )
-                    self.log.info(
-                        "Batch %s: %s, %s",
-                        ",".join(self.batch_ids),
-                        progress.describe(),
-                        RateEstimator.format(*rate.observe(time.time(), progress)),
                     )
                 if self.deadline is not None and time.time() >= self.deadline:
                     yield self._event(

@@ -64,7 +64,7 @@ def test_listed_but_unservable_name_fails_collect_loudly(
         reference_server.faults(extraFileNames=[name], service=MT[0]),
         pytest.raises(MrsDeployApiError) as info,
     ):
-        collect(task_context, batch_id, destination)
+        collect(task_context, batch_id, destination, file_listing="always")
     error = info.value
     assert error.status_code == status
     assert error.path is not None and "/files/" in error.path

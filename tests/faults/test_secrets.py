@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_provider.hooks import MrsDeployHook
+from airflow_provider.hooks.tokens import forget_shared_tokens
 from airflow_provider.operators import MrsDeployCollectBatchOperator, MrsDeploySubmitBatchOperator
 from airflow_provider.triggers import MrsDeployBatchTrigger
 from tests.faults.conftest import ConnSetter
@@ -56,10 +57,12 @@ def test_no_secret_in_any_log_line(
     batch_id = submit.execute(task_context)
     assert isinstance(batch_id, str)
     secrets += tokens_of(submit.hook)
+    forget_shared_tokens()  # each task runs in its own worker process, with its own login
 
     waiting = sensor(batch_id, poke_interval=0.3)
     waiting.execute(task_context)
     secrets += tokens_of(waiting.hook)
+    forget_shared_tokens()
 
     trigger_hook = MrsDeployHook()
     trigger = batch_trigger([batch_id])
@@ -67,6 +70,7 @@ def test_no_secret_in_any_log_line(
     payload = asyncio.run(first_event(trigger)).payload
     assert payload["status"] == "complete"
     secrets += tokens_of(trigger_hook)
+    forget_shared_tokens()
 
     collect = MrsDeployCollectBatchOperator(
         task_id="collect",

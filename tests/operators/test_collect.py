@@ -115,3 +115,16 @@ def test_collecting_an_unfinished_batch_is_refused(
             wait_until_done(hook, ref, poll_interval=0.1, deadline=0.0, cancel_on_timeout=True)
     finally:
         hook.close()
+
+
+def test_auto_listing_takes_names_from_the_results(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path, faults: Any
+) -> None:
+    """``auto`` needs no listing call for rows whose result names their files; ``always`` lists."""
+    batch_id = finished_batch(CARS[:2])
+    # A name only the listing endpoint shows, and the server cannot serve.
+    faults({"extraFileNames": ["only-listed.txt"]})
+    auto = collect(batch_id, tmp_path / "auto").execute(task_context)
+    assert auto["files"] == 4  # answer.csv and answer.png of both rows, no listing call made
+    with pytest.raises(MrsDeployError, match="only-listed"):
+        collect(batch_id, tmp_path / "always", file_listing="always").execute(task_context)
