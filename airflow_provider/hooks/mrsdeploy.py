@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Generator, Mapping
 from typing import Any
 
@@ -167,6 +168,18 @@ class MrsDeployHook(BaseHook):
 
     # -- the two drivers ---------------------------------------------------------------------
 
+    def _renewal_due(self, request: ApiRequest, settings: MrsDeployConnectionSettings) -> bool:
+        """Whether this call will have to log in or refresh first.
+
+        Such calls go one at a time per token cache (single flight): a thousand triggers or
+        download threads starting together then log in once, and the rest reuse the token.
+        """
+        return (
+            request.authenticated
+            and not settings.uses_bearer_token
+            and self._tokens.usable_token(time.time()) is None
+        )
+
     def _call(
         self,
         request: ApiRequest,
@@ -174,6 +187,18 @@ class MrsDeployHook(BaseHook):
         headers: Mapping[str, str] | None = None,
     ) -> RawResponse:
         settings = self.settings
+        if self._renewal_due(request, settings):
+            with self._tokens.renewal_lock:
+                return self._call_once(request, settings, body, headers)
+        return self._call_once(request, settings, body, headers)
+
+    def _call_once(
+        self,
+        request: ApiRequest,
+        settings: MrsDeployConnectionSettings,
+        body: RequestBody | None,
+        headers: Mapping[str, str] | None,
+    ) -> RawResponse:
         session = self.get_conn()
         auth = Authenticator(settings, self._tokens, self.log)
         policy = RetryPolicy.from_settings(settings, self.log)
@@ -193,6 +218,14 @@ class MrsDeployHook(BaseHook):
 
     async def _acall(self, request: ApiRequest) -> RawResponse:
         settings = await self.asettings()
+        if self._renewal_due(request, settings):
+            async with self._tokens.arenewal_lock():
+                return await self._acall_once(request, settings)
+        return await self._acall_once(request, settings)
+
+    async def _acall_once(
+        self, request: ApiRequest, settings: MrsDeployConnectionSettings
+    ) -> RawResponse:
         session = await self._aget_session()
         auth = Authenticator(settings, self._tokens, self.log)
         retrying = RetryPolicy.from_settings(settings, self.log).asynchronous(

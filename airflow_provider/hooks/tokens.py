@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
+import weakref
 
 from airflow_provider.api.models import TokenPair
 from airflow_provider.hooks.masking import Secret
@@ -27,6 +29,18 @@ class TokenCache:
         self._pair: TokenPair | None = None
         self._obtained_at: float = 0.0
         self._unmasked: list[Secret] = []
+        self.renewal_lock = threading.Lock()
+        self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def arenewal_lock(self) -> asyncio.Lock:
+        """The running loop's lock for renewing this cache's token (one login at a time)."""
+        loop = asyncio.get_running_loop()
+        lock = self._loop_locks.get(loop)
+        if lock is None:
+            lock = self._loop_locks[loop] = asyncio.Lock()
+        return lock
 
     @property
     def pair(self) -> TokenPair | None:
