@@ -143,3 +143,22 @@ def test_submit_and_wait_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -
     )
     np.testing.assert_allclose(table["answer"].to_numpy(float), expected, atol=1e-6)
     check_files(destination, json.loads((destination / "manifest.json").read_text()))
+
+
+def test_score_in_chunks_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -> None:
+    dag = dagbag.get_dag("mrsdeploy_score_in_chunks")
+    run = dag.test(
+        logical_date=datetime(2026, 4, 1, tzinfo=timezone.utc),
+        run_conf={"destination": str(tmp_path), "chunk_rows": 10},
+    )
+    assert run.state == "success"
+    chunks = sorted((tmp_path / "2026-04-01").glob("chunk=*"))
+    assert [c.name for c in chunks] == [f"chunk={i:04d}" for i in range(4)]  # 32 rows by 10
+    tables = [pd.read_parquet(c / "outputs.parquet") for c in chunks]
+    assert [len(t) for t in tables] == [10, 10, 10, 2]
+    answers = np.concatenate([t["answer"].to_numpy(float) for t in tables])
+    cars = pd.read_csv(mtcars_csv_path())
+    expected = logistic_answers(cars["hp"].to_numpy(float), cars["wt"].to_numpy(float))
+    np.testing.assert_allclose(answers, expected, atol=1e-6)
+    batch_ids = {json.loads((c / "manifest.json").read_text())["batch_ids"][0] for c in chunks}
+    assert len(batch_ids) == 4

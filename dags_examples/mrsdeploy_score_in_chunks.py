@@ -1,0 +1,76 @@
+"""Very large inputs: split the records into chunk files and map one batch per chunk.
+
+The Submit operator can split a large input itself (``max_records_per_batch``), but one task then
+holds the whole input. Dynamic task mapping spreads the work instead: one task cuts the records
+into chunk files, a mapped Submit (deferrable: it waits in the triggerer) scores each chunk as
+its own batch, and a mapped Collect lands each chunk under ``<destination>/<ds>/chunk=NNNN/``.
+A failed chunk is retried alone.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from typing import Any
+
+from airflow.sdk import DAG, ObjectStoragePath, Param, task
+
+from airflow_provider.operators import (
+    MrsDeployCollectBatchOperator,
+    MrsDeploySubmitBatchOperator,
+)
+from airflow_provider.sample_data import mtcars_csv_path
+
+OUTPUT_ROOT = os.environ.get("MRSDEPLOY_OUTPUT_ROOT", "/tmp/mrsdeploy-scores")
+SERVICE = {"service_name": "mtService", "service_version": "v1.0.0"}
+
+# [START score_in_chunks]
+with DAG(
+    dag_id="mrsdeploy_score_in_chunks",
+    description="Score a large input as one mapped batch per chunk",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    params={
+        "records": Param(mtcars_csv_path(), type="string"),
+        "destination": Param(OUTPUT_ROOT, type="string"),
+        "chunk_rows": Param(10, type="integer", minimum=1),
+    },
+    tags=["mrsdeploy", "example"],
+) as dag:
+
+    @task
+    def cut_into_chunks(params: Any = None, ds: str | None = None) -> list[str]:
+        """Write the records as Parquet chunk files; return their paths, in input order."""
+        import pandas as pd
+
+        records = pd.read_csv(ObjectStoragePath(params["records"]).open("rb"))
+        staging = ObjectStoragePath(f"{params['destination']}/{ds}/staging")
+        staging.mkdir(parents=True, exist_ok=True)
+        paths = []
+        size = int(params["chunk_rows"])
+        for number, start in enumerate(range(0, len(records), size)):
+            path = staging / f"chunk-{number:04d}.parquet"
+            with path.open("wb") as handle:
+                records.iloc[start : start + size].to_parquet(handle, index=False)
+            paths.append(str(path))
+        return paths
+
+    @task
+    def collect_arguments(
+        batch_ids: list[str], params: Any = None, ds: str | None = None
+    ) -> list[dict[str, str]]:
+        """One Collect per chunk: its batch and its own folder."""
+        root = f"{params['destination']}/{ds}"
+        return [
+            {"batch_id": batch_id, "destination": f"{root}/chunk={number:04d}/"}
+            for number, batch_id in enumerate(batch_ids)
+        ]
+
+    submitted = MrsDeploySubmitBatchOperator.partial(
+        task_id="submit", deferrable=True, poll_interval=2, **SERVICE
+    ).expand(records=cut_into_chunks())
+    MrsDeployCollectBatchOperator.partial(task_id="collect", **SERVICE).expand_kwargs(
+        collect_arguments(submitted.output)
+    )
+# [END score_in_chunks]
