@@ -28,6 +28,16 @@ def start(rows: list[dict[str, Any]] = ROWS, parallel_count: int = 10) -> str:
         hook.close()
 
 
+def finish(batch_id: str) -> None:
+    """Wait (from the test) until the batch is complete; raises if it failed."""
+    hook = MrsDeployHook()
+    try:
+        ref = BatchRef("mtService", "v1.0.0", (batch_id,))
+        wait_until_done(hook, ref, poll_interval=0.1, deadline=None, cancel_on_timeout=False)
+    finally:
+        hook.close()
+
+
 def sensor(batch_id: Any, **kwargs: Any) -> MrsDeployBatchSensor:
     kwargs.setdefault("service_name", "mtService")
     kwargs.setdefault("service_version", "v1.0.0")
@@ -36,17 +46,7 @@ def sensor(batch_id: Any, **kwargs: Any) -> MrsDeployBatchSensor:
 
 def test_already_complete_batch_does_not_defer(mrsdeploy_conn: str, task_context: Any) -> None:
     batch_id = start()
-    hook = MrsDeployHook()
-    try:
-        wait_until_done(
-            hook,
-            BatchRef("mtService", "v1.0.0", (batch_id,)),
-            poll_interval=0.1,
-            deadline=None,
-            cancel_on_timeout=True,
-        )
-    finally:
-        hook.close()
+    finish(batch_id)
     assert sensor(batch_id, deferrable=True).execute(task_context) is None
 
 
@@ -68,18 +68,8 @@ def test_poke_reports_failed_batch(mrsdeploy_conn: str, task_context: Any, fault
     faults({"failNextBatches": 1})
     batch_id = start()
     op = sensor(batch_id, deferrable=False)
-    hook = MrsDeployHook()
-    try:
-        with pytest.raises(MrsDeployBatchFailedError, match="Failed"):
-            wait_until_done(
-                hook,
-                BatchRef("mtService", "v1.0.0", (batch_id,)),
-                poll_interval=0.1,
-                deadline=None,
-                cancel_on_timeout=False,
-            )
-    finally:
-        hook.close()
+    with pytest.raises(MrsDeployBatchFailedError, match="Failed"):
+        finish(batch_id)
     with pytest.raises(MrsDeployBatchFailedError):
         op.poke(task_context)
 
@@ -139,15 +129,5 @@ def test_poke_rides_out_a_transient_outage(
     op = sensor(batch_id, mrsdeploy_conn_id="no_retry")
     faults({"httpErrors": [{"status": 503, "count": 1, "retryAfter": 0, "pathRegex": "/batch/"}]})
     assert op.poke(task_context) is False  # the 503 is logged, not raised
-    hook = MrsDeployHook()
-    try:
-        wait_until_done(
-            hook,
-            BatchRef("mtService", "v1.0.0", (batch_id,)),
-            poll_interval=0.1,
-            deadline=None,
-            cancel_on_timeout=False,
-        )
-    finally:
-        hook.close()
+    finish(batch_id)
     assert op.poke(task_context) is True
