@@ -8,11 +8,11 @@ import ssl
 import aiohttp
 
 from airflow_provider.api.calls import join_url
-from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.hooks.flow import Outgoing, RawResponse
 from airflow_provider.hooks.limits import ERROR_BODY_LIMIT, ByteBudget, check_announced
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
-from airflow_provider.hooks.transport_sync import ACCEPT_JSON, READ_CHUNK, scrub
+from airflow_provider.hooks.transport_errors import Failure, connection_error
+from airflow_provider.hooks.transport_sync import ACCEPT_JSON, READ_CHUNK
 
 
 async def new_session(settings: MrsDeployConnectionSettings) -> aiohttp.ClientSession:
@@ -62,32 +62,15 @@ async def send(
             body = await _read_body(response, settings, request.describe)
             return RawResponse(response.status, dict(response.headers), body)
     except (aiohttp.ClientSSLError, ssl.SSLError) as err:
-        raise MrsDeployConnectionError(
-            f"TLS error talking to {settings.base_url}: {scrub(str(err))}; check the connection's "
-            "'verify' / 'ca_bundle' extras",
-            method=request.method,
-            path=request.path,
-            retryable=False,
-        ) from None
-    except asyncio.TimeoutError:
-        raise MrsDeployConnectionError(
-            f"no answer from {settings.base_url} within {settings.timeout:g} s",
-            method=request.method,
-            path=request.path,
-        ) from None
+        raise connection_error(Failure.TLS, settings, request, err) from None
+    except asyncio.TimeoutError as err:
+        raise connection_error(Failure.TIMEOUT, settings, request, err) from None
     except aiohttp.ClientConnectorError as err:
-        raise MrsDeployConnectionError(
-            f"connection to {settings.base_url} failed: {scrub(str(err))}",
-            method=request.method,
-            path=request.path,
-            may_have_been_sent=False,
+        raise connection_error(
+            Failure.CONNECT, settings, request, err, may_have_been_sent=False
         ) from None
     except aiohttp.ClientError as err:
-        raise MrsDeployConnectionError(
-            f"request to {settings.base_url} failed: {scrub(str(err))}",
-            method=request.method,
-            path=request.path,
-        ) from None
+        raise connection_error(Failure.OTHER, settings, request, err) from None
 
 
 async def _read_body(

@@ -7,7 +7,6 @@ past the connection's size limits (see :mod:`airflow_provider.hooks.limits`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Generator
 
 import requests
@@ -18,21 +17,12 @@ from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.hooks.flow import Outgoing, RawResponse
 from airflow_provider.hooks.limits import ERROR_BODY_LIMIT, ByteBudget, check_announced
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
+from airflow_provider.hooks.transport_errors import Failure, connection_error, scrub
 
 #: Bytes per read while loading a body into memory.
 READ_CHUNK = 1 << 16
 
 ACCEPT_JSON = {"Accept": "application/json"}
-
-_QUERY = re.compile(r"\?[^\s'\")]*")
-
-
-def scrub(text: str) -> str:
-    """Remove query strings (which may hold tokens) from an exception text.
-
-    :param text: the text.
-    """
-    return _QUERY.sub("?...", text)
 
 
 def new_session(settings: MrsDeployConnectionSettings) -> requests.Session:
@@ -82,33 +72,19 @@ def send(
             stream=True,
         )
     except requests.exceptions.SSLError as err:
-        raise MrsDeployConnectionError(
-            f"TLS error talking to {settings.base_url}: {scrub(str(err))}; check the connection's "
-            "'verify' / 'ca_bundle' extras",
-            method=request.method,
-            path=request.path,
-            retryable=False,
-        ) from None
+        raise connection_error(Failure.TLS, settings, request, err) from None
     except requests.Timeout as err:
-        raise MrsDeployConnectionError(
-            f"no answer from {settings.base_url} within {settings.timeout:g} s",
-            method=request.method,
-            path=request.path,
-            may_have_been_sent=not isinstance(err, requests.ConnectTimeout),
+        sent = not isinstance(err, requests.ConnectTimeout)
+        raise connection_error(
+            Failure.TIMEOUT, settings, request, err, may_have_been_sent=sent
         ) from None
     except requests.ConnectionError as err:
-        raise MrsDeployConnectionError(
-            f"connection to {settings.base_url} failed: {scrub(str(err))}",
-            method=request.method,
-            path=request.path,
-            may_have_been_sent=not _connect_failed(err),
+        sent = not _connect_failed(err)
+        raise connection_error(
+            Failure.CONNECT, settings, request, err, may_have_been_sent=sent
         ) from None
     except requests.RequestException as err:
-        raise MrsDeployConnectionError(
-            f"request to {settings.base_url} failed: {scrub(str(err))}",
-            method=request.method,
-            path=request.path,
-        ) from None
+        raise connection_error(Failure.OTHER, settings, request, err) from None
     if request.stream and response.status_code < 400:
         return RawResponse(response.status_code, response.headers, stream=response)
     try:
