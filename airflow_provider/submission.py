@@ -71,9 +71,9 @@ class Submission:
 class SubmissionStore:
     """The task instance's state store, or nothing on Airflow versions without one."""
 
-    def __init__(self, context: Any) -> None:
+    def __init__(self, context: Any, *, warn: bool = True) -> None:
         self._store = context.get("task_state_store") if hasattr(context, "get") else None
-        if self._store is None:
+        if self._store is None and warn:
             log.warning(
                 "This Airflow has no task_state_store (Airflow < 3.3): a retry of this task "
                 "cannot re-attach to batches it already started and will start new ones"

@@ -233,7 +233,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         parsed = BatchEvent.from_payload(event)
         ref = BatchRef(self.service_name, self.service_version, parsed.batch_ids)
         complete_from_event(self.hook, ref, parsed, cancel_on_timeout=self.cancel_on_timeout)
-        SubmissionStore(context).forget()
+        SubmissionStore(context, warn=False).forget()  # execute() already warned
         return submission_result(ref)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
