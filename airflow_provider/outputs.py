@@ -13,18 +13,22 @@ previous run, and writes the manifest again at the end.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import os
 import re
 import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, TypeVar, cast
 
 import pandas as pd
+from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider.api import ExecutionResult, MrsDeployError
 
@@ -36,6 +40,9 @@ FILES_DIR = "files"
 TABLE_STEM = "outputs"
 MAX_FILE_NAME_BYTES = 200
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\\/:*?\"<>|]")
+_T = TypeVar("_T")
+#: Row files up to this size are received whole, then written in one call on a worker thread.
+WHOLE_FILE_BYTES = 1 << 20
 
 
 class OutputFormat(str, Enum):
@@ -141,6 +148,71 @@ def _move_into_place(temporary: ObjectStoragePath, final: ObjectStoragePath) -> 
     temporary.rename(final)
 
 
+class _FileOps(Protocol):
+    """The four storage operations a row file needs."""
+
+    def makedirs(self, folder: str) -> None: ...
+    def open_write(self, path: str) -> BinaryIO: ...
+    def replace(self, source: str, target: str) -> None: ...
+    def remove(self, path: str) -> None: ...
+
+
+class _LocalFileOps:
+    """Row files on a local disk: plain system calls."""
+
+    def makedirs(self, folder: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+
+    def open_write(self, path: str) -> BinaryIO:
+        return open(path, "wb")
+
+    def replace(self, source: str, target: str) -> None:
+        os.replace(source, target)
+
+    def remove(self, path: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+class _FsspecFileOps:
+    """Row files on any fsspec filesystem (object stores and the like)."""
+
+    def __init__(self, fs: Any) -> None:
+        self.fs = fs
+
+    def makedirs(self, folder: str) -> None:
+        self.fs.makedirs(folder, exist_ok=True)
+
+    def open_write(self, path: str) -> BinaryIO:
+        return cast("BinaryIO", self.fs.open(path, "wb"))
+
+    def replace(self, source: str, target: str) -> None:
+        # ``mv`` replaces an existing object (copy and delete on an object store).
+        self.fs.mv(source, target)
+
+    def remove(self, path: str) -> None:
+        if self.fs.exists(path):
+            self.fs.rm_file(path)
+
+
+class _FileTarget:
+    """A row file being written to its temporary name, hashed and counted on the way."""
+
+    def __init__(self, index: int, name: str, final: str, temporary: str, handle: BinaryIO):
+        self.index = index
+        self.name = name
+        self.final = final
+        self.temporary = temporary
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        self.handle.write(chunk)
+
+
 class OutputWriter:
     """Writes one collect run into ``destination``; see the module docstring for the layout."""
 
@@ -148,6 +220,13 @@ class OutputWriter:
         self.destination = destination
         self._taken: dict[int, set[str]] = {}
         self._lock = threading.Lock()
+        # Row files bypass the path object: per file, its conveniences (stat before mkdir,
+        # exists before rename, protocol parsing) would cost more than the write itself.
+        fs = destination.fs
+        self._local = isinstance(fs, LocalFileSystem)
+        self._files: _FileOps = _LocalFileOps() if self._local else _FsspecFileOps(fs)
+        self._base = destination.path.rstrip("/")
+        self._folders: set[int] = set()
 
     @property
     def manifest_path(self) -> ObjectStoragePath:
@@ -178,24 +257,81 @@ class OutputWriter:
 
     def write_file(self, index: int, name: str, chunks: Iterable[bytes]) -> WrittenFile:
         """Stream one row file into place under a safe, unique name, hashing as it goes."""
-        final = self.destination / FILES_DIR / str(index) / self.claim_name(index, name)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temporary = _atomic_target(final)
-        digest = hashlib.sha256()
-        size = 0
+        target = self._open_target(index, name)
         try:
-            with temporary.open("wb") as handle:
-                for chunk in chunks:
-                    digest.update(chunk)
-                    size += len(chunk)
-                    handle.write(chunk)
-            _move_into_place(temporary, final)
+            for chunk in chunks:
+                target.write(chunk)
+            return self._commit(target)
         except BaseException:
-            if temporary.exists():
-                temporary.unlink()
+            self._discard(target)
             raise
-        relative = f"{FILES_DIR}/{index}/{final.name}"
-        return WrittenFile(index, final.name, relative, size, digest.hexdigest())
+
+    async def awrite_file(self, index: int, name: str, chunks: AsyncIterable[bytes]) -> WrittenFile:
+        """:meth:`write_file` for chunks that arrive on an event loop.
+
+        A file up to :data:`WHOLE_FILE_BYTES` (most row files: a plot, a small CSV) is received
+        into memory, then written, hashed and moved into place in one call on a worker thread:
+        those system calls release the interpreter lock, so they overlap with the downloads the
+        loop is running. A larger file streams: on a local disk each write runs inline (it
+        takes microseconds); on an object store each storage call runs in a worker thread.
+        """
+        iterator = aiter(chunks)
+        try:
+            head: list[bytes] = []
+            size = 0
+            async for chunk in iterator:
+                head.append(chunk)
+                size += len(chunk)
+                if size > WHOLE_FILE_BYTES:
+                    break
+            else:
+                return await asyncio.to_thread(self.write_file, index, name, head)
+            return await self._astream_file(index, name, head, iterator)
+        finally:
+            closing = getattr(iterator, "aclose", None)
+            if closing is not None:
+                await closing()
+
+    async def _astream_file(
+        self, index: int, name: str, head: list[bytes], rest: AsyncIterator[bytes]
+    ) -> WrittenFile:
+        target = await self._storage(self._open_target, index, name)
+        try:
+            for chunk in head:
+                await self._storage(target.write, chunk)
+            async for chunk in rest:
+                await self._storage(target.write, chunk)
+            return await self._storage(self._commit, target)
+        except BaseException:
+            await asyncio.shield(self._storage(self._discard, target))
+            raise
+
+    async def _storage(self, call: Callable[..., _T], *args: Any) -> _T:
+        if self._local:
+            return call(*args)
+        return await asyncio.to_thread(call, *args)
+
+    def _open_target(self, index: int, name: str) -> _FileTarget:
+        folder = f"{self._base}/{FILES_DIR}/{index}"
+        if index not in self._folders:
+            self._files.makedirs(folder)
+            self._folders.add(index)
+        safe = self.claim_name(index, name)
+        final = f"{folder}/{safe}"
+        temporary = f"{folder}/.{safe}.{uuid.uuid4().hex}.tmp"
+        return _FileTarget(index, safe, final, temporary, self._files.open_write(temporary))
+
+    def _commit(self, target: _FileTarget) -> WrittenFile:
+        target.handle.close()
+        self._files.replace(target.temporary, target.final)
+        relative = f"{FILES_DIR}/{target.index}/{target.name}"
+        return WrittenFile(
+            target.index, target.name, relative, target.size, target.digest.hexdigest()
+        )
+
+    def _discard(self, target: _FileTarget) -> None:
+        target.handle.close()
+        self._files.remove(target.temporary)
 
     def write_table(self, table: pd.DataFrame, output_format: OutputFormat) -> str:
         """Write the outputs table; return its path relative to the destination."""

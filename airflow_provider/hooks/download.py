@@ -15,13 +15,18 @@ iterator simply carries on:
 Interruptions are retried as the hook's retry policy says (``max_retries``, its backoff); an
 attempt that delivered new bytes resets the count, so a long file over a flaky link still
 arrives. Each resume is logged with its reason.
+
+The decisions live in :class:`ResumeState`, which does no I/O; :class:`ResumableDownload`
+(blocking) and :class:`AsyncResumableDownload` (event loop) only open responses, read chunks
+and sleep, so both resume by the same rules.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from airflow_provider.api.errors import MrsDeployConnectionError, MrsDeployProtocolError
@@ -29,10 +34,13 @@ from airflow_provider.hooks.flow import RawResponse
 from airflow_provider.hooks.limits import ByteBudget, announced_length, check_announced
 from airflow_provider.hooks.logs import LogLike
 from airflow_provider.hooks.retry import RetryPolicy
+from airflow_provider.hooks.transport_async import aiter_stream
 from airflow_provider.hooks.transport_sync import iter_stream
 
 #: Opens the file's response; called with extra headers (empty, or ``Range``/``If-Range``).
 Opener = Callable[[Mapping[str, str]], RawResponse]
+#: The same, on the event loop.
+AsyncOpener = Callable[[Mapping[str, str]], Awaitable[RawResponse]]
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
@@ -95,49 +103,140 @@ class FileIdentity:
         return self.length is None or length is None or length == self.length
 
 
-class _Body:
-    """One open response and the iterator over its chunks; closing it closes the response."""
+@dataclass(frozen=True)
+class Resume:
+    """What to do after an interruption: wait, then ask for ``headers`` (None: nothing left)."""
 
-    def __init__(self, raw: RawResponse, chunk_size: int, method: str, path: str, skip: int = 0):
-        self.raw = raw
-        self._chunks = iter_stream(raw, chunk_size, method, path)
-        self._skip = skip
-
-    def next_chunk(self) -> bytes | None:
-        """The next chunk, None at the end; bytes to skip (already delivered) are dropped."""
-        while True:
-            chunk = next(self._chunks, None)
-            if chunk is None or self._skip == 0:
-                return chunk
-            if self._skip >= len(chunk):
-                self._skip -= len(chunk)
-                continue
-            chunk, self._skip = chunk[self._skip :], 0
-            return chunk
-
-    def close(self) -> None:
-        """Close the iterator and the response (also when iteration never started)."""
-        self._chunks.close()
-        stream = self.raw.stream
-        if stream is not None:
-            stream.close()
+    wait: float
+    headers: Mapping[str, str] | None
 
 
-class _Empty(_Body):
-    """The end of a file whose last bytes had all arrived before the connection broke."""
+class ResumeState:
+    """The bookkeeping of one download, shared by the blocking and async drivers.
 
-    def __init__(self) -> None:
-        pass
+    :param what: ``GET /path`` of the file, for messages.
+    :param method: request method, for errors.
+    :param path: request path, for errors.
+    :param policy: the hook's retry policy (attempts and waits between resumes).
+    :param log: where resumes are logged.
+    :param limit: largest number of bytes accepted (``max_download_bytes``), or None.
+    """
 
-    def next_chunk(self) -> bytes | None:
+    def __init__(
+        self,
+        *,
+        what: str,
+        method: str,
+        path: str,
+        policy: RetryPolicy,
+        log: LogLike,
+        limit: int | None,
+    ):
+        self.what = what
+        self.method = method
+        self.path = path
+        self.policy = policy
+        self.log = log
+        self.budget = ByteBudget(limit, what, "max_download_bytes")
+        self.identity = FileIdentity(None, None, None)
+        self.failures = 0
+        #: Bytes of the current response to drop (a server that ignored ``Range``).
+        self.skip = 0
+        #: Interruptions survived so far.
+        self.resumes = 0
+
+    def started(self, first: RawResponse) -> None:
+        """Remember the file's identity from the first answer; refuse an announced oversize."""
+        self.identity = FileIdentity.of(first.headers)
+        check_announced(first.headers, self.budget.limit, self.what, "max_download_bytes")
+
+    def deliver(self, chunk: bytes) -> bytes | None:
+        """The part of ``chunk`` the consumer has not had yet (None: all of it was seen)."""
+        if self.skip:
+            if self.skip >= len(chunk):
+                self.skip -= len(chunk)
+                return None
+            chunk, self.skip = chunk[self.skip :], 0
+        self.failures = 0
+        self.budget.take(len(chunk))
+        return chunk
+
+    def interrupted(self, error: MrsDeployConnectionError) -> Resume:
+        """Decide on a resume after ``error`` broke the body (or re-raise it)."""
+        if not error.retryable:
+            raise error
+        self.failures += 1
+        offset = self.budget.used
+        if self.failures > self.policy.max_retries:
+            raise MrsDeployConnectionError(
+                f"{error.message}; gave up after {self.failures} interruptions in a row with "
+                f"{offset} bytes received",
+                method=self.method,
+                path=self.path,
+            )
+        wait = self.policy.wait_seconds(error, self.failures)
+        self.log.warning(
+            "Download of %s interrupted after %d bytes (%s); resuming in %.1f s (attempt %d of %d)",
+            self.what,
+            offset,
+            error.message,
+            wait,
+            self.failures + 1,
+            self.policy.max_retries + 1,
+        )
+        self.resumes += 1
+        length = self.identity.length
+        if length is not None and offset >= length:
+            return Resume(wait, None)
+        return Resume(wait, self.identity.resume_headers(offset))
+
+    def resumed(self, response: RawResponse) -> str | None:
+        """Check the answer to a resume; set what to skip; return why it cannot continue."""
+        offset = self.budget.used
+        if response.status == 206:
+            self.skip = 0
+            problem = self._range_problem(response.headers, offset, self.identity)
+        else:
+            self.skip = offset
+            problem = (
+                None
+                if self.identity.same_file(response.headers)
+                else "the file changed on the server while it was being downloaded"
+            )
+        if problem is None:
+            return None
+        return f"{self.what}: {problem} (interrupted after {offset} bytes); download it again"
+
+    def finished(self) -> None:
+        """Check the total against the announced length."""
+        length = self.identity.length
+        if length is not None and self.budget.used != length:
+            raise MrsDeployProtocolError(
+                f"{self.what}: got {self.budget.used} bytes but the server announced {length}"
+            )
+
+    @staticmethod
+    def _range_problem(
+        headers: Mapping[str, str], offset: int, identity: FileIdentity
+    ) -> str | None:
+        """Why a 206 answer does not continue the file at ``offset`` (None when it does)."""
+        content_range = _header(headers, "Content-Range")
+        match = _CONTENT_RANGE.match(content_range or "")
+        if match is None or int(match.group(1)) != offset:
+            return f"asked to resume at byte {offset}, the server sent range {content_range!r}"
+        total = match.group(3)
+        if identity.length is not None and total not in ("*", str(identity.length)):
+            return f"the file's size changed from {identity.length} to {total} bytes"
         return None
 
-    def close(self) -> None:
-        pass
+
+def _close_stream(response: RawResponse | None) -> None:
+    if response is not None and response.stream is not None:
+        response.stream.close()
 
 
 class ResumableDownload:
-    """Iterate over one file's bytes, resuming after interruptions.
+    """Iterate over one file's bytes, resuming after interruptions (blocking).
 
     :param open_response: sends the GET (with the hook's retries, login and status mapping) and
         returns the successful streamed response.
@@ -165,100 +264,96 @@ class ResumableDownload:
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.open_response = open_response
-        self.what = what
-        self.method = method
-        self.path = path
-        self.policy = policy
-        self.log = log
-        self.limit = limit
+        self.state = ResumeState(
+            what=what, method=method, path=path, policy=policy, log=log, limit=limit
+        )
         self.chunk_size = chunk_size
         self.sleep = sleep
-        #: Interruptions survived so far.
-        self.resumes = 0
+
+    @property
+    def resumes(self) -> int:
+        """Interruptions survived so far."""
+        return self.state.resumes
 
     def __iter__(self) -> Iterator[bytes]:
+        state = self.state
         first = self.open_response({})
-        body = _Body(first, self.chunk_size, self.method, self.path)
-        identity = FileIdentity.of(first.headers)
-        budget = ByteBudget(self.limit, self.what, "max_download_bytes")
-        failures = 0
+        response: RawResponse | None = first
         try:
-            check_announced(first.headers, self.limit, self.what, "max_download_bytes")
-            while True:
+            state.started(first)
+            while response is not None:
                 try:
-                    chunk = body.next_chunk()
-                except MrsDeployConnectionError as err:
-                    if not err.retryable:
-                        raise
-                    failures += 1
-                    body.close()
-                    body = self._resume(identity, budget.used, failures, err)
-                    continue
-                if chunk is None:
+                    for chunk in iter_stream(response, self.chunk_size, state.method, state.path):
+                        fresh = state.deliver(chunk)
+                        if fresh is not None:
+                            yield fresh
                     break
-                failures = 0
-                budget.take(len(chunk))
-                yield chunk
+                except MrsDeployConnectionError as err:
+                    _close_stream(response)
+                    response = None
+                    plan = state.interrupted(err)
+                    self.sleep(plan.wait)
+                    if plan.headers is not None:
+                        response = self.open_response(plan.headers)
+                        problem = state.resumed(response)
+                        if problem is not None:
+                            raise MrsDeployProtocolError(problem) from None
         finally:
-            body.close()
-        if identity.length is not None and budget.used != identity.length:
-            raise MrsDeployProtocolError(
-                f"{self.what}: got {budget.used} bytes but the server announced {identity.length}"
-            )
+            _close_stream(response)
+        state.finished()
 
-    def _resume(
-        self, identity: FileIdentity, offset: int, failures: int, error: MrsDeployConnectionError
-    ) -> _Body:
-        """Wait, re-request from ``offset`` and return the body that continues from there."""
-        if failures > self.policy.max_retries:
-            raise MrsDeployConnectionError(
-                f"{error.message}; gave up after {failures} interruptions in a row with "
-                f"{offset} bytes received",
-                method=self.method,
-                path=self.path,
-            )
-        wait = self.policy.wait_seconds(error, failures)
-        self.log.warning(
-            "Download of %s interrupted after %d bytes (%s); resuming in %.1f s (attempt %d of %d)",
-            self.what,
-            offset,
-            error.message,
-            wait,
-            failures + 1,
-            self.policy.max_retries + 1,
+
+class AsyncResumableDownload:
+    """Iterate over one file's bytes on the event loop, resuming after interruptions.
+
+    The same parameters as :class:`ResumableDownload`, with an async ``open_response``.
+    """
+
+    def __init__(
+        self,
+        open_response: AsyncOpener,
+        *,
+        what: str,
+        method: str,
+        path: str,
+        policy: RetryPolicy,
+        log: LogLike,
+        limit: int | None,
+        chunk_size: int,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self.open_response = open_response
+        self.state = ResumeState(
+            what=what, method=method, path=path, policy=policy, log=log, limit=limit
         )
-        self.sleep(wait)
-        self.resumes += 1
-        if identity.length is not None and offset >= identity.length:
-            return _Empty()
-        response = self.open_response(identity.resume_headers(offset))
-        if response.status == 206:
-            body = _Body(response, self.chunk_size, self.method, self.path)
-            problem = self._range_problem(response.headers, offset, identity)
-        else:
-            body = _Body(response, self.chunk_size, self.method, self.path, skip=offset)
-            problem = (
-                None
-                if identity.same_file(response.headers)
-                else "the file changed on the server while it was being downloaded"
-            )
-        if problem is not None:
-            body.close()
-            raise MrsDeployProtocolError(
-                f"{self.what}: {problem} (interrupted after {offset} bytes); download it again"
-            )
-        return body
+        self.chunk_size = chunk_size
+        self.sleep = sleep
 
-    @staticmethod
-    def _range_problem(
-        headers: Mapping[str, str], offset: int, identity: FileIdentity
-    ) -> str | None:
-        """Why a 206 answer does not continue the file at ``offset`` (None when it does)."""
-        content_range = _header(headers, "Content-Range")
-        match = _CONTENT_RANGE.match(content_range or "")
-        if match is None or int(match.group(1)) != offset:
-            return f"asked to resume at byte {offset}, the server sent range {content_range!r}"
-        total = match.group(3)
-        if identity.length is not None and total not in ("*", str(identity.length)):
-            return f"the file's size changed from {identity.length} to {total} bytes"
-        return None
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        state = self.state
+        first = await self.open_response({})
+        response: RawResponse | None = first
+        try:
+            state.started(first)
+            while response is not None:
+                try:
+                    async for chunk in aiter_stream(
+                        response, self.chunk_size, state.method, state.path
+                    ):
+                        fresh = state.deliver(chunk)
+                        if fresh is not None:
+                            yield fresh
+                    break
+                except MrsDeployConnectionError as err:
+                    _close_stream(response)
+                    response = None
+                    plan = state.interrupted(err)
+                    await self.sleep(plan.wait)
+                    if plan.headers is not None:
+                        response = await self.open_response(plan.headers)
+                        problem = state.resumed(response)
+                        if problem is not None:
+                            raise MrsDeployProtocolError(problem) from None
+        finally:
+            _close_stream(response)
+        state.finished()

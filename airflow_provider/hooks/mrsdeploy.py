@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import AsyncIterator, Generator, Mapping
 from typing import Any
 
 import aiohttp
@@ -33,7 +33,7 @@ from airflow_provider.api.parsers import (
 )
 from airflow_provider.hooks import transport_async, transport_sync
 from airflow_provider.hooks.body import BodyInput, RequestBody, request_body
-from airflow_provider.hooks.download import ResumableDownload
+from airflow_provider.hooks.download import AsyncResumableDownload, ResumableDownload
 from airflow_provider.hooks.flow import Authenticator, RawResponse, adrive, drive
 from airflow_provider.hooks.limits import ByteBudget
 from airflow_provider.hooks.masking import Secret, amask, mask
@@ -216,15 +216,20 @@ class MrsDeployHook(BaseHook):
             for secret, name in self._tokens.take_unmasked():
                 mask(secret, name)
 
-    async def _acall(self, request: ApiRequest) -> RawResponse:
+    async def _acall(
+        self, request: ApiRequest, headers: Mapping[str, str] | None = None
+    ) -> RawResponse:
         settings = await self.asettings()
         if self._renewal_due(request, settings):
             async with self._tokens.arenewal_lock():
-                return await self._acall_once(request, settings)
-        return await self._acall_once(request, settings)
+                return await self._acall_once(request, settings, headers)
+        return await self._acall_once(request, settings, headers)
 
     async def _acall_once(
-        self, request: ApiRequest, settings: MrsDeployConnectionSettings
+        self,
+        request: ApiRequest,
+        settings: MrsDeployConnectionSettings,
+        headers: Mapping[str, str] | None = None,
     ) -> RawResponse:
         session = await self._aget_session()
         auth = Authenticator(settings, self._tokens, self.log)
@@ -234,7 +239,7 @@ class MrsDeployHook(BaseHook):
 
         async def attempt() -> RawResponse:
             return await adrive(
-                auth.call(request),
+                auth.call(request, headers=headers),
                 lambda outgoing: transport_async.send(session, settings, outgoing),
             )
 
@@ -517,3 +522,37 @@ class MrsDeployHook(BaseHook):
         except MrsDeployNotFoundError:
             return []
         return parse_file_list(decode_json(response.body, request.describe))
+
+    async def aiter_batch_file(
+        self,
+        name: str,
+        version: str,
+        batch_id: str,
+        index: int,
+        file_name: str,
+        *,
+        chunk_size: int = 1 << 16,
+    ) -> AsyncIterator[bytes]:
+        """Async :meth:`iter_batch_file`: stream one file of a row, resuming after breaks.
+
+        :param name: service name.
+        :param version: service version.
+        :param batch_id: batch execution id.
+        :param index: 0-based row index.
+        :param file_name: a name from :meth:`alist_batch_files`.
+        :param chunk_size: bytes per chunk (at most).
+        """
+        request = calls.get_batch_file(name, version, batch_id, index, file_name)
+        settings = await self.asettings()
+        download = AsyncResumableDownload(
+            lambda headers: self._acall(request, headers),
+            what=request.describe,
+            method=request.method,
+            path=request.path,
+            policy=RetryPolicy.from_settings(settings, self.log),
+            log=self.log,
+            limit=settings.max_download_bytes,
+            chunk_size=chunk_size,
+        )
+        async for chunk in download:
+            yield chunk

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator
 
 import aiohttp
 
 from airflow_provider.api.calls import join_url
+from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.hooks.flow import Outgoing, RawResponse
 from airflow_provider.hooks.limits import ERROR_BODY_LIMIT, ByteBudget, check_announced
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
-from airflow_provider.hooks.transport_errors import Failure, connection_error
+from airflow_provider.hooks.transport_errors import Failure, connection_error, scrub
 from airflow_provider.hooks.transport_sync import ACCEPT_JSON, READ_CHUNK
 
 
@@ -41,6 +43,9 @@ async def send(
 ) -> RawResponse:
     """Send one request (JSON bodies only; uploads go through the blocking transport).
 
+    A successful streamed request (``request.stream``) comes back unread, in ``stream``; read
+    it with :func:`aiter_stream`.
+
     :param session: the hook's client session.
     :param settings: connection settings.
     :param outgoing: what to send.
@@ -52,15 +57,21 @@ async def send(
     if outgoing.token is not None:
         headers["Authorization"] = f"Bearer {outgoing.token}"
     try:
-        async with session.request(
+        response = await session.request(
             request.method,
             join_url(settings.base_url, request),
             params=request.params or None,
             json=request.json,
             headers=headers,
-        ) as response:
+            timeout=_stream_timeout(settings) if request.stream else None,
+        )
+        if request.stream and response.status < 400:
+            return RawResponse(response.status, response.headers, stream=response)
+        try:
             body = await _read_body(response, settings, request.describe)
-            return RawResponse(response.status, dict(response.headers), body)
+        finally:
+            response.release()
+        return RawResponse(response.status, dict(response.headers), body)
     except (aiohttp.ClientSSLError, ssl.SSLError) as err:
         raise connection_error(Failure.TLS, settings, request, err) from None
     except asyncio.TimeoutError as err:
@@ -71,6 +82,40 @@ async def send(
         ) from None
     except aiohttp.ClientError as err:
         raise connection_error(Failure.OTHER, settings, request, err) from None
+
+
+def _stream_timeout(settings: MrsDeployConnectionSettings) -> aiohttp.ClientTimeout:
+    """A streamed download may take long in total; only connecting and each read are bounded
+    (as the blocking transport bounds them)."""
+    return aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.timeout, sock_read=settings.timeout
+    )
+
+
+async def aiter_stream(
+    raw: RawResponse, chunk_size: int, method: str, path: str
+) -> AsyncIterator[bytes]:
+    """Yield the body of a streamed response in chunks; the connection goes back to the pool
+    when the body was read to the end, and is closed otherwise.
+
+    :param raw: a successful streamed response from :func:`send`.
+    :param chunk_size: bytes per chunk (at most).
+    :param method: request method, for error messages.
+    :param path: request path, for error messages.
+    :raises MrsDeployConnectionError: when the connection breaks before the body is complete.
+    """
+    response: aiohttp.ClientResponse = raw.stream
+    try:
+        async for chunk in response.content.iter_chunked(chunk_size):
+            yield chunk
+    except (aiohttp.ClientError, asyncio.TimeoutError) as err:
+        response.close()
+        raise MrsDeployConnectionError(
+            f"download interrupted: {scrub(str(err)) or type(err).__name__}",
+            method=method,
+            path=path,
+        ) from None
+    response.release()
 
 
 async def _read_body(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import Asset, BaseOperator
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider.hooks import MrsDeployHook
+
+_T = TypeVar("_T")
 
 #: How many failed rows an error message quotes.
 QUOTED_FAILURES = 3
@@ -65,7 +68,8 @@ class MrsDeployCollectBatchOperator(BaseOperator):
     :param include_files: Download every row's files.
     :param records: The submitted records, to write the inputs beside the outputs (optional).
     :param records_format: Format of ``records`` when it is a file whose suffix does not tell.
-    :param max_concurrent_downloads: Rows whose files are fetched at the same time.
+    :param max_concurrent_downloads: Rows whose files are fetched at the same time (on one
+        event loop).
     :param max_failed_rows: Fail the task when more rows than this failed (None: no limit).
     :param max_failed_ratio: Fail the task when a larger share of rows failed (None: no limit).
     :param mrsdeploy_conn_id: Connection to the web node.
@@ -259,40 +263,78 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         results: Sequence[ExecutionResult],
         locations: Sequence[RowLocation],
     ) -> list[WrittenFile]:
-        """Download every row's files with bounded concurrency, streaming into storage."""
+        """Download every row's files, ``max_concurrent_downloads`` at a time, into storage.
 
-        def row_files(location: RowLocation) -> list[WrittenFile]:
-            names = self._row_file_names(ref, location, results[location.global_index])
-            written = [
-                writer.write_file(
-                    location.global_index,
-                    name,
-                    self.hook.iter_batch_file(
-                        ref.service_name,
-                        ref.service_version,
-                        location.batch_id,
-                        location.batch_index,
-                        name,
-                    ),
+        The downloads run on one event loop with the hook's async client: a request costs a
+        fraction of the CPU a blocking one does, and no thread waits on another for the
+        interpreter lock.
+        """
+        return _run_coroutine(lambda: self._acollect_files(ref, writer, results, locations))
+
+    async def _acollect_files(
+        self,
+        ref: BatchRef,
+        writer: OutputWriter,
+        results: Sequence[ExecutionResult],
+        locations: Sequence[RowLocation],
+    ) -> list[WrittenFile]:
+        per_row: list[list[WrittenFile]] = [[] for _ in locations]
+        pending = iter(locations)
+
+        async def worker() -> None:
+            for location in pending:
+                result = results[location.global_index]
+                per_row[location.global_index] = await self._arow_files(
+                    ref, writer, location, result
                 )
-                for name in names
-            ]
-            if not names:
-                inline = results[location.global_index].output_files
-                written += [
-                    writer.write_file(location.global_index, name, _decoded(content))
-                    for name, content in inline.items()
-                ]
-            return written
 
-        with ThreadPoolExecutor(max_workers=self.max_concurrent_downloads) as pool:
-            per_row = list(pool.map(row_files, locations))
+        workers = [
+            asyncio.ensure_future(worker())
+            for _ in range(min(self.max_concurrent_downloads, len(locations)))
+        ]
+        try:
+            if workers:
+                done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+                # The first failure stops every download; it is reported as itself.
+                for task in done:
+                    error = None if task.cancelled() else task.exception()
+                    if error is not None:
+                        raise error
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            await self.hook.aclose()
         return [f for files in per_row for f in files]
 
-    def _row_file_names(
-        self, ref: BatchRef, location: RowLocation, result: ExecutionResult
-    ) -> Sequence[str]:
-        """The row's file names: from its result when it names them, else from the server.
+    async def _arow_files(
+        self, ref: BatchRef, writer: OutputWriter, location: RowLocation, result: ExecutionResult
+    ) -> list[WrittenFile]:
+        """Land one row's files: downloaded by name, or inline ones from its result."""
+        names = self._file_names_from_result(result)
+        if names is None:
+            names = await self.hook.alist_batch_files(
+                ref.service_name, ref.service_version, location.batch_id, location.batch_index
+            )
+        written = []
+        for name in names:
+            chunks = self.hook.aiter_batch_file(
+                ref.service_name,
+                ref.service_version,
+                location.batch_id,
+                location.batch_index,
+                name,
+            )
+            written.append(await writer.awrite_file(location.global_index, name, chunks))
+        if not names:
+            for name, content in result.output_files.items():
+                written.append(
+                    await writer.awrite_file(location.global_index, name, _decoded(content))
+                )
+        return written
+
+    def _file_names_from_result(self, result: ExecutionResult) -> Sequence[str] | None:
+        """The row's file names when its result says them, else None: ask the server.
 
         With ``file_listing="auto"`` a row whose result lists ``changedFiles`` needs no listing
         call, and a row of a service that declares no output files and changed none is skipped:
@@ -303,9 +345,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
                 return result.changed_files
             if not self._declares_files:
                 return ()
-        return self.hook.list_batch_files(
-            ref.service_name, ref.service_version, location.batch_id, location.batch_index
-        )
+        return None
 
     def _apply_failure_policy(self, results: Sequence[ExecutionResult], failed: list[int]) -> None:
         if not failed:
@@ -329,5 +369,19 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         )
 
 
-def _decoded(content: str) -> Iterator[bytes]:
+async def _decoded(content: str) -> AsyncIterator[bytes]:
     yield base64.b64decode(content)
+
+
+def _run_coroutine(start: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a coroutine to completion from synchronous code.
+
+    A task normally runs without an event loop in its thread; when one is running there
+    (an operator called from async code), the coroutine gets its own loop in a helper thread.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(start())
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(start())).result()

@@ -1,9 +1,14 @@
-"""Resuming a download against servers that ignore ``Range`` or change the file meanwhile."""
+"""Resuming a download against servers that ignore ``Range`` or change the file meanwhile.
+
+Each case runs on the blocking path (``iter_batch_file``) and on the event loop
+(``aiter_batch_file``, what the collect operator uses): both resume by the same rules.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -30,11 +35,28 @@ def hook(misbehaving: MisbehavingServer, set_default_conn: ConnSetter) -> Iterat
     made.close()
 
 
-def download(hook: MrsDeployHook) -> bytes:
-    return b"".join(hook.iter_batch_file("svc", "v1", "batch", 0, "data.bin"))
+@pytest.fixture(params=["blocking", "event-loop"])
+def download(request: pytest.FixtureRequest) -> Callable[[MrsDeployHook], bytes]:
+    """Download the file whole, through one of the hook's two paths."""
+    if request.param == "blocking":
+        return lambda hook: b"".join(hook.iter_batch_file("svc", "v1", "batch", 0, "data.bin"))
+
+    async def on_the_loop(hook: MrsDeployHook) -> bytes:
+        try:
+            chunks = hook.aiter_batch_file("svc", "v1", "batch", 0, "data.bin")
+            return b"".join([chunk async for chunk in chunks])
+        finally:
+            await hook.aclose()
+
+    return lambda hook: asyncio.run(on_the_loop(hook))
 
 
-def test_resume_with_range(misbehaving: MisbehavingServer, hook: MrsDeployHook) -> None:
+Download = Callable[[MrsDeployHook], bytes]
+
+
+def test_resume_with_range(
+    misbehaving: MisbehavingServer, hook: MrsDeployHook, download: Download
+) -> None:
     misbehaving.script.cut_after, misbehaving.script.cuts = 100_000, 2
     assert download(hook) == CONTENT
     ranges = [requested for _, requested in misbehaving.script.requests]
@@ -43,7 +65,7 @@ def test_resume_with_range(misbehaving: MisbehavingServer, hook: MrsDeployHook) 
 
 
 def test_resume_when_the_server_ignores_range(
-    misbehaving: MisbehavingServer, hook: MrsDeployHook
+    misbehaving: MisbehavingServer, hook: MrsDeployHook, download: Download
 ) -> None:
     """The full file comes again: the part already delivered is skipped, not repeated."""
     misbehaving.script.honour_range = False
@@ -53,7 +75,7 @@ def test_resume_when_the_server_ignores_range(
 
 
 def test_file_changed_between_attempts_fails_instead_of_splicing(
-    misbehaving: MisbehavingServer, hook: MrsDeployHook
+    misbehaving: MisbehavingServer, hook: MrsDeployHook, download: Download
 ) -> None:
     misbehaving.script.cut_after, misbehaving.script.cuts = 100_000, 1
     misbehaving.script.change_after, misbehaving.script.changed = 2, os.urandom(300_000)
@@ -62,9 +84,27 @@ def test_file_changed_between_attempts_fails_instead_of_splicing(
 
 
 def test_abandoned_iterator_closes_its_response(
-    misbehaving: MisbehavingServer, hook: MrsDeployHook
+    misbehaving: MisbehavingServer, hook: MrsDeployHook, download: Download
 ) -> None:
     chunks = hook.iter_batch_file("svc", "v1", "batch", 0, "data.bin", chunk_size=1000)
     assert len(next(chunks)) == 1000
     chunks.close()  # the consumer stops early (e.g. a storage error): nothing is left open
     assert download(hook) == CONTENT
+
+
+def test_abandoned_async_iterator_closes_its_response(
+    misbehaving: MisbehavingServer, hook: MrsDeployHook
+) -> None:
+    async def first_chunk_then_whole_file() -> tuple[bytes, bytes]:
+        try:
+            chunks = hook.aiter_batch_file("svc", "v1", "batch", 0, "data.bin", chunk_size=1000)
+            first = await anext(chunks)
+            await chunks.aclose()  # the consumer stops early: the response must not linger
+            again = hook.aiter_batch_file("svc", "v1", "batch", 0, "data.bin")
+            return first, b"".join([chunk async for chunk in again])
+        finally:
+            await hook.aclose()
+
+    first, whole = asyncio.run(first_chunk_then_whole_file())
+    assert first and CONTENT.startswith(first)
+    assert whole == CONTENT

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider.hooks.download import FileIdentity, ResumableDownload
+from airflow_provider.hooks.download import FileIdentity, ResumeState
 
 FILE = {"Content-Length": "1000", "ETag": '"abc"', "Last-Modified": "Wed, 21 Oct 2026 07:28:00 GMT"}
 
@@ -62,5 +62,5 @@ def test_range_answer_must_continue_the_file(
     content_range: str | None, problem: str | None
 ) -> None:
     headers = {} if content_range is None else {"Content-Range": content_range}
-    found = ResumableDownload._range_problem(headers, 400, FileIdentity.of(FILE))
+    found = ResumeState._range_problem(headers, 400, FileIdentity.of(FILE))
     assert found is None if problem is None else (found is not None and problem in found)

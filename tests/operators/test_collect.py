@@ -128,3 +128,42 @@ def test_auto_listing_takes_names_from_the_results(
     assert auto["files"] == 4  # answer.csv and answer.png of both rows, no listing call made
     with pytest.raises(MrsDeployError, match="only-listed"):
         collect(batch_id, tmp_path / "always", file_listing="always").execute(task_context)
+
+
+def test_collect_called_from_a_running_event_loop(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    """Collect downloads on its own event loop; called where a loop already runs (from async
+    code), it runs that loop in a helper thread instead of failing."""
+    import asyncio
+
+    batch_id = finished_batch()
+
+    async def from_async_code() -> dict[str, Any]:
+        return collect(batch_id, tmp_path / "out").execute(task_context)
+
+    result = asyncio.run(from_async_code())
+    assert result["rows"] == 4 and result["files"] >= 4
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert len(manifest["files"]) == result["files"]
+
+
+def test_large_files_stream_and_small_ones_land_whole(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Files over ``WHOLE_FILE_BYTES`` are streamed into place chunk by chunk instead of being
+    received whole: both paths land the same bytes."""
+    from airflow_provider import outputs
+
+    batch_id = finished_batch()
+    landed = {}
+    for name, whole_file_bytes in (("whole", outputs.WHOLE_FILE_BYTES), ("streamed", 0)):
+        monkeypatch.setattr(outputs, "WHOLE_FILE_BYTES", whole_file_bytes)
+        collect(batch_id, tmp_path / name).execute(task_context)
+        manifest = json.loads((tmp_path / name / "manifest.json").read_text())
+        landed[name] = {(e["path"], e["sha256"]) for e in manifest["files"]}
+        for entry in manifest["files"]:
+            content = (tmp_path / name / entry["path"]).read_bytes()
+            assert hashlib.sha256(content).hexdigest() == entry["sha256"]
+    assert landed["whole"] == landed["streamed"] and len(landed["whole"]) >= 4
+    assert not list(tmp_path.rglob("*.tmp"))
