@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import mimetypes
 import os
 import secrets
 import shutil
@@ -34,6 +33,7 @@ from airflow_provider.server.middleware import (
     BodyLimitMiddleware,
     FaultInjectionMiddleware,
 )
+from airflow_provider.server.row_files import RowFilesFastPath, file_names, media_type
 from airflow_provider.server.services import ServiceDefinition, ServiceRegistry, build_registry
 from airflow_provider.server.settings import ServerSettings
 from airflow_provider.server.swagger import build_swagger
@@ -183,6 +183,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
         app.add_middleware(FaultInjectionMiddleware, faults=state.faults)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
+    # Outermost: answers the bulk of a collect's requests before any other layer runs.
+    app.add_middleware(RowFilesFastPath, state=state)
     _add_login_routes(app, state)
     _add_service_routes(app, state)
     _add_batch_routes(app, state)
@@ -415,7 +417,7 @@ def _add_batch_routes(app: FastAPI, state: ServerState) -> None:
         idx = _row_index(state, batch, index)
         if not state.store.row_done(batch_id, idx):
             return JSONResponse([])
-        names = _file_names(state.executor.row_dir(batch_id, idx))
+        names = file_names(state.executor.row_dir(batch_id, idx))
         if state.faults is not None:
             names += state.faults.extra_file_names(name)
         return JSONResponse(names)
@@ -437,20 +439,10 @@ def _add_batch_routes(app: FastAPI, state: ServerState) -> None:
         path = row_dir / file_name
         if path.parent != row_dir:
             raise missing
-        media_type = mimetypes.guess_type(file_name)[0] or "application/octet-stream"
-        return _file_response(path, media_type, missing)
+        return _file_response(path, media_type(file_name), missing)
 
 
-def _file_names(row_dir: Path) -> list[str]:
-    """Names of the regular files in a row's folder (none when it has no folder)."""
-    try:
-        with os.scandir(row_dir) as entries:
-            return sorted(entry.name for entry in entries if entry.is_file())
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _file_response(path: Path, media_type: str, missing: ApiError) -> Response:
+def _file_response(path: Path, content_type: str, missing: ApiError) -> Response:
     """A row file: small ones read in one go, larger ones streamed from disk in chunks.
 
     Most row files are small (a plot, a CSV of one row's results); reading them here, in the
@@ -461,10 +453,10 @@ def _file_response(path: Path, media_type: str, missing: ApiError) -> Response:
             raise missing
         with path.open("rb") as handle:
             if os.fstat(handle.fileno()).st_size <= SMALL_FILE_BYTES:
-                return Response(content=handle.read(), media_type=media_type)
+                return Response(content=handle.read(), media_type=content_type)
     except OSError:  # removed meanwhile (the batch was cancelled)
         raise missing from None
-    return FileResponse(path, media_type=media_type)
+    return FileResponse(path, media_type=content_type)
 
 
 def _add_fault_routes(app: FastAPI, faults: Faults) -> None:

@@ -250,6 +250,14 @@ class Store:
                 self._finished[batch_id] = batch
             return batch
 
+    def finished_batch(self, batch_id: str) -> BatchRecord | None:
+        """The batch if it is finished and already in memory, else ``None``; never queries.
+
+        Safe on the event loop: ``None`` only means "ask :meth:`get_batch`", which also puts a
+        finished batch in memory for the next call.
+        """
+        return self._finished.get(batch_id)
+
     def list_batch_ids(self, owner: str, name: str, version: str) -> list[str]:
         """Ids of the owner's batches of one service version, oldest first."""
         rows = self._query(

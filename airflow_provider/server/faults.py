@@ -212,6 +212,15 @@ class Faults:
                 return self._batch_message
             return None
 
+    def http_errors_configured(self) -> bool:
+        """Whether any injected HTTP error is configured (even one already used up).
+
+        Layers answering requests before the fault middleware step aside while this is true,
+        so injected errors hit every request exactly as configured.
+        """
+        with self._lock:
+            return bool(self._http)
+
     def take_http_error(self, method: str, path: str) -> HttpFault | None:
         """Consume one injected HTTP error matching this request, if any."""
         with self._lock:

@@ -31,6 +31,19 @@ async def send_json(send: Send, status: int, body: Any, headers: dict[str, str])
     await send({"type": "http.response.body", "body": payload})
 
 
+def log_access(scope: Scope, status: int, started: float) -> None:
+    """The access log line of one request: method, path (never the query string: it may hold
+    a token), status (500 when no response started) and duration since ``started``
+    (a :func:`time.perf_counter` value)."""
+    access_log.info(
+        "%s %s %d %.1fms",
+        scope["method"],
+        scope["path"],
+        status or 500,
+        (time.perf_counter() - started) * 1000,
+    )
+
+
 class AccessLogMiddleware:
     """One line per request: method, path (never the query string: it may hold a token),
     status and duration. Headers and bodies are never logged."""
@@ -54,13 +67,7 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, logged_send)
         finally:
-            access_log.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                scope["path"],
-                status or 500,
-                (time.perf_counter() - started) * 1000,
-            )
+            log_access(scope, status, started)
 
 
 class BodyLimitMiddleware:
