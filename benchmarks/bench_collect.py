@@ -2,12 +2,32 @@
 
 Three ways to fetch the same files from the same reference server, one after the other:
 
-- provider: ``MrsDeployCollectBatchOperator.execute`` (results fetched once, files downloaded
-  with bounded concurrency and streamed into the destination, outputs table, manifest);
-- Microsoft's client, the sequential per-row loop (``list_artifacts`` + ``artifact``);
-- raw: a bare aiohttp client with no provider logic, at the same concurrency, making the same
-  requests (list a row's files, then fetch each) and discarding the bytes: the server's limit
-  for this protocol. A second raw figure skips the listing (names known in advance).
+- provider: ``MrsDeployCollectBatchOperator.execute`` (results fetched once, each row's file
+  names taken from its result's ``changedFiles``, one request per file, downloads on one event
+  loop with ``max_concurrent_downloads=8`` streamed into the destination, outputs table,
+  manifest);
+- Microsoft's client, the sequential per-row loop (``list_artifacts`` + ``artifact``: two
+  requests per row, one at a time);
+- raw: a bare aiohttp client with no provider logic, at the same concurrency, fetching the same
+  files (names known in advance, one request per file) and discarding the bytes: the server's
+  limit for what the provider asks of it. A second raw figure lists each row's files first
+  (two requests per file, the protocol Microsoft's client follows), shown for context.
+
+Two measures:
+
+- loopback: the client talks to the server directly. The network costs nothing, so every
+  method is bound by CPU (client and server share the machine's cores) and the ratio against
+  the sequential loop compares CPU per file, not the waiting that concurrency removes.
+- over a link: the same three methods through ``benchmarks.latency_proxy``, which holds each
+  direction's bytes for half of ``LINK_RTT_MS`` so every request and response costs one round
+  trip more, as between a worker and a web node in the same region. The sequential loop waits
+  two round trips per row; concurrent downloads overlap them. The round trip the proxy adds is
+  measured (one small request at a time, through it and direct) and its hold lowered by its own
+  forwarding cost so the measured figure is ``LINK_RTT_MS``. ``--quick`` uses the loopback
+  batch (2,000 rows); the full run uses a batch of ``LINK_ROWS`` rows there, as the sequential
+  loop takes over 6 ms per row. The provider keeps ``max_concurrent_downloads=8``.
+
+Each measure runs its methods in interleaved rounds and keeps each method's best.
 
 Run: ``python -m benchmarks.bench_collect [--quick]``.
 """
@@ -15,8 +35,10 @@ Run: ``python -m benchmarks.bench_collect [--quick]``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +51,8 @@ from benchmarks.common import (
     connection_env,
     mib,
     parse_args,
+    process_with_url,
+    python,
     ratio,
     reference_server,
     run_child,
@@ -36,16 +60,25 @@ from benchmarks.common import (
 )
 
 SERVICE, VERSION = "fileService", "v1"
-CONCURRENCY = 8  # the Collect operator's default max_concurrent_downloads
+CONCURRENCY = 8  # max_concurrent_downloads, the same on loopback and over the link
 ROUNDS = 2
+LINK_RTT_MS = 2.0  # round trip the proxy adds: a worker and a web node in the same region
+LINK_ROWS = 3_000  # rows over the link in the full run (the sequential loop waits 2 RTT/row)
+LINK_CONN_ID = "mrsdeploy_link"  # the connection through the proxy
+RTT_SAMPLES = 200
+Figure = tuple[float, int, int]  # seconds, files, bytes
 
 
-def submit_and_wait(hook: Any, rows: int) -> str:
-    """Start the file batch and wait until the server has run every row."""
+def submit(hook: Any, rows: int) -> str:
+    """Start a file batch of ``rows`` rows."""
     import json
 
     body = json.dumps([{"i": i} for i in range(rows)]).encode()
-    batch_id = str(hook.start_batch(SERVICE, VERSION, body, parallel_count=16))
+    return str(hook.start_batch(SERVICE, VERSION, body, parallel_count=16))
+
+
+def wait_done(hook: Any, batch_id: str) -> str:
+    """Wait until the server has run every row of the batch."""
     while True:
         status = hook.get_batch_status(SERVICE, VERSION, batch_id)
         if status.is_terminal:
@@ -63,7 +96,9 @@ class _TaskInstance:
         return None
 
 
-def provider_collect(batch_id: str, destination: Path) -> tuple[float, dict[str, Any]]:
+def provider_collect(
+    batch_id: str, destination: Path, conn_id: str = "mrsdeploy_default"
+) -> tuple[float, dict[str, Any]]:
     from airflow_provider.operators import MrsDeployCollectBatchOperator
 
     operator = MrsDeployCollectBatchOperator(
@@ -73,15 +108,38 @@ def provider_collect(batch_id: str, destination: Path) -> tuple[float, dict[str,
         service_name=SERVICE,
         service_version=VERSION,
         max_concurrent_downloads=CONCURRENCY,
+        mrsdeploy_conn_id=conn_id,
     )
     with Stopwatch() as watch:
         result = operator.execute({"ti": _TaskInstance()})  # type: ignore[typeddict-item]
     return watch.wall, result
 
 
+def provider_figure(batch_id: str, destination: Path, conn_id: str) -> Figure:
+    """The provider's collect: seconds, files and bytes landed."""
+    seconds, result = provider_collect(batch_id, destination, conn_id)
+    size = sum(f.stat().st_size for f in (destination / "files").rglob("*") if f.is_file())
+    return seconds, int(result["files"]), size
+
+
+def ms_sequential(url: str, password: str, batch_id: str, rows: int, destination: Path) -> Figure:
+    """Microsoft's client's per-row loop, in its own virtualenv."""
+    report = run_child(
+        [
+            str(COMPAT_PYTHON),
+            *("-m", "benchmarks.ms_client", "collect", "--url", url),
+            *("--service", SERVICE, "--version", VERSION, "--batch-id", batch_id),
+            *("--rows", str(rows), "--destination", str(destination)),
+        ],
+        BENCH_PASSWORD=password,
+    )
+    shutil.rmtree(destination, ignore_errors=True)
+    return report["seconds"], report["files"], report["bytes"]
+
+
 async def raw_fetch(
     url: str, token: str, batch_id: str, rows: int, names: list[str] | None
-) -> tuple[float, int, int]:
+) -> Figure:
     """Fetch every row's files with a bare client; ``names`` skips the listing call."""
     import aiohttp
 
@@ -111,6 +169,22 @@ async def raw_fetch(
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(CONCURRENCY)))
         return time.perf_counter() - started, files, size
+
+
+async def round_trip(url: str, token: str, batch_id: str, samples: int) -> float:
+    """Median seconds of one small request and its response, one at a time, kept alive."""
+    import aiohttp
+
+    target = f"{url}/api/{SERVICE}/{VERSION}/batch/{batch_id}/0/files"
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    times = []
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for _ in range(samples + 5):
+            started = time.perf_counter()
+            async with session.get(target) as response:
+                await response.read()
+            times.append(time.perf_counter() - started)
+    return statistics.median(times[5:])
 
 
 def breakdown(hook: Any, batch_id: str, landed: Path, rows: int) -> list[str]:
@@ -157,9 +231,60 @@ def breakdown(hook: Any, batch_id: str, landed: Path, rows: int) -> list[str]:
     return lines
 
 
+def open_link(
+    stack: contextlib.ExitStack, server_url: str, token: str, batch_id: str
+) -> tuple[str, float, float, float]:
+    """Start the latency proxy so a request and its response take ``LINK_RTT_MS`` more.
+
+    The proxy's own forwarding (two more hops on loopback, a wake-up each way) comes on top of
+    the delay it holds; measured once, it is taken off the setting. Returns the proxy's URL,
+    its setting (ms) and the median round trip direct and the one added (s).
+    """
+    direct = asyncio.run(round_trip(server_url, token, batch_id, RTT_SAMPLES))
+    setting = LINK_RTT_MS
+    for attempt in range(2):
+        proxy = stack.enter_context(
+            process_with_url(
+                [
+                    python(),
+                    *("-m", "benchmarks.latency_proxy", "--listen-port", "0"),
+                    *("--target-port", server_url.rsplit(":", 1)[1]),
+                    *("--delay-ms", f"{setting:.3f}"),
+                ]
+            )
+        )
+        linked = asyncio.run(round_trip(proxy, token, batch_id, RTT_SAMPLES))
+        added = linked - direct
+        excess = added * 1000 - LINK_RTT_MS
+        if attempt == 1 or abs(excess) <= 0.03 * LINK_RTT_MS:
+            break
+        stack.close()
+        setting = min(LINK_RTT_MS, max(0.0, setting - excess))
+    return proxy, setting, direct, added
+
+
+def show(figures: dict[str, Figure], runs: dict[str, list[Figure]]) -> None:
+    for name, found in runs.items():
+        say(f"  {name} runs: {', '.join(f'{r[0]:.2f}' for r in found)} s (best kept)")
+    for name, (seconds, files, size) in figures.items():
+        say(
+            f"  {name:<14} {seconds:7.2f} s  {files / seconds:8,.0f} files/s  "
+            f"{size / seconds / 2**20:7.1f} MiB/s  ({files:,} files, {mib(size)})"
+        )
+
+
+def best(runs: dict[str, list[Figure]]) -> dict[str, Figure]:
+    return {name: min(found) for name, found in runs.items()}
+
+
+def rate(figure: Figure) -> float:
+    return figure[1] / figure[0]
+
+
 def main() -> None:
     args = parse_args(__doc__.split("\n", 1)[0])
     rows = 2_000 if args.quick else 10_000
+    link_rows = rows if args.quick else LINK_ROWS
     workdir = Path(tempfile.mkdtemp(prefix="mrsdeploy-bench-collect-"))
     airflow_home()
     with reference_server(workdir, "--max-parallel-count", "100") as server:
@@ -170,21 +295,24 @@ def main() -> None:
 
         hook = MrsDeployHook()
         started = time.perf_counter()
-        batch_id = submit_and_wait(hook, rows)
+        batch_id = submit(hook, rows)
+        link_batch_id = batch_id if link_rows == rows else submit(hook, link_rows)
+        wait_done(hook, batch_id)
+        wait_done(hook, link_batch_id)
         say(
             f"collect: {rows:,} rows, one ~10 KB file each (server ran the batch in "
             f"{time.perf_counter() - started:.1f} s); concurrency {CONCURRENCY}"
         )
-        runs: dict[str, list[tuple[float, int, int]]] = {}
+        runs: dict[str, list[Figure]] = {}
         pieces: list[str] = []
         token = server.login()
         # Interleaved rounds, best kept per method: a burst of load from elsewhere on the
         # machine then hits every method alike instead of deciding a ratio.
         for round_number in range(ROUNDS):
             destination = workdir / f"provider-{round_number}"
-            seconds, result = provider_collect(batch_id, destination)
-            size = sum(f.stat().st_size for f in (destination / "files").rglob("*") if f.is_file())
-            runs.setdefault("provider", []).append((seconds, int(result["files"]), size))
+            runs.setdefault("provider", []).append(
+                provider_figure(batch_id, destination, "mrsdeploy_default")
+            )
             if round_number == 0:
                 try:
                     pieces = breakdown(hook, batch_id, destination, rows)
@@ -192,44 +320,87 @@ def main() -> None:
                     pieces = [f"breakdown unavailable: {type(exc).__name__}: {exc}"]
             shutil.rmtree(destination, ignore_errors=True)
             if COMPAT_PYTHON.exists():
-                report = run_child(
-                    [
-                        str(COMPAT_PYTHON),
-                        *("-m", "benchmarks.ms_client", "collect", "--url", server.url),
-                        *("--service", SERVICE, "--version", VERSION, "--batch-id", batch_id),
-                        *("--rows", str(rows), "--destination", str(workdir / "ms")),
-                    ],
-                    BENCH_PASSWORD=server.admin_password,
-                )
                 runs.setdefault("ms_sequential", []).append(
-                    (report["seconds"], report["files"], report["bytes"])
+                    ms_sequential(server.url, server.admin_password, batch_id, rows, workdir / "ms")
                 )
-                shutil.rmtree(workdir / "ms", ignore_errors=True)
             runs.setdefault("raw", []).append(
                 asyncio.run(raw_fetch(server.url, token, batch_id, rows, None))
             )
             runs.setdefault("raw_no_list", []).append(
                 asyncio.run(raw_fetch(server.url, token, batch_id, rows, ["report.txt"]))
             )
-        figures = {name: min(found) for name, found in runs.items()}
-        for name, found in runs.items():
-            say(f"  {name} runs: {', '.join(f'{r[0]:.2f}' for r in found)} s (best kept)")
+        figures = best(runs)
+        show(figures, runs)
+        say("  provider collect, piece by piece:")
+        for line in pieces:
+            say(f"    {line}")
+
+        with contextlib.ExitStack() as link_stack:
+            link_url, setting, direct, added = open_link(
+                link_stack, server.url, token, link_batch_id
+            )
+            os.environ[f"AIRFLOW_CONN_{LINK_CONN_ID.upper()}"] = connection_env(
+                link_url, server.admin_password
+            )
+            say(
+                f"over a link of {LINK_RTT_MS:g} ms round trip (latency proxy): one request and "
+                f"its response take {added * 1000:.2f} ms more through it than direct "
+                f"({direct * 1000:.2f} ms), median of {RTT_SAMPLES}; the proxy holds "
+                f"{setting:.2f} ms, its own forwarding makes up the rest"
+            )
+            say(
+                f"  {link_rows:,} rows over the link"
+                + (
+                    " (the loopback batch)"
+                    if link_rows == rows
+                    else f" (fewer than on loopback, a batch of its own: the sequential loop "
+                    f"waits {2 * LINK_RTT_MS:g} ms per row in round trips alone)"
+                )
+                + f"; provider concurrency {CONCURRENCY}, as on loopback"
+            )
+            link_runs: dict[str, list[Figure]] = {}
+            for round_number in range(ROUNDS):
+                destination = workdir / f"provider-link-{round_number}"
+                link_runs.setdefault("provider", []).append(
+                    provider_figure(link_batch_id, destination, LINK_CONN_ID)
+                )
+                shutil.rmtree(destination, ignore_errors=True)
+                if COMPAT_PYTHON.exists():
+                    link_runs.setdefault("ms_sequential", []).append(
+                        ms_sequential(
+                            link_url,
+                            server.admin_password,
+                            link_batch_id,
+                            link_rows,
+                            workdir / "ms",
+                        )
+                    )
+                link_runs.setdefault("raw_no_list", []).append(
+                    asyncio.run(
+                        raw_fetch(link_url, token, link_batch_id, link_rows, ["report.txt"])
+                    )
+                )
+        link_figures = best(link_runs)
+        show(link_figures, link_runs)
         hook.close()
 
-    for name, (seconds, files, size) in figures.items():
-        say(
-            f"  {name:<14} {seconds:7.2f} s  {files / seconds:8,.0f} files/s  "
-            f"{size / seconds / 2**20:7.1f} MiB/s  ({files:,} files, {mib(size)})"
-        )
-    say("  provider collect, piece by piece:")
-    for line in pieces:
-        say(f"    {line}")
-    provider_rate = figures["provider"][1] / figures["provider"][0]
+    link = f"_{LINK_RTT_MS:g}ms_rtt"
     if "ms_sequential" in figures:
-        ms = figures["ms_sequential"]
-        ratio("collect_speedup_vs_sequential", provider_rate / (ms[1] / ms[0]))
-    raw = figures["raw"]
-    ratio("collect_share_of_raw_limit", provider_rate / (raw[1] / raw[0]))
+        ratio(
+            "collect_speedup_vs_sequential",
+            rate(figures["provider"]) / rate(figures["ms_sequential"]),
+        )
+    ratio("collect_share_of_raw_limit", rate(figures["provider"]) / rate(figures["raw_no_list"]))
+    ratio("collect_share_of_raw_list_and_get", rate(figures["provider"]) / rate(figures["raw"]))
+    if "ms_sequential" in link_figures:
+        ratio(
+            f"collect_speedup_vs_sequential{link}",
+            rate(link_figures["provider"]) / rate(link_figures["ms_sequential"]),
+        )
+    ratio(
+        f"collect_share_of_raw_limit{link}",
+        rate(link_figures["provider"]) / rate(link_figures["raw_no_list"]),
+    )
     shutil.rmtree(workdir, ignore_errors=True)
 
 

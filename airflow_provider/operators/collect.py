@@ -104,7 +104,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         include_files: bool = True,
         records: Any = None,
         records_format: str | None = None,
-        max_concurrent_downloads: int = 4,
+        max_concurrent_downloads: int = 8,
         max_failed_rows: int | None = None,
         max_failed_ratio: float | None = None,
         mrsdeploy_conn_id: str = "mrsdeploy_default",

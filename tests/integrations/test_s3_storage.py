@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import socket
@@ -116,3 +117,51 @@ def test_submit_from_s3_and_collect_to_s3(
     else:
         table = pd.read_json(path, lines=True)
     assert list(table["index"]) == list(range(32)) and table["success"].all()
+
+
+@pytest.mark.parametrize("whole_file_bytes", [1 << 20, 0], ids=["whole", "streamed"])
+def test_files_to_s3_land_whole_or_streamed(
+    s3: Any,
+    mrsdeploy_conn: str,
+    task_context: Any,
+    tmp_path: Path,
+    whole_file_bytes: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On an object store, a file up to ``WHOLE_FILE_BYTES`` is received whole and written in
+    one call on a worker thread, a larger one streamed chunk by chunk: both land exactly the
+    bytes a local collect of the same batch lands."""
+    from airflow_provider import outputs
+
+    batch_id = MrsDeploySubmitBatchOperator(
+        task_id="submit",
+        service_name="mtService",
+        service_version="v1.0.0",
+        records=pd.read_csv(mtcars_csv_path()).head(6),
+        wait_for_completion=True,
+        poll_interval=0.1,
+    ).execute(task_context)
+
+    def collect(destination: str) -> dict[str, Any]:
+        return MrsDeployCollectBatchOperator(
+            task_id="collect",
+            batch_id=batch_id,
+            service_name="mtService",
+            service_version="v1.0.0",
+            destination=destination,
+        ).execute(task_context)
+
+    collect(str(tmp_path / "local"))
+    expected = json.loads((tmp_path / "local" / "manifest.json").read_text())["files"]
+    monkeypatch.setattr(outputs, "WHOLE_FILE_BYTES", whole_file_bytes)
+    prefix = f"by-size/{whole_file_bytes}"
+    result = collect(f"s3://moto_s3@{BUCKET}/{prefix}/")
+    assert result["files"] == len(expected) >= 6
+    manifest = json.loads(
+        s3.get_object(Bucket=BUCKET, Key=f"{prefix}/manifest.json")["Body"].read()
+    )
+    assert manifest["files"] == expected
+    for entry in expected:
+        body = s3.get_object(Bucket=BUCKET, Key=f"{prefix}/{entry['path']}")["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == entry["sha256"]
+    assert not [k for k in keys(s3, prefix) if k.endswith(".tmp")]

@@ -146,24 +146,3 @@ def test_collect_called_from_a_running_event_loop(
     assert result["rows"] == 4 and result["files"] >= 4
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert len(manifest["files"]) == result["files"]
-
-
-def test_large_files_stream_and_small_ones_land_whole(
-    mrsdeploy_conn: str, task_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Files over ``WHOLE_FILE_BYTES`` are streamed into place chunk by chunk instead of being
-    received whole: both paths land the same bytes."""
-    from airflow_provider import outputs
-
-    batch_id = finished_batch()
-    landed = {}
-    for name, whole_file_bytes in (("whole", outputs.WHOLE_FILE_BYTES), ("streamed", 0)):
-        monkeypatch.setattr(outputs, "WHOLE_FILE_BYTES", whole_file_bytes)
-        collect(batch_id, tmp_path / name).execute(task_context)
-        manifest = json.loads((tmp_path / name / "manifest.json").read_text())
-        landed[name] = {(e["path"], e["sha256"]) for e in manifest["files"]}
-        for entry in manifest["files"]:
-            content = (tmp_path / name / entry["path"]).read_bytes()
-            assert hashlib.sha256(content).hexdigest() == entry["sha256"]
-    assert landed["whole"] == landed["streamed"] and len(landed["whole"]) >= 4
-    assert not list(tmp_path.rglob("*.tmp"))
