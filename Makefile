@@ -21,20 +21,20 @@ venv: $(STAMP) $(COMPAT_STAMP)
 $(STAMP): requirements/lock.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements/lock.txt
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements/lock.txt
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
 # Microsoft's own client, for the wire-compatibility test; kept out of the main venv.
 $(COMPAT_STAMP): requirements/compat-lock.txt $(STAMP)
 	test -x $(COMPAT_VENV)/bin/python || $(PYTHON) -m venv $(COMPAT_VENV)
-	$(BIN)/uv pip sync --quiet --python $(COMPAT_VENV)/bin/python requirements/compat-lock.txt
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(COMPAT_VENV)/bin/python requirements/compat-lock.txt
 	touch $(COMPAT_STAMP)
 
 # The same project on the oldest supported Airflow (requirements/airflow-min.txt).
 $(MIN_STAMP): requirements/lock-airflow-min.txt $(STAMP)
 	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
-	$(BIN)/uv pip sync --quiet --python $(MIN_VENV)/bin/python requirements/lock-airflow-min.txt
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(MIN_VENV)/bin/python requirements/lock-airflow-min.txt
 	$(BIN)/uv pip install --quiet --python $(MIN_VENV)/bin/python --no-deps -e .
 	touch $(MIN_STAMP)
 
