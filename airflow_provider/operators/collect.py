@@ -278,7 +278,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         results: Sequence[ExecutionResult],
         locations: Sequence[RowLocation],
     ) -> list[WrittenFile]:
-        per_row: list[list[WrittenFile]] = [[] for _ in locations]
+        per_row: dict[int, list[WrittenFile]] = {}
         pending = iter(locations)
 
         async def worker() -> None:
@@ -305,7 +305,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             await self.hook.aclose()
-        return [f for files in per_row for f in files]
+        return [f for index in sorted(per_row) for f in per_row[index]]
 
     async def _arow_files(
         self, ref: BatchRef, writer: OutputWriter, location: RowLocation, result: ExecutionResult
