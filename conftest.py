@@ -38,6 +38,10 @@ def _fresh_token_caches() -> None:
     from airflow_provider.hooks.tokens import forget_shared_tokens
 
     forget_shared_tokens()
+    # Likewise the async sessions shared per event loop (each test runs its own loops).
+    from airflow_provider.hooks.async_sessions import forget_shared_sessions
+
+    forget_shared_sessions()
 
 
 @pytest.fixture

@@ -46,8 +46,10 @@ BASELINE_SECONDS = 5.0
 class StallProbe:
     """Measures how late the loop runs a task that asked to sleep ``PROBE_SECONDS``.
 
-    Each sample is kept with the time its sleep began, so a stall is counted in the phase in
-    which it started.
+    Each sample is kept with the time the probe woke up, so a stall is counted in the phase in
+    which it ended. (Counted by the time its sleep began, the stall of the first loop iteration
+    after the triggers are created, where each of them takes its first step, would fall into
+    the idle phase before and be counted nowhere.)
     """
 
     def __init__(self) -> None:
@@ -58,11 +60,12 @@ class StallProbe:
         while True:
             started = loop.time()
             await asyncio.sleep(PROBE_SECONDS)
-            self.samples.append((started, loop.time() - started - PROBE_SECONDS))
+            woke = loop.time()
+            self.samples.append((woke, woke - started - PROBE_SECONDS))
 
     def lags(self, since: float, until: float) -> list[float]:
-        """Lags of the sleeps that began in ``[since, until)`` (loop time), sorted."""
-        return sorted(lag for started, lag in self.samples if since <= started < until)
+        """Lags of the sleeps that ended in ``[since, until)`` (loop time), sorted."""
+        return sorted(lag for woke, lag in self.samples if since <= woke < until)
 
 
 class GcPauses:

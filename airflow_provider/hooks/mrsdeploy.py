@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
-from collections.abc import AsyncIterator, Generator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
 from typing import Any
 
 import aiohttp
@@ -31,10 +32,10 @@ from airflow_provider.api.parsers import (
     parse_services,
     parse_swagger,
 )
-from airflow_provider.hooks import transport_async, transport_sync
+from airflow_provider.hooks import async_sessions, transport_async, transport_sync
 from airflow_provider.hooks.body import BodyInput, RequestBody, request_body
 from airflow_provider.hooks.download import AsyncResumableDownload, ResumableDownload
-from airflow_provider.hooks.flow import Authenticator, RawResponse, adrive, drive
+from airflow_provider.hooks.flow import Authenticator, Outgoing, RawResponse, adrive, drive
 from airflow_provider.hooks.limits import ByteBudget
 from airflow_provider.hooks.masking import Secret, amask, mask
 from airflow_provider.hooks.retry import RetryPolicy
@@ -143,28 +144,36 @@ class MrsDeployHook(BaseHook):
             self._session = None
 
     async def _aget_session(self) -> aiohttp.ClientSession:
+        # The running loop's session for this connection, shared with every other hook of the
+        # connection in this loop (a triggerer's waits then share one connection pool).
         loop = asyncio.get_running_loop()
-        if (
-            self._async_session is None
-            or self._async_session.closed
-            or self._async_loop is not loop
-        ):
-            # A session is bound to the loop that created it; a new loop needs a new session.
-            stale, self._async_session = self._async_session, None
-            if stale is not None and not stale.closed:
-                with contextlib.suppress(Exception):
-                    await stale.close()  # best effort: the loop that owned it has ended
-            settings = await self.asettings()
-            self._async_session = await transport_async.new_session(settings)
-            self._async_loop = loop
-        return self._async_session
+        session = self._async_session
+        if session is not None and self._async_loop is loop and not session.closed:
+            return session
+        if session is not None:
+            # Closed, or bound to another loop: a new loop needs a session of its own.
+            stale_loop, self._async_session, self._async_loop = self._async_loop, None, None
+            with contextlib.suppress(Exception):  # best effort: its loop may have ended
+                await async_sessions.release(session, stale_loop)
+        settings = await self.asettings()
+        session = await async_sessions.acquire(settings)
+        if self._async_session is not None and self._async_loop is loop:
+            # A concurrent call of this hook took one meanwhile: hold one use, not two.
+            await async_sessions.release(session, loop)
+            return self._async_session
+        self._async_session, self._async_loop = session, loop
+        return session
 
     async def aclose(self) -> None:
-        """Close the async session (call from the loop that used it)."""
-        session, self._async_session = self._async_session, None
-        self._async_loop = None
-        if session is not None and not session.closed:
-            await session.close()
+        """Give the async session back (call from the loop that used it).
+
+        The session is shared with the other hooks of this connection in the loop; the last
+        hook to give it back closes it.
+        """
+        session, loop = self._async_session, self._async_loop
+        self._async_session, self._async_loop = None, None
+        if session is not None:
+            await async_sessions.release(session, loop)
 
     # -- the two drivers ---------------------------------------------------------------------
 
@@ -219,10 +228,19 @@ class MrsDeployHook(BaseHook):
     async def _acall(
         self, request: ApiRequest, headers: Mapping[str, str] | None = None
     ) -> RawResponse:
-        settings = await self.asettings()
+        if self._settings is None:
+            # The first lookup of a connection blocks the loop briefly (Airflow's lookup):
+            # a crowd of hooks starting together takes turns instead of doing it all at once.
+            async with async_sessions.lookup_turn():
+                settings = await self.asettings()
+        else:
+            settings = self._settings
         if self._renewal_due(request, settings):
             async with self._tokens.arenewal_lock():
-                return await self._acall_once(request, settings, headers)
+                # Checked again once in: whoever held the lock has usually just renewed the
+                # token, and then this call need not keep the others waiting while it runs.
+                if self._renewal_due(request, settings):
+                    return await self._acall_once(request, settings, headers)
         return await self._acall_once(request, settings, headers)
 
     async def _acall_once(
@@ -233,18 +251,18 @@ class MrsDeployHook(BaseHook):
     ) -> RawResponse:
         session = await self._aget_session()
         auth = Authenticator(settings, self._tokens, self.log)
-        retrying = RetryPolicy.from_settings(settings, self.log).asynchronous(
-            idempotent=request.idempotent
-        )
-
-        async def attempt() -> RawResponse:
-            return await adrive(
-                auth.call(request, headers=headers),
-                lambda outgoing: transport_async.send(session, settings, outgoing),
-            )
-
+        policy = RetryPolicy.from_settings(settings, self.log)
+        # Partials of plain values, not closures (``attempt_once`` has no free variables): a
+        # call waiting for its turn holds as few objects as possible. Requests of the shared
+        # session take turns (``async_sessions``); a retry waits without holding a turn.
+        send = functools.partial(transport_async.send, session, settings)
+        attempt = functools.partial(attempt_once, auth, request, send, headers)
         try:
-            return await retrying(attempt)
+            return await policy.arun(
+                attempt,
+                idempotent=request.idempotent,
+                gate=async_sessions.request_turn(session, settings, request),
+            )
         finally:
             for secret, name in self._tokens.take_unmasked():
                 await amask(secret, name)
@@ -485,9 +503,11 @@ class MrsDeployHook(BaseHook):
         request = calls.get_batch(name, version, batch_id, show_partial_results)
         response = await self._acall(request)
         if len(response.body) > ASYNC_DECODE_IN_THREAD_BYTES:
-            return await asyncio.to_thread(
-                lambda: parse_batch_status(decode_json(response.body, request.describe))
-            )
+            # Arguments, not a closure: no cells are made on every poll for this rare branch.
+            def decode(body: bytes, what: str) -> BatchStatus:
+                return parse_batch_status(decode_json(body, what))
+
+            return await asyncio.to_thread(decode, response.body, request.describe)
         return parse_batch_status(decode_json(response.body, request.describe))
 
     async def acancel_batch(self, name: str, version: str, batch_id: str) -> None:
@@ -556,3 +576,13 @@ class MrsDeployHook(BaseHook):
         )
         async for chunk in download:
             yield chunk
+
+
+async def attempt_once(
+    auth: Authenticator,
+    request: ApiRequest,
+    send: Callable[[Outgoing], Awaitable[RawResponse]],
+    headers: Mapping[str, str] | None,
+) -> RawResponse:
+    """One attempt of an async call: the authentication flow driven over ``send``."""
+    return await adrive(auth.call(request, headers=headers), send)

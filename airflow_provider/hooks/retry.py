@@ -1,4 +1,4 @@
-"""The retry policy shared by the sync and async paths (tenacity).
+"""The retry policy shared by the sync path (tenacity) and the async path (a plain loop).
 
 Retried: connection failures and timeouts, 408, 429, 502, 503, 504 and other 5xx, a bounded
 number of times with jittered exponential backoff, or after exactly ``Retry-After`` when the
@@ -12,11 +12,14 @@ batch.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import (
-    AsyncRetrying,
     RetryCallState,
     Retrying,
     retry_if_exception,
@@ -38,6 +41,8 @@ MAX_RETRY_AFTER = 300.0
 
 #: Statuses meaning the server did not act on the request, so even a batch start may be resent.
 NOT_ACTED_ON_STATUSES = frozenset({408, 429, 503})
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -107,20 +112,26 @@ class RetryPolicy:
         def log_it(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0.0
-            if isinstance(error, MrsDeployApiError) and error.retry_after is not None:
-                why = f"Retry-After {error.retry_after:g} s"
-            else:
-                why = "backoff"
-            self.log.warning(
-                "Attempt %d of %d failed: %s; retrying in %.1f s (%s)",
-                state.attempt_number,
-                attempts,
-                error,
-                wait,
-                why,
-            )
+            self._log_attempt(state.attempt_number, attempts, error, wait)
 
         return log_it
+
+    def _log_attempt(
+        self, number: int, attempts: int, error: BaseException | None, wait: float
+    ) -> None:
+        """The one line logged before each retry (reason and wait, never credentials)."""
+        if isinstance(error, MrsDeployApiError) and error.retry_after is not None:
+            why = f"Retry-After {error.retry_after:g} s"
+        else:
+            why = "backoff"
+        self.log.warning(
+            "Attempt %d of %d failed: %s; retrying in %.1f s (%s)",
+            number,
+            attempts,
+            error,
+            wait,
+            why,
+        )
 
     def sync(self, *, idempotent: bool = True, replayable: bool = True) -> Retrying:
         """A tenacity ``Retrying`` for one blocking call.
@@ -130,12 +141,40 @@ class RetryPolicy:
         """
         return Retrying(**self._kwargs(idempotent, self.max_retries if replayable else 0))
 
-    def asynchronous(self, *, idempotent: bool = True) -> AsyncRetrying:
-        """A tenacity ``AsyncRetrying`` for one call on the event loop (sleeps with asyncio).
+    async def arun(
+        self,
+        attempt: Callable[[], Awaitable[T]],
+        *,
+        idempotent: bool = True,
+        gate: AbstractAsyncContextManager[Any] | None = None,
+    ) -> T:
+        """Await ``attempt()`` until it succeeds or the policy gives up (then its error is raised).
 
+        The same rules, waits and log lines as :meth:`sync`, on the event loop (it sleeps with
+        asyncio), but a plain loop rather than tenacity's ``AsyncRetrying``: nearly every call
+        succeeds at once, and a triggerer polling a thousand batches makes a hundred calls a
+        second. Tenacity's per-call retry state (closures, a thread-local, reference cycles)
+        would be garbage only the cyclic collector frees, and collections stop the loop.
+
+        :param attempt: makes one attempt.
         :param idempotent: whether the request may safely be performed twice.
+        :param gate: entered around each attempt, never around the wait before a retry (a
+            semaphore bounding the requests in progress, for instance).
         """
-        return AsyncRetrying(**self._kwargs(idempotent, self.max_retries))
+        turn = gate if gate is not None else contextlib.nullcontext()
+        attempts = self.max_retries + 1
+        number = 1
+        while True:
+            try:
+                async with turn:
+                    return await attempt()
+            except Exception as error:
+                if number >= attempts or not self.should_retry(error, idempotent=idempotent):
+                    raise
+                wait = self.wait_seconds(error, number)
+                self._log_attempt(number, attempts, error, wait)
+            await asyncio.sleep(wait)
+            number += 1
 
 
 class _AttemptState:

@@ -83,7 +83,13 @@ class TokenCache:
         self._pair = None
 
     def take_unmasked(self) -> list[Secret]:
-        """Tokens stored since the last call, to register with the log masker now."""
+        """Tokens stored since the last call, to register with the log masker now.
+
+        Called after every request: the pending list is only swapped when it holds something,
+        so a steady stream of calls does not leave a fresh long-lived list behind each time.
+        """
+        if not self._unmasked:
+            return []
         taken, self._unmasked = self._unmasked, []
         return taken
 

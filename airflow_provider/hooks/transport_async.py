@@ -16,23 +16,49 @@ from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import Failure, connection_error, scrub
 from airflow_provider.hooks.transport_sync import ACCEPT_JSON, READ_CHUNK
 
+#: Connections one session keeps open to the server at most (aiohttp's default). A session
+#: is shared by every hook of a connection in an event loop (see ``async_sessions``), so this
+#: bounds what a triggerer with many waits opens; further requests queue for a free connection.
+CONNECTION_LIMIT = 100
+
 
 async def new_session(settings: MrsDeployConnectionSettings) -> aiohttp.ClientSession:
     """A client session bound to the running loop.
 
+    :param settings: connection settings.
+    """
+    return build_session(settings, await tls_option(settings))
+
+
+async def tls_option(settings: MrsDeployConnectionSettings) -> ssl.SSLContext | bool:
+    """What the connector is given as ``ssl``.
+
     A CA bundle is loaded in a worker thread: reading certificate files must not block the loop.
+    ``True`` uses aiohttp's default context, built once per process, not once per session.
 
     :param settings: connection settings.
     """
-    tls: ssl.SSLContext | bool
     if settings.verify is False:
-        tls = False
-    elif isinstance(settings.verify, str):
-        tls = await asyncio.to_thread(ssl.create_default_context, cafile=settings.verify)
-    else:
-        tls = True
+        return False
+    if isinstance(settings.verify, str):
+        return await asyncio.to_thread(ssl.create_default_context, cafile=settings.verify)
+    return True
+
+
+def build_session(
+    settings: MrsDeployConnectionSettings,
+    tls: ssl.SSLContext | bool,
+    *,
+    limit: int = CONNECTION_LIMIT,
+) -> aiohttp.ClientSession:
+    """A client session bound to the running loop, without awaiting anything.
+
+    :param settings: connection settings (the timeout of each request).
+    :param tls: from :func:`tls_option`.
+    :param limit: connections kept open at most.
+    """
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(ssl=tls),
+        connector=aiohttp.TCPConnector(ssl=tls, limit=limit),
         headers=ACCEPT_JSON,
         timeout=aiohttp.ClientTimeout(total=settings.timeout),
     )

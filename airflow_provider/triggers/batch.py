@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
@@ -28,6 +30,17 @@ def is_transient_poll_error(error: BaseException) -> bool:
     if isinstance(error, MrsDeployConnectionError):
         return error.retryable
     return isinstance(error, (MrsDeployTransientError, MrsDeployServerError, OSError))
+
+
+@dataclass
+class _Seen:
+    """What one wait remembers between polls: the last progress and the rate estimate."""
+
+    completed: int = 0
+    total: int = 0
+    fraction: float = 0.0
+    logged: bool = False
+    rate: RateEstimator = field(default_factory=RateEstimator)
 
 
 class MrsDeployBatchTrigger(BaseTrigger):
@@ -93,6 +106,17 @@ class MrsDeployBatchTrigger(BaseTrigger):
 
         return MrsDeployHook(self.mrsdeploy_conn_id)
 
+    async def _ahook(self) -> Any:
+        """The hook, built on the loop once the hook's module is loaded.
+
+        The first import of the hook's HTTP stack takes a noticeable fraction of a second, so
+        it happens in a worker thread. After that, building a hook is cheap: a thread hop for
+        each of a thousand triggers starting together would only queue them behind each other.
+        """
+        if getattr(sys.modules.get("airflow_provider.hooks"), "MrsDeployHook", None) is None:
+            return await asyncio.to_thread(self._hook)
+        return self._hook()
+
     def _next_interval(self, fraction_done: float) -> float:
         """Poll slowly while far from done, at ``poll_interval`` when close, never past deadline."""
         interval = self.poll_interval + (self.max_poll_interval - self.poll_interval) * (
@@ -104,60 +128,65 @@ class MrsDeployBatchTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until a terminal outcome or the deadline, then yield exactly one event."""
-        # The first import of the hook's HTTP stack takes a noticeable fraction of a second:
-        # keep it off the triggerer's event loop.
-        hook = await asyncio.to_thread(self._hook)
-        rate = RateEstimator()
-        fraction = 0.0
-        completed = total = 0
-        logged = False
+        hook = await self._ahook()
+        seen = _Seen()
         try:
             while True:
-                try:
-                    statuses = [
-                        await hook.aget_batch_status(
-                            self.service_name, self.service_version, batch_id
-                        )
-                        for batch_id in self.batch_ids
-                    ]
-                except (MrsDeployError, OSError) as exc:
-                    if not is_transient_poll_error(exc):
-                        yield self._event(BatchEventStatus.ERROR, completed, total, str(exc))
-                        return
-                    self.log.warning("Polling batch status failed, will poll again: %s", exc)
-                else:
-                    progress = evaluate_batches(self.batch_ids, statuses)
-                    if progress.outcome is not BatchOutcome.RUNNING:
-                        event = BatchEvent.from_progress(self.batch_ids, progress)
-                        yield TriggerEvent(event.to_payload())
-                        return
-                    rates = rate.observe(time.time(), progress)
-                    # One line per change of progress, not per poll: a triggerer with many
-                    # waits would otherwise spend its loop writing identical lines.
-                    if (progress.completed, progress.total) != (completed, total) or not logged:
-                        self.log.info(
-                            "Batch %s: %s, %s",
-                            ",".join(self.batch_ids),
-                            progress.describe(),
-                            RateEstimator.format(*rates),
-                        )
-                        logged = True
-                    completed, total, fraction = (
-                        progress.completed,
-                        progress.total,
-                        progress.fraction,
-                    )
-                if self.deadline is not None and time.time() >= self.deadline:
-                    yield self._event(
-                        BatchEventStatus.TIMEOUT,
-                        completed,
-                        total,
-                        f"deadline passed with {completed}/{total} rows finished",
-                    )
+                event = await self._poll(hook, seen) or self._deadline_event(seen)
+                if event is not None:
+                    yield event
                     return
-                await asyncio.sleep(self._next_interval(fraction))
+                await asyncio.sleep(self._next_interval(seen.fraction))
         finally:
             await hook.aclose()
+
+    async def _poll(self, hook: Any, seen: _Seen) -> TriggerEvent | None:
+        """Poll every batch once: the final event, or None while they run.
+
+        Everything a poll builds (statuses, progress) is dropped when it returns, so nothing
+        but ``seen`` is held through the sleep between polls: objects alive for seconds end up
+        in the collector's oldest generation, and enough of them cause full collections, which
+        stop the whole event loop.
+        """
+        statuses = []
+        try:
+            for batch_id in self.batch_ids:
+                statuses.append(
+                    await hook.aget_batch_status(self.service_name, self.service_version, batch_id)
+                )
+        except (MrsDeployError, OSError) as exc:
+            if not is_transient_poll_error(exc):
+                return self._event(BatchEventStatus.ERROR, seen.completed, seen.total, str(exc))
+            self.log.warning("Polling batch status failed, will poll again: %s", exc)
+            return None
+        progress = evaluate_batches(self.batch_ids, statuses)
+        if progress.outcome is not BatchOutcome.RUNNING:
+            return TriggerEvent(BatchEvent.from_progress(self.batch_ids, progress).to_payload())
+        rates = seen.rate.observe(time.time(), progress)
+        # One line per change of progress, not per poll: a triggerer with many waits would
+        # otherwise spend its loop writing identical lines.
+        if (progress.completed, progress.total) != (seen.completed, seen.total) or not seen.logged:
+            self.log.info(
+                "Batch %s: %s, %s",
+                ",".join(self.batch_ids),
+                progress.describe(),
+                RateEstimator.format(*rates),
+            )
+            seen.logged = True
+        seen.completed, seen.total = progress.completed, progress.total
+        seen.fraction = progress.fraction
+        return None
+
+    def _deadline_event(self, seen: _Seen) -> TriggerEvent | None:
+        """The timeout event once the deadline has passed, else None."""
+        if self.deadline is None or time.time() < self.deadline:
+            return None
+        return self._event(
+            BatchEventStatus.TIMEOUT,
+            seen.completed,
+            seen.total,
+            f"deadline passed with {seen.completed}/{seen.total} rows finished",
+        )
 
     def _event(
         self, status: BatchEventStatus, completed: int, total: int, message: str
@@ -169,7 +198,7 @@ class MrsDeployBatchTrigger(BaseTrigger):
         """Cancel the batches when a user kills the deferred task (never on a restart)."""
         if not self.cancel_on_kill:
             return
-        hook = await asyncio.to_thread(self._hook)
+        hook = await self._ahook()
         try:
             for batch_id in self.batch_ids:
                 self.log.info("Task killed by a user: cancelling batch %s", batch_id)
