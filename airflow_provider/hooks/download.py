@@ -190,8 +190,11 @@ class ResumeState:
             return Resume(wait, None)
         return Resume(wait, self.identity.resume_headers(offset))
 
-    def resumed(self, response: RawResponse) -> str | None:
-        """Check the answer to a resume; set what to skip; return why it cannot continue."""
+    def resumed(self, response: RawResponse) -> None:
+        """Check the answer to a resume and set what to skip.
+
+        :raises MrsDeployProtocolError: when the answer does not continue the same file.
+        """
         offset = self.budget.used
         if response.status == 206:
             self.skip = 0
@@ -203,9 +206,10 @@ class ResumeState:
                 if self.identity.same_file(response.headers)
                 else "the file changed on the server while it was being downloaded"
             )
-        if problem is None:
-            return None
-        return f"{self.what}: {problem} (interrupted after {offset} bytes); download it again"
+        if problem is not None:
+            raise MrsDeployProtocolError(
+                f"{self.what}: {problem} (interrupted after {offset} bytes); download it again"
+            )
 
     def finished(self) -> None:
         """Check the total against the announced length."""
@@ -240,12 +244,7 @@ class ResumableDownload:
 
     :param open_response: sends the GET (with the hook's retries, login and status mapping) and
         returns the successful streamed response.
-    :param what: ``GET /path`` of the file, for messages.
-    :param method: request method, for errors.
-    :param path: request path, for errors.
-    :param policy: the hook's retry policy (attempts and waits between resumes).
-    :param log: where resumes are logged.
-    :param limit: largest number of bytes accepted (``max_download_bytes``), or None.
+    :param state: the download's bookkeeping (limits, retry policy, log).
     :param chunk_size: bytes per chunk (at most).
     :param sleep: waits between attempts (replaceable in tests).
     """
@@ -253,27 +252,15 @@ class ResumableDownload:
     def __init__(
         self,
         open_response: Opener,
+        state: ResumeState,
         *,
-        what: str,
-        method: str,
-        path: str,
-        policy: RetryPolicy,
-        log: LogLike,
-        limit: int | None,
         chunk_size: int,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.open_response = open_response
-        self.state = ResumeState(
-            what=what, method=method, path=path, policy=policy, log=log, limit=limit
-        )
+        self.state = state
         self.chunk_size = chunk_size
         self.sleep = sleep
-
-    @property
-    def resumes(self) -> int:
-        """Interruptions survived so far."""
-        return self.state.resumes
 
     def __iter__(self) -> Iterator[bytes]:
         state = self.state
@@ -295,9 +282,7 @@ class ResumableDownload:
                     self.sleep(plan.wait)
                     if plan.headers is not None:
                         response = self.open_response(plan.headers)
-                        problem = state.resumed(response)
-                        if problem is not None:
-                            raise MrsDeployProtocolError(problem) from None
+                        state.resumed(response)
         finally:
             _close_stream(response)
         state.finished()
@@ -306,26 +291,20 @@ class ResumableDownload:
 class AsyncResumableDownload:
     """Iterate over one file's bytes on the event loop, resuming after interruptions.
 
-    The same parameters as :class:`ResumableDownload`, with an async ``open_response``.
+    The same parameters as :class:`ResumableDownload`, with an async ``open_response`` and
+    ``sleep``.
     """
 
     def __init__(
         self,
         open_response: AsyncOpener,
+        state: ResumeState,
         *,
-        what: str,
-        method: str,
-        path: str,
-        policy: RetryPolicy,
-        log: LogLike,
-        limit: int | None,
         chunk_size: int,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ):
         self.open_response = open_response
-        self.state = ResumeState(
-            what=what, method=method, path=path, policy=policy, log=log, limit=limit
-        )
+        self.state = state
         self.chunk_size = chunk_size
         self.sleep = sleep
 
@@ -351,9 +330,7 @@ class AsyncResumableDownload:
                     await self.sleep(plan.wait)
                     if plan.headers is not None:
                         response = await self.open_response(plan.headers)
-                        problem = state.resumed(response)
-                        if problem is not None:
-                            raise MrsDeployProtocolError(problem) from None
+                        state.resumed(response)
         finally:
             _close_stream(response)
         state.finished()

@@ -34,7 +34,11 @@ from airflow_provider.api.parsers import (
 )
 from airflow_provider.hooks import async_sessions, transport_async, transport_sync
 from airflow_provider.hooks.body import BodyInput, RequestBody, request_body
-from airflow_provider.hooks.download import AsyncResumableDownload, ResumableDownload
+from airflow_provider.hooks.download import (
+    AsyncResumableDownload,
+    ResumableDownload,
+    ResumeState,
+)
 from airflow_provider.hooks.flow import Authenticator, Outgoing, RawResponse, adrive, drive
 from airflow_provider.hooks.limits import ByteBudget
 from airflow_provider.hooks.masking import Secret, amask, mask
@@ -416,18 +420,24 @@ class MrsDeployHook(BaseHook):
         :param chunk_size: bytes per chunk (at most).
         """
         request = calls.get_batch_file(name, version, batch_id, index, file_name)
-        settings = self.settings
-        download = ResumableDownload(
+        yield from ResumableDownload(
             lambda headers: self._call(request, headers=headers),
+            self._resume_state(request, self.settings),
+            chunk_size=chunk_size,
+        )
+
+    def _resume_state(
+        self, request: ApiRequest, settings: MrsDeployConnectionSettings
+    ) -> ResumeState:
+        """The bookkeeping of one file download (limits and retries from the connection)."""
+        return ResumeState(
             what=request.describe,
             method=request.method,
             path=request.path,
             policy=RetryPolicy.from_settings(settings, self.log),
             log=self.log,
             limit=settings.max_download_bytes,
-            chunk_size=chunk_size,
         )
-        yield from download
 
     def get_batch_file(
         self, name: str, version: str, batch_id: str, index: int, file_name: str
@@ -563,15 +573,9 @@ class MrsDeployHook(BaseHook):
         :param chunk_size: bytes per chunk (at most).
         """
         request = calls.get_batch_file(name, version, batch_id, index, file_name)
-        settings = await self.asettings()
         download = AsyncResumableDownload(
             lambda headers: self._acall(request, headers),
-            what=request.describe,
-            method=request.method,
-            path=request.path,
-            policy=RetryPolicy.from_settings(settings, self.log),
-            log=self.log,
-            limit=settings.max_download_bytes,
+            self._resume_state(request, await self.asettings()),
             chunk_size=chunk_size,
         )
         async for chunk in download:
