@@ -22,14 +22,6 @@ from airflow_provider.hooks.transport_sync import ACCEPT_JSON, READ_CHUNK
 CONNECTION_LIMIT = 100
 
 
-async def new_session(settings: MrsDeployConnectionSettings) -> aiohttp.ClientSession:
-    """A client session bound to the running loop.
-
-    :param settings: connection settings.
-    """
-    return build_session(settings, await tls_option(settings))
-
-
 async def tls_option(settings: MrsDeployConnectionSettings) -> ssl.SSLContext | bool:
     """What the connector is given as ``ssl``.
 
