@@ -97,3 +97,37 @@ class ByteBudget:
         self.used += size
         if self.limit is not None and self.used > self.limit:
             raise too_large(self.what, self.limit, self.extra)
+
+
+class BodyCollector:
+    """Collects one response body as both transports read it, within the limits.
+
+    A success is kept whole up to ``limit`` (announced larger, or growing past it, is an error);
+    an error body is kept up to :data:`ERROR_BODY_LIMIT` and the rest is not wanted, as only its
+    message matters.
+
+    :param status: HTTP status of the response.
+    :param headers: response headers.
+    :param limit: ``max_response_bytes``, or None for none.
+    :param what: the request, for messages.
+    """
+
+    def __init__(self, status: int, headers: Mapping[str, str], limit: int | None, what: str):
+        self.failed = status >= 400
+        if not self.failed:
+            check_announced(headers, limit, what, "max_response_bytes")
+        self._budget = ByteBudget(limit, what, "max_response_bytes")
+        self._body = bytearray()
+
+    def add(self, chunk: bytes) -> bool:
+        """Take the next chunk; return True when no more of the body is wanted."""
+        if self.failed:
+            self._body += chunk
+            return len(self._body) >= ERROR_BODY_LIMIT
+        self._budget.take(len(chunk))
+        self._body += chunk
+        return False
+
+    def body(self) -> bytes:
+        """What was kept."""
+        return bytes(self._body[:ERROR_BODY_LIMIT] if self.failed else self._body)

@@ -11,7 +11,7 @@ import aiohttp
 from airflow_provider.api.calls import join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.hooks.flow import Outgoing, RawResponse
-from airflow_provider.hooks.limits import ERROR_BODY_LIMIT, ByteBudget, check_announced
+from airflow_provider.hooks.limits import BodyCollector
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import Failure, connection_error, scrub
 from airflow_provider.hooks.transport_sync import ACCEPT_JSON, READ_CHUNK
@@ -139,19 +139,9 @@ async def aiter_stream(
 async def _read_body(
     response: aiohttp.ClientResponse, settings: MrsDeployConnectionSettings, what: str
 ) -> bytes:
-    """Read a body within the size limits (see :func:`transport_sync._read_body`)."""
-    if response.status >= 400:
-        kept = bytearray()
-        async for chunk in response.content.iter_chunked(READ_CHUNK):
-            kept += chunk
-            if len(kept) >= ERROR_BODY_LIMIT:
-                break
-        return bytes(kept[:ERROR_BODY_LIMIT])
-    limit = settings.max_response_bytes
-    check_announced(response.headers, limit, what, "max_response_bytes")
-    budget = ByteBudget(limit, what, "max_response_bytes")
-    body = bytearray()
+    """Read a body into memory within the size limits (:class:`BodyCollector`)."""
+    collector = BodyCollector(response.status, response.headers, settings.max_response_bytes, what)
     async for chunk in response.content.iter_chunked(READ_CHUNK):
-        budget.take(len(chunk))
-        body += chunk
-    return bytes(body)
+        if collector.add(chunk):
+            break
+    return collector.body()

@@ -15,7 +15,7 @@ from urllib3.exceptions import NewConnectionError
 from airflow_provider.api.calls import join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.hooks.flow import Outgoing, RawResponse
-from airflow_provider.hooks.limits import ERROR_BODY_LIMIT, ByteBudget, check_announced
+from airflow_provider.hooks.limits import BodyCollector
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import Failure, connection_error, scrub
 
@@ -104,22 +104,15 @@ def _read_body(
     response: requests.Response, settings: MrsDeployConnectionSettings, what: str
 ) -> bytes:
     """Read a body into memory: a success up to ``max_response_bytes`` (more is an error), an
-    error body up to :data:`ERROR_BODY_LIMIT` (the rest is dropped: only the message matters)."""
-    if response.status_code >= 400:
-        kept = bytearray()
-        for chunk in response.iter_content(READ_CHUNK):
-            kept += chunk
-            if len(kept) >= ERROR_BODY_LIMIT:
-                break
-        return bytes(kept[:ERROR_BODY_LIMIT])
-    limit = settings.max_response_bytes
-    check_announced(response.headers, limit, what, "max_response_bytes")
-    budget = ByteBudget(limit, what, "max_response_bytes")
-    body = bytearray()
+    error body up to its first :data:`~airflow_provider.hooks.limits.ERROR_BODY_LIMIT` bytes
+    (:class:`BodyCollector`)."""
+    collector = BodyCollector(
+        response.status_code, response.headers, settings.max_response_bytes, what
+    )
     for chunk in response.iter_content(READ_CHUNK):
-        budget.take(len(chunk))
-        body += chunk
-    return bytes(body)
+        if collector.add(chunk):
+            break
+    return collector.body()
 
 
 def iter_stream(
