@@ -21,7 +21,15 @@ import os
 import re
 import threading
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -140,18 +148,14 @@ def build_outputs_table(
     return table
 
 
-def _atomic_target(path: ObjectStoragePath) -> ObjectStoragePath:
-    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-
-
-def _move_into_place(temporary: ObjectStoragePath, final: ObjectStoragePath) -> None:
-    if final.exists():
-        final.unlink()
-    temporary.rename(final)
+def _temporary_for(final: str) -> str:
+    """A hidden name beside ``final`` for writing it before it is moved into place."""
+    folder, _, name = final.rpartition("/")
+    return f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
 
 
 class _FileOps(Protocol):
-    """The four storage operations a row file needs."""
+    """The four storage operations an atomic write needs."""
 
     def makedirs(self, folder: str) -> None: ...
     def open_write(self, path: str) -> BinaryIO: ...
@@ -160,7 +164,7 @@ class _FileOps(Protocol):
 
 
 class _LocalFileOps:
-    """Row files on a local disk: plain system calls."""
+    """Files on a local disk: plain system calls."""
 
     def makedirs(self, folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
@@ -177,7 +181,7 @@ class _LocalFileOps:
 
 
 class _FsspecFileOps:
-    """Row files on any fsspec filesystem (object stores and the like)."""
+    """Files on any fsspec filesystem (object stores and the like)."""
 
     def __init__(self, fs: Any) -> None:
         self.fs = fs
@@ -332,7 +336,7 @@ class OutputWriter:
             self._folders.add(index)
         safe = self.claim_name(index, name)
         final = f"{folder}/{safe}"
-        temporary = f"{folder}/.{safe}.{uuid.uuid4().hex}.tmp"
+        temporary = _temporary_for(final)
         return _FileTarget(index, safe, final, temporary, self._files.open_write(temporary))
 
     def _commit(self, target: _FileTarget) -> WrittenFile:
@@ -349,9 +353,8 @@ class OutputWriter:
 
     def write_table(self, table: pd.DataFrame, output_format: OutputFormat) -> str:
         """Write the outputs table; return its path relative to the destination."""
-        final = self.destination / f"{TABLE_STEM}.{output_format.value}"
-        temporary = _atomic_target(final)
-        with temporary.open("wb") as handle:
+        name = f"{TABLE_STEM}.{output_format.value}"
+        with self._atomic_write(name) as handle:
             if output_format is OutputFormat.PARQUET:
                 table.to_parquet(handle, index=False)
             elif output_format is OutputFormat.CSV:
@@ -360,8 +363,23 @@ class OutputWriter:
                 handle.write(
                     table.to_json(orient="records", lines=True, double_precision=15).encode("utf-8")
                 )
-        _move_into_place(temporary, final)
-        return final.name
+        return name
+
+    @contextlib.contextmanager
+    def _atomic_write(self, relative: str) -> Iterator[BinaryIO]:
+        """Write a file of the destination under a temporary name, then move it into place;
+        on failure the temporary file is removed and the previous file, if any, stays."""
+        final = f"{self._base}/{relative}"
+        temporary = _temporary_for(final)
+        handle = self._files.open_write(temporary)
+        try:
+            yield handle
+            handle.close()
+            self._files.replace(temporary, final)
+        except BaseException:
+            handle.close()
+            self._files.remove(temporary)
+            raise
 
     def remove_leftovers(self, keep: Iterable[str]) -> list[str]:
         """Delete files under the destination that this run did not write (a previous run's)."""
@@ -394,12 +412,11 @@ class OutputWriter:
 
     def finish(self, manifest: Mapping[str, Any]) -> str:
         """Write the manifest last, atomically; return its full path."""
-        temporary = _atomic_target(self.manifest_path)
         # msgspec: the standard encoder's indented output is pure Python, slow for a manifest
         # of many thousands of files.
         text = msgspec.json.format(msgspec.json.encode(manifest, order="sorted"), indent=2)
-        temporary.write_bytes(text)
-        _move_into_place(temporary, self.manifest_path)
+        with self._atomic_write(MANIFEST_NAME) as handle:
+            handle.write(text)
         return str(self.manifest_path)
 
 
