@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -148,10 +149,20 @@ def build_outputs_table(
     return table
 
 
+#: Makes temporary names unique to this process; the process id is added at each use, so a
+#: forked child that inherits the token and counter still picks names of its own.
+_TEMPORARY_TOKEN = uuid.uuid4().hex[:12]
+_temporary_numbers = itertools.count()
+
+
 def _temporary_for(final: str) -> str:
-    """A hidden name beside ``final`` for writing it before it is moved into place."""
+    """A hidden name beside ``final`` for writing it before it is moved into place.
+
+    Unique across processes and runs (a random token, the process id) and within a process (a
+    counter), without drawing a random number per file.
+    """
     folder, _, name = final.rpartition("/")
-    return f"{folder}/.{name}.{uuid.uuid4().hex}.tmp"
+    return f"{folder}/.{name}.{_TEMPORARY_TOKEN}-{os.getpid()}-{next(_temporary_numbers)}.tmp"
 
 
 class _FileOps(Protocol):
@@ -167,7 +178,15 @@ class _LocalFileOps:
     """Files on a local disk: plain system calls."""
 
     def makedirs(self, folder: str) -> None:
-        os.makedirs(folder, exist_ok=True)
+        # A row's folder is nearly always one level below one that exists: one ``mkdir``,
+        # where ``os.makedirs`` would first check the parent.
+        try:
+            os.mkdir(folder)
+        except FileExistsError:
+            if not os.path.isdir(folder):
+                raise
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
 
     def open_write(self, path: str) -> BinaryIO:
         return open(path, "wb")

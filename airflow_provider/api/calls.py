@@ -6,6 +6,7 @@ taken from an argument is percent-quoted, so names cannot change the path's shap
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -56,6 +57,13 @@ class ApiRequest:
 def _segment(value: str, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise MrsDeployConfigurationError(f"{what} must be a non-empty string (got {value!r})")
+    return _quoted(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _quoted(value: str) -> str:
+    """``value`` percent-encoded as one path segment; cached because the same service, version,
+    batch id and file name recur in every row's requests."""
     return quote(value, safe="")
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from airflow.exceptions import AirflowException
 
+from airflow_provider.api.headers import header_value
+
 #: How much of a non-JSON error body is kept as the message.
 MAX_MESSAGE_CHARS = 500
 
@@ -204,14 +206,6 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - current)
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
 def _body_text(body: bytes) -> str:
     text = body.decode("utf-8", errors="replace").strip()
     if len(text) > MAX_MESSAGE_CHARS:
@@ -268,5 +262,5 @@ def error_from_response(
         method=method,
         path=path,
         exception_type=exception_type,
-        retry_after=parse_retry_after(_header(headers, "Retry-After"), now),
+        retry_after=parse_retry_after(header_value(headers, "Retry-After"), now),
     )

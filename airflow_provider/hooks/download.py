@@ -30,6 +30,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from dataclasses import dataclass
 
 from airflow_provider.api.errors import MrsDeployConnectionError, MrsDeployProtocolError
+from airflow_provider.api.headers import header_value
 from airflow_provider.hooks.flow import RawResponse
 from airflow_provider.hooks.limits import ByteBudget, announced_length, check_announced
 from airflow_provider.hooks.logs import LogLike
@@ -43,14 +44,6 @@ Opener = Callable[[Mapping[str, str]], RawResponse]
 AsyncOpener = Callable[[Mapping[str, str]], Awaitable[RawResponse]]
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
-
-
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
 
 
 @dataclass(frozen=True)
@@ -72,12 +65,12 @@ class FileIdentity:
     @classmethod
     def of(cls, headers: Mapping[str, str]) -> FileIdentity:
         """Read it from the first (``200``) response's headers."""
-        encoding = (_header(headers, "Content-Encoding") or "identity").strip().lower()
+        encoding = (header_value(headers, "Content-Encoding") or "identity").strip().lower()
         encoded = encoding not in ("", "identity")
         return cls(
             None if encoded else announced_length(headers),
-            _header(headers, "ETag"),
-            _header(headers, "Last-Modified"),
+            header_value(headers, "ETag"),
+            header_value(headers, "Last-Modified"),
             encoded,
         )
 
@@ -94,9 +87,9 @@ class FileIdentity:
 
     def same_file(self, headers: Mapping[str, str]) -> bool:
         """Whether a full (``200``) response is the same version of the file."""
-        if self.etag is not None and _header(headers, "ETag") not in (None, self.etag):
+        if self.etag is not None and header_value(headers, "ETag") not in (None, self.etag):
             return False
-        modified = _header(headers, "Last-Modified")
+        modified = header_value(headers, "Last-Modified")
         if self.last_modified is not None and modified not in (None, self.last_modified):
             return False
         length = None if self.encoded else announced_length(headers)
@@ -224,7 +217,7 @@ class ResumeState:
         headers: Mapping[str, str], offset: int, identity: FileIdentity
     ) -> str | None:
         """Why a 206 answer does not continue the file at ``offset`` (None when it does)."""
-        content_range = _header(headers, "Content-Range")
+        content_range = header_value(headers, "Content-Range")
         match = _CONTENT_RANGE.match(content_range or "")
         if match is None or int(match.group(1)) != offset:
             return f"asked to resume at byte {offset}, the server sent range {content_range!r}"

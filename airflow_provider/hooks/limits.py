@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from airflow_provider.api.errors import MrsDeployProtocolError
+from airflow_provider.api.headers import header_value
 
 #: Bytes of an error body kept for its message; the rest is not read.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -51,14 +52,14 @@ def announced_length(headers: Mapping[str, str]) -> int | None:
 
     :param headers: response headers (any case).
     """
-    for key, value in headers.items():
-        if key.lower() == "content-length":
-            try:
-                length = int(value)
-            except ValueError:
-                return None
-            return length if length >= 0 else None
-    return None
+    value = header_value(headers, "Content-Length")
+    if value is None:
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
 
 
 def check_announced(headers: Mapping[str, str], limit: int | None, what: str, extra: str) -> None:

@@ -131,3 +131,45 @@ def test_failed_write_leaves_no_partial_file(tmp_path) -> None:
     with pytest.raises(ConnectionResetError):
         writer.write_file(0, "a.bin", broken())
     assert [p for p in (tmp_path / "out").rglob("*") if p.is_file()] == []
+
+
+def test_temporary_names_are_hidden_beside_the_file_and_never_repeat() -> None:
+    from airflow_provider.outputs import _temporary_for
+
+    names = {_temporary_for("/dest/files/3/plot.png") for _ in range(1000)}
+    assert len(names) == 1000
+    for name in names:
+        folder, _, base = name.rpartition("/")
+        assert folder == "/dest/files/3"
+        assert base.startswith(".plot.png.") and base.endswith(".tmp")
+
+
+def test_temporary_names_differ_in_a_forked_child() -> None:
+    import os
+
+    from airflow_provider.outputs import _temporary_for
+
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child reports the name it would pick next, then exits at once
+        os.write(write, _temporary_for("/d/f").encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 4096).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child and child != _temporary_for("/d/f")
+
+
+def test_row_folders_are_made_below_missing_parents_and_reused(tmp_path) -> None:
+    from airflow_provider.outputs import _LocalFileOps
+
+    ops = _LocalFileOps()
+    deep = tmp_path / "a" / "b" / "files" / "0"
+    ops.makedirs(str(deep))
+    ops.makedirs(str(deep))  # already there: fine
+    ops.makedirs(str(deep.parent / "1"))
+    assert sorted(p.name for p in deep.parent.iterdir()) == ["0", "1"]
+    (tmp_path / "plain").write_text("x")
+    with pytest.raises(FileExistsError):
+        ops.makedirs(str(tmp_path / "plain"))

@@ -1,0 +1,35 @@
+"""Reading one HTTP response header by name, whatever mapping the transport hands over.
+
+aiohttp and requests give case-insensitive mappings, where a lookup is a single ``get``; a
+plain ``dict`` (a copied or hand-built response) keeps the server's spelling, so its keys are
+compared case-insensitively one by one. A download reads several headers per file, so the
+fast path matters when files are many and small.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from multidict import CIMultiDict, CIMultiDictProxy
+from requests.structures import CaseInsensitiveDict
+
+_CASE_INSENSITIVE = (CIMultiDictProxy, CIMultiDict, CaseInsensitiveDict)
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """The value of header ``name`` (any case), or None when it is absent.
+
+    :param headers: response headers.
+    :param name: header name.
+    """
+    if isinstance(headers, _CASE_INSENSITIVE):
+        value: str | None = headers.get(name)
+        return value
+    value = headers.get(name)
+    if value is not None:
+        return value
+    wanted = name.lower()
+    for key, found in headers.items():
+        if key.lower() == wanted:
+            return found
+    return None
