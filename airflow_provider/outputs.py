@@ -114,6 +114,64 @@ def _cell(value: Any) -> Any:
     return json.dumps(value, separators=(",", ":"))
 
 
+class OutputsTable:
+    """The outputs table, built from results added a batch at a time.
+
+    Only plain columns are kept between batches (a value per row and output), not the parsed
+    results: collecting several large batches holds one batch's results at a time.
+
+    Output parameters the service declares come first in declaration order; any extra ones a
+    row returned are added after them in the order they first appear (earlier rows get None),
+    so nothing the server sent is lost.
+
+    :param output_names: the service's declared output parameters.
+    :param index_offset: the index of the first row.
+    """
+
+    def __init__(self, output_names: Sequence[str], *, index_offset: int = 0):
+        self._offset = index_offset
+        self._rows = 0
+        self._success: list[bool] = []
+        self._errors: list[str | None] = []
+        self._outputs: dict[str, list[Any]] = {name: [] for name in output_names}
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def add(self, results: Sequence[ExecutionResult]) -> None:
+        """Append ``results`` (in input order) after the rows added so far."""
+        for result in results:
+            for key in result.output_parameters:
+                if key not in self._outputs:
+                    self._outputs[key] = [None] * self._rows
+        self._success.extend([r.success for r in results])
+        self._errors.extend([r.error_message or None for r in results])
+        for name, column in self._outputs.items():
+            column.extend([_cell(r.output_parameters.get(name)) for r in results])
+        self._rows += len(results)
+
+    def build(self, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
+        """One row per input index: index, success, error, every output parameter (and inputs).
+
+        :param inputs: the records, put beside the outputs as ``input_<name>``.
+        """
+        columns: dict[str, Any] = {
+            "index": pd.RangeIndex(self._offset, self._offset + self._rows),
+            "success": self._success,
+            "error_message": self._errors,
+            **self._outputs,
+        }
+        table = pd.DataFrame(columns)
+        if inputs is not None:
+            if len(inputs) != self._rows:
+                raise MrsDeployError(
+                    f"cannot put {len(inputs)} input rows beside {self._rows} results"
+                )
+            renamed = inputs.reset_index(drop=True).add_prefix("input_")
+            table = pd.concat([table, renamed], axis=1)
+        return table
+
+
 def build_outputs_table(
     results: Sequence[ExecutionResult],
     output_names: Sequence[str],
@@ -121,32 +179,10 @@ def build_outputs_table(
     index_offset: int = 0,
     inputs: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per input index: index, success, error, every output parameter (and inputs).
-
-    Output parameters the service declares come first in declaration order; any extra ones a
-    row returned are added after them, so nothing the server sent is lost.
-    """
-    names = list(output_names)
-    for result in results:
-        for key in result.output_parameters:
-            if key not in names:
-                names.append(key)
-    columns: dict[str, Any] = {
-        "index": pd.RangeIndex(index_offset, index_offset + len(results)),
-        "success": [r.success for r in results],
-        "error_message": [r.error_message or None for r in results],
-    }
-    for name in names:
-        columns[name] = [_cell(r.output_parameters.get(name)) for r in results]
-    table = pd.DataFrame(columns)
-    if inputs is not None:
-        if len(inputs) != len(results):
-            raise MrsDeployError(
-                f"cannot put {len(inputs)} input rows beside {len(results)} results"
-            )
-        renamed = inputs.reset_index(drop=True).add_prefix("input_")
-        table = pd.concat([table, renamed], axis=1)
-    return table
+    """The outputs table of ``results`` in one go (see :class:`OutputsTable`)."""
+    table = OutputsTable(output_names, index_offset=index_offset)
+    table.add(results)
+    return table.build(inputs)
 
 
 #: Makes temporary names unique to this process; the process id is added at each use, so a

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -12,14 +13,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import Asset, BaseOperator
 
-from airflow_provider.api import ExecutionResult, MrsDeployError
+from airflow_provider.api import BatchStatus, ExecutionResult, MrsDeployError
 from airflow_provider.batch_ref import BatchRef, resolve_batch_ref, upstream_task_id
 from airflow_provider.outputs import (
     OutputFormat,
+    OutputsTable,
     OutputWriter,
     WrittenFile,
     build_manifest,
-    build_outputs_table,
 )
 from airflow_provider.progress import BatchOutcome, evaluate_batches
 from airflow_provider.records import load_records
@@ -159,19 +160,16 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         self._ref = ref
         service = self.hook.get_service(ref.service_name, ref.service_version)
         self._declares_files = bool(service.output_file_names)
-        results, locations = self._fetch_results(ref)
+        table = OutputsTable([p.name for p in service.output_parameters])
+        file_rows, failed = self._read_results(ref, table)
         inputs = None
         if self.records is not None:
             inputs = load_records(self.records, self.records_format)
         writer = OutputWriter(ObjectStoragePath(self.destination))
         writer.begin()
-        files = self._collect_files(ref, writer, results, locations) if self.include_files else []
-        table = build_outputs_table(
-            results, [p.name for p in service.output_parameters], inputs=inputs
-        )
-        table_path = writer.write_table(table, output_format)
+        files = self._collect_files(ref, writer, file_rows) if file_rows else []
+        table_path = writer.write_table(table.build(inputs), output_format)
         writer.remove_leftovers([table_path, *(f.path for f in files)])
-        failed = [i for i, r in enumerate(results) if not r.success]
         manifest_path = writer.finish(
             build_manifest(
                 batch_ids=ref.batch_ids,
@@ -179,7 +177,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
                 service_version=ref.service_version,
                 table_path=table_path,
                 output_format=output_format,
-                rows=len(results),
+                rows=len(table),
                 failed_rows=len(failed),
                 files=files,
             )
@@ -188,16 +186,16 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             "Collected %s into %s: %d rows (%d failed), %d files",
             ref.describe(),
             writer.destination,
-            len(results),
+            len(table),
             len(failed),
             len(files),
         )
-        self._apply_failure_policy(results, failed)
+        self._apply_failure_policy(len(table), failed)
         summary = {
             "destination": str(writer.destination),
             "table": str(writer.destination / table_path),
             "manifest": manifest_path,
-            "rows": len(results),
+            "rows": len(table),
             "failed_rows": len(failed),
             "files": len(files),
         }
@@ -228,40 +226,66 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             service_version=ref.service_version if ref else str(self.service_version),
         )
 
-    def _fetch_results(self, ref: BatchRef) -> tuple[list[ExecutionResult], list[RowLocation]]:
-        """Full results of every batch, once each, concatenated in submission order."""
-        statuses = [
-            self.hook.get_batch_status(
+    def _read_results(
+        self, ref: BatchRef, table: OutputsTable
+    ) -> tuple[list[tuple[RowLocation, ExecutionResult]], list[tuple[int, str | None]]]:
+        """Fetch every batch's results once, in submission order, into ``table``.
+
+        A batch's parsed results are dropped once its rows are in the table: only the rows
+        that have files to land are kept (with their results), and the index and message of
+        each failed row. Nothing is written before every batch is known to be complete.
+
+        :returns: the rows with files to land, and the failed rows' indexes and messages.
+        """
+        states: list[BatchStatus] = []
+        incomplete: list[str] = []
+        file_rows: list[tuple[RowLocation, ExecutionResult]] = []
+        failed: list[tuple[int, str | None]] = []
+        for batch_id in ref.batch_ids:
+            status = self.hook.get_batch_status(
                 ref.service_name, ref.service_version, batch_id, show_partial_results=False
             )
-            for batch_id in ref.batch_ids
-        ]
-        progress = evaluate_batches(ref.batch_ids, statuses)
+            states.append(dataclasses.replace(status, results=()))
+            if not status.is_terminal or status.is_failed:
+                continue
+            if len(status.results) != status.total_item_count:
+                incomplete.append(
+                    f"batch {batch_id} reports {status.total_item_count} rows but returned "
+                    f"{len(status.results)} results; refusing to write an incomplete table"
+                )
+                continue
+            offset = len(table)
+            table.add(status.results)
+            for batch_index, result in enumerate(status.results):
+                if not result.success:
+                    failed.append((offset + batch_index, result.error_message))
+                if self._has_files(result):
+                    location = RowLocation(batch_id, batch_index, offset + batch_index)
+                    file_rows.append((location, result))
+        progress = evaluate_batches(ref.batch_ids, states)
         raise_if_failed(ref, progress)
         if progress.outcome is not BatchOutcome.COMPLETE:
             raise MrsDeployError(
                 f"{ref.describe()} is not complete yet ({progress.describe()}); wait for it "
                 "with MrsDeployBatchSensor before collecting"
             )
-        results: list[ExecutionResult] = []
-        locations: list[RowLocation] = []
-        for batch_id, status in zip(ref.batch_ids, statuses, strict=True):
-            if len(status.results) != status.total_item_count:
-                raise MrsDeployError(
-                    f"batch {batch_id} reports {status.total_item_count} rows but returned "
-                    f"{len(status.results)} results; refusing to write an incomplete table"
-                )
-            for batch_index, result in enumerate(status.results):
-                locations.append(RowLocation(batch_id, batch_index, len(results)))
-                results.append(result)
-        return results, locations
+        if incomplete:
+            raise MrsDeployError(incomplete[0])
+        return file_rows, failed
+
+    def _has_files(self, result: ExecutionResult) -> bool:
+        """Whether the row may have files to land (see :meth:`_file_names_from_result`)."""
+        if not self.include_files:
+            return False
+        if self.file_listing != "auto" or self._declares_files:
+            return True
+        return bool(result.changed_files or result.output_files)
 
     def _collect_files(
         self,
         ref: BatchRef,
         writer: OutputWriter,
-        results: Sequence[ExecutionResult],
-        locations: Sequence[RowLocation],
+        rows: Sequence[tuple[RowLocation, ExecutionResult]],
     ) -> list[WrittenFile]:
         """Download every row's files, ``max_concurrent_downloads`` at a time, into storage.
 
@@ -269,28 +293,26 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         fraction of the CPU a blocking one does, and no thread waits on another for the
         interpreter lock.
         """
-        return _run_coroutine(lambda: self._acollect_files(ref, writer, results, locations))
+        return _run_coroutine(lambda: self._acollect_files(ref, writer, rows))
 
     async def _acollect_files(
         self,
         ref: BatchRef,
         writer: OutputWriter,
-        results: Sequence[ExecutionResult],
-        locations: Sequence[RowLocation],
+        rows: Sequence[tuple[RowLocation, ExecutionResult]],
     ) -> list[WrittenFile]:
         per_row: dict[int, list[WrittenFile]] = {}
-        pending = iter(locations)
+        pending = iter(rows)
 
         async def worker() -> None:
-            for location in pending:
-                result = results[location.global_index]
+            for location, result in pending:
                 per_row[location.global_index] = await self._arow_files(
                     ref, writer, location, result
                 )
 
         workers = [
             asyncio.ensure_future(worker())
-            for _ in range(min(self.max_concurrent_downloads, len(locations)))
+            for _ in range(min(self.max_concurrent_downloads, len(rows)))
         ]
         try:
             if workers:
@@ -347,26 +369,24 @@ class MrsDeployCollectBatchOperator(BaseOperator):
                 return ()
         return None
 
-    def _apply_failure_policy(self, results: Sequence[ExecutionResult], failed: list[int]) -> None:
+    def _apply_failure_policy(self, rows: int, failed: Sequence[tuple[int, str | None]]) -> None:
         if not failed:
             return
-        ratio = len(failed) / len(results)
+        ratio = len(failed) / rows
         too_many = self.max_failed_rows is not None and len(failed) > self.max_failed_rows
         too_large = self.max_failed_ratio is not None and ratio > self.max_failed_ratio
         quoted = "; ".join(
-            f"row {i}: {results[i].error_message or 'no error message'}"
-            for i in failed[:QUOTED_FAILURES]
+            f"row {index}: {message or 'no error message'}"
+            for index, message in failed[:QUOTED_FAILURES]
         )
         if too_many or too_large:
             raise MrsDeployFailedRowsError(
-                f"{len(failed)} of {len(results)} rows failed ({ratio:.1%}), more than allowed "
+                f"{len(failed)} of {rows} rows failed ({ratio:.1%}), more than allowed "
                 f"(max_failed_rows={self.max_failed_rows}, max_failed_ratio="
                 f"{self.max_failed_ratio}); first errors: {quoted}. The outputs were written "
                 "and keep every failed row with its error_message."
             )
-        self.log.warning(
-            "%d of %d rows failed; first errors: %s", len(failed), len(results), quoted
-        )
+        self.log.warning("%d of %d rows failed; first errors: %s", len(failed), rows, quoted)
 
 
 async def _decoded(content: str) -> AsyncIterator[bytes]:

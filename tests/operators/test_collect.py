@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +147,63 @@ def test_collect_called_from_a_running_event_loop(
     assert result["rows"] == 4 and result["files"] >= 4
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
     assert len(manifest["files"]) == result["files"]
+
+
+def test_nothing_is_written_until_every_batch_is_known_complete(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path, faults: Any
+) -> None:
+    """Results are read a batch at a time, but a later batch that failed or is still running
+    stops the collect before any file of an earlier batch lands."""
+    from airflow_provider.waiting import MrsDeployBatchFailedError
+
+    complete = finished_batch(CARS[:2])
+    faults({"failNextBatches": 1})
+    hook = MrsDeployHook()
+    try:
+        failed = hook.start_batch("mtService", "v1.0.0", json.dumps(CARS[2:]).encode())
+        while not hook.get_batch_status("mtService", "v1.0.0", failed).is_terminal:
+            time.sleep(0.05)
+    finally:
+        hook.close()
+    with pytest.raises(MrsDeployBatchFailedError, match=failed):
+        collect([complete, failed], tmp_path / "failed").execute(task_context)
+    assert not (tmp_path / "failed" / "files").exists()
+
+    faults({"rowDelaySeconds": 2.0})
+    hook = MrsDeployHook()
+    try:
+        running = hook.start_batch(
+            "mtService", "v1.0.0", json.dumps(CARS[2:]).encode(), parallel_count=1
+        )
+        with pytest.raises(MrsDeployError, match="not complete yet"):
+            collect([complete, running], tmp_path / "running").execute(task_context)
+        assert not (tmp_path / "running" / "files").exists()
+        hook.cancel_batch("mtService", "v1.0.0", running)
+    finally:
+        hook.close()
+
+
+def test_a_batch_missing_results_is_refused_before_anything_is_written(
+    task_context: Any, tmp_path: Path
+) -> None:
+    """A server answering ``Complete`` with fewer results than rows (not something the
+    reference server does) must not produce a shorter table."""
+    from airflow_provider.api import BatchStatus, ExecutionResult, MrsDeployBatchState, ServiceInfo
+
+    whole = BatchStatus(
+        MrsDeployBatchState.COMPLETE, 2, 2, (ExecutionResult(True), ExecutionResult(True))
+    )
+    short = BatchStatus(MrsDeployBatchState.COMPLETE, 3, 3, (ExecutionResult(True),))
+
+    class Hook:
+        def get_service(self, name: str, version: str) -> ServiceInfo:
+            return ServiceInfo(name=name, version=version)
+
+        def get_batch_status(self, name: str, version: str, batch_id: str, **_: Any) -> Any:
+            return {"b1": whole, "b2": short}[batch_id]
+
+    operator = collect(["b1", "b2"], tmp_path / "out")
+    operator.__dict__["hook"] = Hook()
+    with pytest.raises(MrsDeployError, match="batch b2 reports 3 rows but returned 1 results"):
+        operator.execute(task_context)
+    assert not (tmp_path / "out").exists()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from airflow_provider.api import ExecutionResult
+from airflow_provider.api import ExecutionResult, MrsDeployError
 from airflow_provider.outputs import (
     OutputFormat,
     OutputWriter,
@@ -173,3 +173,32 @@ def test_row_folders_are_made_below_missing_parents_and_reused(tmp_path) -> None
     (tmp_path / "plain").write_text("x")
     with pytest.raises(FileExistsError):
         ops.makedirs(str(tmp_path / "plain"))
+
+
+def test_table_built_a_batch_at_a_time_equals_the_table_built_at_once() -> None:
+    from airflow_provider.outputs import OutputsTable
+
+    first = [
+        ExecutionResult(success=True, output_parameters={"answer": 0.5}),
+        ExecutionResult(success=False, error_message="boom"),
+    ]
+    second = [
+        ExecutionResult(success=True, output_parameters={"answer": 0.25, "extra": {"k": 1}}),
+        ExecutionResult(success=True, output_parameters={"late": "x", "answer": 1.0}),
+    ]
+    table = OutputsTable(["answer"], index_offset=5)
+    table.add(first)
+    table.add([])
+    table.add(second)
+    assert len(table) == 4
+    built = table.build()
+    pd.testing.assert_frame_equal(
+        built, build_outputs_table(first + second, ["answer"], index_offset=5)
+    )
+    assert list(built.columns) == ["index", "success", "error_message", "answer", "extra", "late"]
+    assert built["extra"].isna().tolist() == [True, True, False, True]
+    assert built["extra"][2] == '{"k":1}'
+    assert built["late"].isna().tolist() == [True, True, True, False]
+    assert built["late"][3] == "x"
+    with pytest.raises(MrsDeployError, match="cannot put 3 input rows beside 4 results"):
+        table.build(pd.DataFrame({"hp": [1, 2, 3]}))
