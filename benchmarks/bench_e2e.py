@@ -1,10 +1,16 @@
-"""End to end: a 100,000-row batch through submit -> sensor -> collect with ``dag.test()``.
+"""End to end: submit -> sensor -> collect with ``dag.test()``, one batch and split.
 
-The DAG (``benchmarks/dags/mrsdeploy_bench_e2e.py``) reads the records from a Parquet file
-(eleven numeric columns), scores them on the reference server's ``wideService`` and writes the
+The DAGs (``benchmarks/dags/mrsdeploy_bench_e2e.py``) read the records from a Parquet file
+(eleven numeric columns), score them on the reference server's ``wideService`` and write the
 outputs table to a local folder. ``dag.test()`` runs the deferred sensor's trigger inline. The
 figures are the run's wall time and each task's duration as Airflow recorded it; the sensor's
-share is mostly the server running the rows.
+share is mostly the server running the rows. Two measures:
+
+- one batch: 100,000 rows (20,000 with ``--quick``);
+- split: 1,000,000 rows (200,000 with ``--quick``) with ``max_records_per_batch`` a quarter of
+  that, so Submit starts four batches, the sensor waits for all of them and Collect merges them
+  back. The outputs table must hold every index from 0 to N-1 exactly once, in input order, each
+  with the score of its own input row; the benchmark fails otherwise.
 
 Run: ``python -m benchmarks.bench_e2e [--quick]``.
 """
@@ -12,6 +18,7 @@ Run: ``python -m benchmarks.bench_e2e [--quick]``.
 from __future__ import annotations
 
 import json
+import resource
 import shutil
 import subprocess
 import sys
@@ -33,15 +40,16 @@ from benchmarks.common import (
 )
 
 DAGS = REPO / "benchmarks" / "dags"
+SPLIT_PARTS = 4
 
 
-def child(records: str, destination: str, report: str) -> None:
+def child(dag_id: str, records: str, destination: str, report: str) -> None:
     """Run the DAG once (the environment was prepared by the parent)."""
     from datetime import datetime, timezone
 
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(DAGS)).get_dag("mrsdeploy_bench_e2e")
+    dag = DagBag(dag_folder=str(DAGS)).get_dag(dag_id)
     started = time.perf_counter()
     run = dag.test(
         logical_date=datetime.now(timezone.utc),
@@ -53,7 +61,68 @@ def child(records: str, destination: str, report: str) -> None:
         for ti in run.get_task_instances()
         if ti.start_date and ti.end_date
     }
-    Path(report).write_text(json.dumps({"state": str(run.state), "seconds": seconds, **tasks}))
+    # dag.test() runs every task in this process: its peak is the whole run's.
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    Path(report).write_text(
+        json.dumps({"state": str(run.state), "seconds": seconds, "peak_mib": peak_mib, **tasks})
+    )
+
+
+def run_dag(
+    workdir: Path, env: dict[str, str], dag_id: str, records: Path, name: str
+) -> dict[str, Any]:
+    """Run ``dag_id`` once in a child process; its figures, or an error naming its log."""
+    report_path = workdir / f"{name}-report.json"
+    log_path = workdir / f"{name}-dag.log"
+    with log_path.open("w") as log:
+        done = subprocess.run(
+            [
+                python(),
+                *("-m", "benchmarks.bench_e2e", "--child", "--dag-id", dag_id),
+                *("--records", str(records), "--destination", str(workdir / name)),
+                *("--report", str(report_path)),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env_with_repo(**env),
+            check=False,
+        )
+    if done.returncode != 0 or not report_path.exists():
+        raise RuntimeError(f"the DAG run failed; see {log_path}")
+    report: dict[str, Any] = json.loads(report_path.read_text())
+    return report
+
+
+def check_outputs(records: Path, destination: Path) -> tuple[bool, bool, list[str]]:
+    """Whether the table holds each index once in input order, whether each score is its own
+    row's, and the batch ids the manifest names."""
+    import numpy as np
+    import pandas as pd
+
+    from benchmarks.services import WIDE_WEIGHTS
+
+    table = pd.read_parquet(destination / "outputs.parquet")
+    inputs = pd.read_parquet(records).to_numpy(dtype=float)
+    in_order = len(table) == len(inputs) and bool(
+        (table["index"].to_numpy() == np.arange(len(inputs))).all()
+    )
+    correct = in_order and bool(
+        np.allclose(table["score"].to_numpy(), inputs @ np.array(WIDE_WEIGHTS), rtol=1e-9)
+    )
+    manifest = json.loads((destination / "manifest.json").read_text())
+    return in_order, correct, list(manifest["batch_ids"])
+
+
+def show(title: str, rows: int, report: dict[str, Any]) -> None:
+    say(title)
+    say(
+        f"  run {report['state']} in {report['seconds']:.1f} s "
+        f"({rows / report['seconds']:,.0f} rows/s)"
+    )
+    for task in ("submit", "wait", "collect"):
+        if task in report:
+            say(f"  {task:<8} {report[task]:7.1f} s")
+    say(f"  peak memory of the process running the DAG: {report['peak_mib']:,.0f} MiB")
 
 
 def main() -> None:
@@ -61,23 +130,27 @@ def main() -> None:
         __doc__.split("\n", 1)[0],
         [
             ("--child", {"action": "store_true", "help": "(internal) run the DAG"}),
+            ("--dag-id", {"help": "(internal) which DAG"}),
             ("--records", {"help": "(internal) records file"}),
             ("--destination", {"help": "(internal) output folder"}),
             ("--report", {"help": "(internal) where the child writes its figures"}),
         ],
     )
     if args.child:
-        child(args.records, args.destination, args.report)
+        child(args.dag_id, args.records, args.destination, args.report)
         return
-    import numpy as np
     import pandas as pd
 
     from benchmarks.bench_submit import make_columns
 
     rows = 20_000 if args.quick else 100_000
+    split_rows = 200_000 if args.quick else 1_000_000
+    batch_rows = split_rows // SPLIT_PARTS
     workdir = Path(tempfile.mkdtemp(prefix="mrsdeploy-bench-e2e-"))
     records = workdir / "records.parquet"
+    split_records = workdir / "split-records.parquet"
     pd.DataFrame(make_columns(rows)).to_parquet(records)
+    pd.DataFrame(make_columns(split_rows)).to_parquet(split_records)
     home = airflow_home()
     env = {
         "AIRFLOW_HOME": str(home),
@@ -86,6 +159,7 @@ def main() -> None:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "MRSDEPLOY_BENCH_BATCH_ROWS": str(batch_rows),
     }
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run(
@@ -93,36 +167,33 @@ def main() -> None:
     )
     with reference_server(workdir, "--max-parallel-count", "100") as server:
         env["AIRFLOW_CONN_MRSDEPLOY_DEFAULT"] = connection_env(server.url, server.admin_password)
-        report_path = workdir / "report.json"
-        log_path = workdir / "dag.log"
-        with log_path.open("w") as log:
-            done = subprocess.run(
-                [
-                    python(),
-                    *("-m", "benchmarks.bench_e2e", "--child", "--records", str(records)),
-                    *("--destination", str(workdir / "out"), "--report", str(report_path)),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env_with_repo(**env),
-                check=False,
-            )
-        if done.returncode != 0 or not report_path.exists():
-            raise RuntimeError(f"the DAG run failed; see {log_path}")
-    report: dict[str, Any] = json.loads(report_path.read_text())
-    table = pd.read_parquet(workdir / "out" / "outputs.parquet")
-    weights = np.array([0.5, -1.25, 2.0, 0.125, -0.75, 1.5, -2.5, 0.0625, 3.0, -0.375, 0.01])
-    inputs = pd.read_parquet(records).to_numpy(dtype=float)
-    correct = bool(np.allclose(table["score"].to_numpy(), inputs @ weights, rtol=1e-9))
-    say(f"end to end: {rows:,} rows x 11 numeric columns, submit -> deferred sensor -> collect")
-    say(
-        f"  run {report['state']} in {report['seconds']:.1f} s ({rows / report['seconds']:,.0f} "
-        f"rows/s); scores correct: {correct}"
-    )
-    for task in ("submit", "wait", "collect"):
-        if task in report:
-            say(f"  {task:<8} {report[task]:7.1f} s")
+        report = run_dag(workdir, env, "mrsdeploy_bench_e2e", records, "one")
+        _, correct, _ = check_outputs(records, workdir / "one")
+        show(
+            f"end to end: {rows:,} rows x 11 numeric columns in one batch, submit -> deferred "
+            "sensor -> collect",
+            rows,
+            report,
+        )
+        say(f"  scores correct: {correct}")
+        shutil.rmtree(workdir / "one", ignore_errors=True)
+
+        split_report = run_dag(workdir, env, "mrsdeploy_bench_e2e_split", split_records, "split")
+        split_in_order, split_correct, batch_ids = check_outputs(split_records, workdir / "split")
+        show(
+            f"split: {split_rows:,} rows x 11 numeric columns, max_records_per_batch="
+            f"{batch_rows:,}, submit -> deferred sensor (all batches) -> collect (merged)",
+            split_rows,
+            split_report,
+        )
+        say(
+            f"  {len(batch_ids)} batches; every index 0..{split_rows - 1:,} present exactly "
+            f"once, in input order: {split_in_order}; scores correct: {split_correct}"
+        )
+    if not (correct and split_correct and len(batch_ids) == SPLIT_PARTS):
+        raise RuntimeError(f"the outputs are wrong; see the tables under {workdir}")
     ratio("e2e_rows_per_second_per_1000", rows / report["seconds"] / 1000)
+    ratio("e2e_split_rows_per_second_per_1000", split_rows / split_report["seconds"] / 1000)
     shutil.rmtree(workdir, ignore_errors=True)
     shutil.rmtree(home, ignore_errors=True)
 

@@ -17,14 +17,17 @@ from airflow_provider.server.invocation import ServiceContext
 WIDE_INPUTS = [f"x{i}" for i in range(11)]
 #: Size of the file each row of ``fileService`` writes.
 FILE_BYTES = 10 * 1024
-_WEIGHTS = [0.5, -1.25, 2.0, 0.125, -0.75, 1.5, -2.5, 0.0625, 3.0, -0.375, 0.01]
+#: Weights of the wide scoring service, one per input, in the order of ``WIDE_INPUTS``.
+WIDE_WEIGHTS = [0.5, -1.25, 2.0, 0.125, -0.75, 1.5, -2.5, 0.0625, 3.0, -0.375, 0.01]
 _MODULE = "benchmarks.services"
 
 
 def wide_score(ctx: ServiceContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """A linear score of eleven numeric inputs; no files, no console output."""
     return {
-        "score": sum(w * float(inputs[name]) for w, name in zip(_WEIGHTS, WIDE_INPUTS, strict=True))
+        "score": sum(
+            w * float(inputs[name]) for w, name in zip(WIDE_WEIGHTS, WIDE_INPUTS, strict=True)
+        )
     }
 
 
