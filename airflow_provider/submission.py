@@ -113,7 +113,7 @@ def reusable(hook: Any, submission: Submission, service: tuple[str, str]) -> boo
     if submission.is_whole:
         try:
             statuses = [
-                hook.get_batch_status(submission.service_name, submission.service_version, b)
+                hook.get_batch_progress(submission.service_name, submission.service_version, b)
                 for b in submission.batch_ids
             ]
         except MrsDeployNotFoundError:

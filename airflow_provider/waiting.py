@@ -47,7 +47,7 @@ def compute_deadline(
 def check_batches(hook: Any, ref: BatchRef) -> BatchProgress:
     """One sync status check of every batch in ``ref``."""
     statuses = [
-        hook.get_batch_status(ref.service_name, ref.service_version, batch_id)
+        hook.get_batch_progress(ref.service_name, ref.service_version, batch_id)
         for batch_id in ref.batch_ids
     ]
     return evaluate_batches(ref.batch_ids, statuses)

@@ -93,7 +93,7 @@ async def run_triggers(batch_ids: list[str], interval: float, window: float) -> 
 
     polls = 0
     first_polls: set[int] = set()
-    original = MrsDeployHook.aget_batch_status
+    original = MrsDeployHook.aget_batch_progress
 
     async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
         nonlocal polls
@@ -102,7 +102,7 @@ async def run_triggers(batch_ids: list[str], interval: float, window: float) -> 
         first_polls.add(id(self))
         return result
 
-    MrsDeployHook.aget_batch_status = counted  # type: ignore[method-assign]
+    MrsDeployHook.aget_batch_progress = counted  # type: ignore[method-assign]
     probe = StallProbe()
     probe_task = asyncio.create_task(probe.run())
     collections = GcPauses()

@@ -152,7 +152,9 @@ class MrsDeployBatchTrigger(BaseTrigger):
         try:
             for batch_id in self.batch_ids:
                 statuses.append(
-                    await hook.aget_batch_status(self.service_name, self.service_version, batch_id)
+                    await hook.aget_batch_progress(
+                        self.service_name, self.service_version, batch_id
+                    )
                 )
         except (MrsDeployError, OSError) as exc:
             if not is_transient_poll_error(exc):

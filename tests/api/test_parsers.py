@@ -101,3 +101,73 @@ def test_decode_json() -> None:
     assert decode_json(b'{"a": 1}') == {"a": 1}
     with pytest.raises(MrsDeployProtocolError, match="not valid JSON"):
         decode_json(b"<html>", "GET /services")
+
+
+def _status_body(**fields: Any) -> bytes:
+    import json
+
+    body = {
+        "state": "Complete",
+        "completedItemCount": 2,
+        "totalItemCount": 2,
+        "batchExecutionResults": [
+            {"success": True, "outputParameters": {"answer": 0.5}},
+            {"success": False, "errorMessage": "boom"},
+        ],
+    }
+    body.update(fields)
+    return json.dumps({k: v for k, v in body.items() if v is not None}).encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _status_body(),
+        _status_body(state="inprogress", completedItemCount=1, batchExecutionResults=[]),
+        # Spellings only the full parser takes: other key case, counts as text, no counts.
+        b'{"State": "Complete", "CompletedItemCount": 2, "TotalItemCount": 2}',
+        _status_body(completedItemCount="2", totalItemCount="2"),
+        b'{"state": "Pending"}',
+    ],
+    ids=["complete", "running", "key-case", "text-counts", "no-counts"],
+)
+def test_batch_progress_reads_what_the_full_parser_reads_without_the_results(body: bytes) -> None:
+    from airflow_provider.api import decode_json, parse_batch_progress
+
+    full = parse_batch_status(decode_json(body))
+    progress = parse_batch_progress(body)
+    assert (progress.state, progress.completed_item_count, progress.total_item_count) == (
+        full.state,
+        full.completed_item_count,
+        full.total_item_count,
+    )
+    assert progress.results == ()
+
+
+def test_batch_progress_skips_results_it_does_not_read() -> None:
+    from airflow_provider.api import parse_batch_progress
+
+    body = _status_body(batchExecutionResults=[{"success": "maybe"}])
+    with pytest.raises(MrsDeployProtocolError):
+        parse_batch_status(decode_json(body))
+    assert parse_batch_progress(body).completed_item_count == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (_status_body(state="Sleeping"), "Sleeping"),
+        (_status_body(state=None), "missing 'state'"),
+        (_status_body(totalItemCount=-1), "totalItemCount"),
+        (_status_body(completedItemCount=True), "completedItemCount"),
+        (b"<html>busy</html>", "not valid JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+    ],
+)
+def test_batch_progress_refuses_what_the_full_parser_refuses(body: bytes, message: str) -> None:
+    from airflow_provider.api import parse_batch_progress
+
+    with pytest.raises(MrsDeployProtocolError, match=message):
+        parse_batch_status(decode_json(body))
+    with pytest.raises(MrsDeployProtocolError, match=message):
+        parse_batch_progress(body, "batch status")

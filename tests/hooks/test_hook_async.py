@@ -78,3 +78,41 @@ def reference_server_batch(server: ReferenceServer) -> str:
     )
     assert response.status_code == 202, response.text
     return str(response.json()["BatchExecutionId"])
+
+
+def test_progress_reads_state_and_counts_and_builds_no_result(
+    hook: MrsDeployHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What waiting polls: a finished batch's answer carries every row, none is built."""
+    from airflow_provider.api import ExecutionResult
+    from airflow_provider.hooks import mrsdeploy as hook_module
+
+    rows = [{"hp": 120, "wt": 2.8}, {"hp": 95, "wt": 3.1}, {"hp": 66, "wt": 1.8}]
+    batch_id = hook.start_batch(*MT, encode(rows))
+    wait_terminal(hook, MT, batch_id)
+    full = hook.get_batch_status(*MT, batch_id)
+    assert len(full.results) == 3
+    built = []
+    original = ExecutionResult.from_json.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[ExecutionResult], obj: object) -> ExecutionResult:
+        built.append(obj)
+        return original(cls, obj)  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(ExecutionResult, "from_json", classmethod(counted))
+    progresses = [hook.get_batch_progress(*MT, batch_id)]
+    for threshold in (1 << 20, 0):  # decoded on the loop, and in a worker thread
+        monkeypatch.setattr(hook_module, "ASYNC_DECODE_IN_THREAD_BYTES", threshold)
+        progresses.append(asyncio.run(hook.aget_batch_progress(*MT, batch_id)))
+    asyncio.run(hook.aclose())
+    for progress in progresses:
+        assert progress.state is MrsDeployBatchState.COMPLETE
+        assert (progress.completed_item_count, progress.total_item_count) == (3, 3)
+        assert progress.results == ()
+    assert built == []
+    hook.cancel_batch(*MT, batch_id)
+    with pytest.raises(MrsDeployNotFoundError):
+        hook.get_batch_progress(*MT, batch_id)
+    with pytest.raises(MrsDeployNotFoundError):
+        asyncio.run(hook.aget_batch_progress(*MT, batch_id))
+    asyncio.run(hook.aclose())

@@ -69,14 +69,14 @@ def test_nothing_of_a_poll_is_held_while_the_trigger_sleeps(
     faults({"rowDelaySeconds": 2.0})
     batch_id = start_batch(parallel_count=1)
     polled = asyncio.Event()
-    original = MrsDeployHook.aget_batch_status
+    original = MrsDeployHook.aget_batch_progress
 
     async def noting(self: MrsDeployHook, *args: Any, **kwargs: Any) -> BatchStatus:
         status = await original(self, *args, **kwargs)
         polled.set()
         return status
 
-    monkeypatch.setattr(MrsDeployHook, "aget_batch_status", noting)
+    monkeypatch.setattr(MrsDeployHook, "aget_batch_progress", noting)
 
     async def scenario() -> int:
         trigger = make_trigger([batch_id], poll_interval=30.0)
