@@ -12,6 +12,12 @@ goes to a file. Measured in that process:
   out of the per-poll figure); reported for the start-up (every trigger logs in and polls
   for the first time) and for the steady window.
 
+A second measure, the finish: one trigger polls a 250,000-row batch (50,000 with ``--quick``)
+that has completed, whose answer carries every row's result. Measured in a fresh process each:
+the poll's time, the worst event-loop stall and the memory it added, for the provider's poll
+(state and counts only) and, side by side, for a poll that parses the whole answer (what the
+trigger did before).
+
 Run: ``python -m benchmarks.bench_wait [--quick]``.
 """
 
@@ -37,8 +43,11 @@ from benchmarks.common import (
     reference_server,
     say,
 )
+from benchmarks.services import WIDE_INPUTS
 
 SERVICE, VERSION = "sleepService", "v1"
+WIDE_SERVICE = "wideService"  # eleven numeric inputs, one output: the finished batch
+FINISH_ROWS = 250_000
 PROBE_SECONDS = 0.02
 BASELINE_SECONDS = 5.0
 
@@ -168,11 +177,79 @@ async def run_triggers(batch_ids: list[str], interval: float, window: float) -> 
     }
 
 
+async def finish_poll(batch_id: str, full_parse: bool) -> dict[str, Any]:
+    """One trigger's poll of a finished batch: its time, the loop's worst stall, memory added."""
+    import resource
+
+    from airflow_provider.hooks import MrsDeployHook
+    from airflow_provider.triggers.batch import MrsDeployBatchTrigger
+
+    if full_parse:
+
+        async def whole(self: Any, name: str, version: str, batch_id: str) -> Any:
+            return await self.aget_batch_status(name, version, batch_id)
+
+        MrsDeployHook.aget_batch_progress = whole  # type: ignore[method-assign]
+    probe = StallProbe()
+    probe_task = asyncio.create_task(probe.run())
+    await asyncio.sleep(0.5)
+    loop = asyncio.get_running_loop()
+    trigger = MrsDeployBatchTrigger(
+        batch_ids=[batch_id], service_name=WIDE_SERVICE, service_version=VERSION
+    )
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    since = loop.time()
+    started = time.perf_counter()
+    async for event in trigger.run():
+        if event.payload["status"] != "complete":
+            raise RuntimeError(f"the finished batch did not report success: {event.payload}")
+        break
+    seconds = time.perf_counter() - started
+    await asyncio.sleep(0.2)  # a stall that ends after the event is counted too
+    probe_task.cancel()
+    await asyncio.gather(probe_task, return_exceptions=True)
+    added = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return {
+        "seconds": seconds,
+        "worst_stall": max(probe.lags(since, loop.time()), default=0.0),
+        "added_mib": added,
+    }
+
+
 def child(args: Any) -> None:
     airflow_home()
-    batch_ids = json.loads(Path(args.batches).read_text())
-    report = asyncio.run(run_triggers(batch_ids, args.interval, args.window))
+    if args.finish:
+        report = asyncio.run(finish_poll(args.finish, args.full_parse))
+    else:
+        batch_ids = json.loads(Path(args.batches).read_text())
+        report = asyncio.run(run_triggers(batch_ids, args.interval, args.window))
     Path(args.report).write_text(json.dumps(report))
+
+
+def run_finish(workdir: Path, batch_id: str, full_parse: bool) -> dict[str, Any]:
+    """:func:`finish_poll` in a fresh process."""
+    import subprocess
+
+    report_path = workdir / f"finish-{full_parse}.json"
+    log_path = workdir / f"finish-{full_parse}.log"
+    with log_path.open("w") as log:
+        done = subprocess.run(
+            [
+                python(),
+                *("-m", "benchmarks.bench_wait", "--child", "--finish", batch_id),
+                *("--report", str(report_path), *(("--full-parse",) if full_parse else ())),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env_with_repo(
+                AIRFLOW_CONN_MRSDEPLOY_DEFAULT=os.environ["AIRFLOW_CONN_MRSDEPLOY_DEFAULT"]
+            ),
+            check=False,
+        )
+    if done.returncode != 0:
+        raise RuntimeError(f"finish poll failed; see {log_path}")
+    report: dict[str, Any] = json.loads(report_path.read_text())
+    return report
 
 
 def main() -> None:
@@ -184,6 +261,8 @@ def main() -> None:
             ("--report", {"help": "(internal) where the child writes its figures"}),
             ("--interval", {"type": float, "default": 10.0, "help": "poll interval (10 s)"}),
             ("--window", {"type": float, "default": 0.0, "help": "steady window seconds"}),
+            ("--finish", {"help": "(internal) the finished batch to poll once"}),
+            ("--full-parse", {"action": "store_true", "help": "(internal) parse every row"}),
         ],
     )
     if args.child:
@@ -204,7 +283,6 @@ def main() -> None:
         batch_ids = [
             hook.start_batch(SERVICE, VERSION, body, parallel_count=1) for _ in range(count)
         ]
-        hook.close()
         (workdir / "batches.json").write_text(json.dumps(batch_ids))
         log_path = workdir / "triggers.log"
         report_path = workdir / "report.json"
@@ -230,6 +308,24 @@ def main() -> None:
             raise RuntimeError(f"trigger process failed; see {log_path}")
         report = json.loads(report_path.read_text())
         log_lines = sum(1 for _ in log_path.open())
+        for batch_id in batch_ids:
+            hook.cancel_batch(SERVICE, VERSION, batch_id)
+        # Started only now: the server running its rows would take CPU from the measure above.
+        finish_rows = 50_000 if args.quick else FINISH_ROWS
+        finished = hook.start_batch(
+            WIDE_SERVICE,
+            VERSION,
+            json.dumps([dict.fromkeys(WIDE_INPUTS, 1.5)] * finish_rows).encode(),
+            parallel_count=100,
+        )
+        while not hook.get_batch_progress(WIDE_SERVICE, VERSION, finished).is_terminal:
+            time.sleep(1)
+        # Interleaved, best kept: provider, whole, provider, whole.
+        finishes: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+        for _ in range(2):
+            for full_parse in (False, True):
+                finishes[full_parse].append(run_finish(workdir, finished, full_parse))
+        hook.close()
     per_poll = (report["cpu"] - report["idle_cpu"]) / max(report["polls"], 1)
     share = per_poll * count / args.interval
     share_1000 = per_poll * 1000 / args.interval
@@ -255,6 +351,26 @@ def main() -> None:
     ratio("wait_core_share_1000_triggers", share_1000)
     worst = max(report["worst_stall"], report["startup_worst_stall"])
     ratio("wait_worst_stall_vs_100ms", worst / 0.1)
+    say(
+        f"finish: one trigger polls a completed {finish_rows:,}-row batch (its answer carries "
+        "every row's result); best of 2 each, interleaved"
+    )
+    best = {
+        full_parse: {key: min(r[key] for r in runs) for key in runs[0]}
+        for full_parse, runs in finishes.items()
+    }
+    for full_parse, name in ((False, "state and counts only"), (True, "whole answer parsed")):
+        figures = best[full_parse]
+        say(
+            f"  {name:<22} poll {figures['seconds'] * 1000:7.0f} ms, worst loop stall "
+            f"{figures['worst_stall'] * 1000:6.1f} ms, "
+            f"peak memory added {figures['added_mib']:5.0f} MiB"
+        )
+    ratio("wait_finish_stall_vs_100ms", best[False]["worst_stall"] / 0.1)
+    ratio(
+        "wait_finish_stall_whole_parse_vs_provider",
+        best[True]["worst_stall"] / max(best[False]["worst_stall"], 1e-3),
+    )
     shutil.rmtree(workdir, ignore_errors=True)
 
 
