@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -110,6 +111,66 @@ def parse_batch_status(obj: Any) -> BatchStatus:
     :param obj: decoded JSON.
     """
     return BatchStatus.from_json(obj)
+
+
+class _Result(msgspec.Struct, rename="camel", forbid_unknown_fields=True, gc=False):
+    """A row's result exactly as the API documents it; anything else takes the full parser."""
+
+    success: bool
+    error_message: str | None = None
+    console_output: str | None = None
+    changed_files: list[str] | None = None
+    output_parameters: dict[str, Any] | None = None
+    output_files: dict[str, str] | None = None
+
+
+class _Status(msgspec.Struct, rename="camel", forbid_unknown_fields=True, gc=False):
+    """A batch status exactly as the API documents it."""
+
+    state: str
+    completed_item_count: int
+    total_item_count: int
+    batch_execution_results: list[_Result] | None = None
+
+
+_STATUS = msgspec.json.Decoder(_Status)
+
+
+def parse_batch_status_body(body: bytes, what: str = "batch status") -> BatchStatus:
+    """:func:`parse_batch_status` of a raw body, with every row's result.
+
+    A body spelled exactly as the API documents it is decoded straight into typed records
+    (msgspec), without the intermediate dictionaries of a generic decode: about half the time
+    and memory for a large batch. Any other body (other key spellings or extra keys, numbers
+    sent as text, values JSON does not allow) goes through the generic decoder and
+    :func:`parse_batch_status`, so both accept, read and reject exactly the same answers.
+
+    :param body: raw body.
+    :param what: what the body is, for error messages.
+    """
+    try:
+        found = _STATUS.decode(body)
+    except msgspec.DecodeError:
+        return parse_batch_status(decode_json(body, what))
+    results = tuple(
+        ExecutionResult(
+            success=row.success,
+            error_message=row.error_message or None,
+            console_output=row.console_output,
+            changed_files=tuple(row.changed_files) if row.changed_files else (),
+            output_parameters=row.output_parameters if row.output_parameters is not None else {},
+            output_files=row.output_files if row.output_files is not None else {},
+        )
+        for row in found.batch_execution_results or ()
+    )
+    counts = BatchStatus.from_json(
+        {
+            "state": found.state,
+            "completedItemCount": found.completed_item_count,
+            "totalItemCount": found.total_item_count,
+        }
+    )
+    return dataclasses.replace(counts, results=results)
 
 
 class _Progress(msgspec.Struct, rename="camel"):

@@ -26,7 +26,7 @@ from airflow_provider.api.parsers import (
     parse_batch_id,
     parse_batch_ids,
     parse_batch_progress,
-    parse_batch_status,
+    parse_batch_status_body,
     parse_execution_result,
     parse_file_list,
     parse_service,
@@ -361,7 +361,7 @@ class MrsDeployHook(BaseHook):
         :param show_partial_results: include rows finished so far while the batch runs.
         """
         request = calls.get_batch(name, version, batch_id, show_partial_results)
-        return parse_batch_status(self._json(request))
+        return parse_batch_status_body(self._call(request).body, request.describe)
 
     def get_batch_progress(self, name: str, version: str, batch_id: str) -> BatchStatus:
         """State and counts of a batch, without its row results: all that waiting reads.
@@ -528,12 +528,8 @@ class MrsDeployHook(BaseHook):
         request = calls.get_batch(name, version, batch_id, show_partial_results)
         response = await self._acall(request)
         if len(response.body) > ASYNC_DECODE_IN_THREAD_BYTES:
-            # Arguments, not a closure: no cells are made on every poll for this rare branch.
-            def decode(body: bytes, what: str) -> BatchStatus:
-                return parse_batch_status(decode_json(body, what))
-
-            return await asyncio.to_thread(decode, response.body, request.describe)
-        return parse_batch_status(decode_json(response.body, request.describe))
+            return await asyncio.to_thread(parse_batch_status_body, response.body, request.describe)
+        return parse_batch_status_body(response.body, request.describe)
 
     async def aget_batch_progress(self, name: str, version: str, batch_id: str) -> BatchStatus:
         """Async :meth:`get_batch_progress`: what a trigger polls.

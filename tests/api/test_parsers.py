@@ -171,3 +171,62 @@ def test_batch_progress_refuses_what_the_full_parser_refuses(body: bytes, messag
         parse_batch_status(decode_json(body))
     with pytest.raises(MrsDeployProtocolError, match=message):
         parse_batch_progress(body, "batch status")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _status_body(),
+        _status_body(batchExecutionResults=None),
+        _status_body(state="InProgress", completedItemCount=1, batchExecutionResults=[]),
+        _status_body(
+            batchExecutionResults=[
+                {
+                    "success": True,
+                    "errorMessage": None,
+                    "consoleOutput": "hello",
+                    "changedFiles": ["a.png", "b.csv"],
+                    "outputParameters": {"v": [1, 2], "big": 12345678901234567890123, "x": 0.1},
+                    "outputFiles": {"a.png": "iVBORw0K"},
+                },
+                {"success": False, "errorMessage": "", "changedFiles": None, "outputFiles": None},
+            ]
+        ),
+        # Answers only the generic decoder reads: other key case, an extra key, a number where
+        # text is expected, a count as text, a value plain JSON does not allow.
+        _status_body(batchExecutionResults=[{"Success": True, "ErrorMessage": "x"}]),
+        _status_body(batchExecutionResults=[{"success": True, "elapsed": 3}]),
+        _status_body(batchExecutionResults=[{"success": False, "errorMessage": 42}]),
+        _status_body(totalItemCount="2"),
+        b'{"state": "Complete", "completedItemCount": 1, "totalItemCount": 1, '
+        b'"batchExecutionResults": [{"success": true, "outputParameters": {"v": NaN}}]}',
+    ],
+)
+def test_status_body_reads_what_the_generic_parse_reads(body: bytes) -> None:
+    from airflow_provider.api import parse_batch_status_body
+
+    direct = parse_batch_status_body(body)
+    generic = parse_batch_status(decode_json(body))
+    assert repr(direct) == repr(generic)  # repr: NaN is not equal to itself
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _status_body(state="Sleeping"),
+        _status_body(completedItemCount=-1),
+        _status_body(batchExecutionResults=[{"errorMessage": "no success flag"}]),
+        _status_body(batchExecutionResults=[{"success": True, "outputFiles": {"a": 1}}]),
+        _status_body(batchExecutionResults=[{"success": True, "changedFiles": "a.png"}]),
+        b"",
+        b"<html>busy</html>",
+    ],
+)
+def test_status_body_refuses_what_the_generic_parse_refuses(body: bytes) -> None:
+    from airflow_provider.api import parse_batch_status_body
+
+    with pytest.raises(MrsDeployProtocolError) as generic:
+        parse_batch_status(decode_json(body, "batch status"))
+    with pytest.raises(MrsDeployProtocolError) as direct:
+        parse_batch_status_body(body, "batch status")
+    assert str(direct.value) == str(generic.value)

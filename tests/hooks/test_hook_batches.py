@@ -119,3 +119,25 @@ def test_unknown_batch(hook: MrsDeployHook) -> None:
     with pytest.raises(MrsDeployNotFoundError):
         hook.get_batch_status(*MT, "00000000-0000-0000-0000-000000000000")
     hook.cancel_batch(*MT, "00000000-0000-0000-0000-000000000000")
+
+
+def test_the_servers_status_answers_decode_straight_into_results(
+    hook: MrsDeployHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reference server's answers are spelled as documented: the typed decode reads them
+    without the generic decoder (which would be the slower fallback)."""
+    from airflow_provider.api import parsers
+
+    records = mtcars_records()[:5]
+    batch_id = hook.start_batch(*MT, encode(records), parallel_count=2)
+    wait_terminal(hook, MT, batch_id)
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("the generic decoder was used")
+
+    monkeypatch.setattr(parsers, "decode_json", refuse)
+    status = hook.get_batch_status(*MT, batch_id)
+    assert len(status.results) == 5 and all(r.success for r in status.results)
+    assert all(r.changed_files for r in status.results)
+    assert status.results[0].output_parameters["answer"] > 0
+    hook.cancel_batch(*MT, batch_id)
