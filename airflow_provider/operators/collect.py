@@ -246,22 +246,11 @@ class MrsDeployCollectBatchOperator(BaseOperator):
                 ref.service_name, ref.service_version, batch_id, show_partial_results=False
             )
             states.append(dataclasses.replace(status, results=()))
-            if not status.is_terminal or status.is_failed:
-                continue
-            if len(status.results) != status.total_item_count:
-                incomplete.append(
-                    f"batch {batch_id} reports {status.total_item_count} rows but returned "
-                    f"{len(status.results)} results; refusing to write an incomplete table"
-                )
-                continue
-            offset = len(table)
-            table.add(status.results)
-            for batch_index, result in enumerate(status.results):
-                if not result.success:
-                    failed.append((offset + batch_index, result.error_message))
-                if self._has_files(result):
-                    location = RowLocation(batch_id, batch_index, offset + batch_index)
-                    file_rows.append((location, result))
+            problem = self._take_rows(batch_id, status, table, file_rows, failed)
+            if problem is not None:
+                incomplete.append(problem)
+            # Dropped before the next batch is fetched, so two batches' results never coexist.
+            del status
         progress = evaluate_batches(ref.batch_ids, states)
         raise_if_failed(ref, progress)
         if progress.outcome is not BatchOutcome.COMPLETE:
@@ -272,6 +261,33 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         if incomplete:
             raise MrsDeployError(incomplete[0])
         return file_rows, failed
+
+    def _take_rows(
+        self,
+        batch_id: str,
+        status: BatchStatus,
+        table: OutputsTable,
+        file_rows: list[tuple[RowLocation, ExecutionResult]],
+        failed: list[tuple[int, str | None]],
+    ) -> str | None:
+        """Add a complete batch's rows to the table and note its failed rows and rows with
+        files; return why its results cannot be used, or None (a batch that is not complete
+        adds nothing: the caller reports it)."""
+        if not status.is_terminal or status.is_failed:
+            return None
+        if len(status.results) != status.total_item_count:
+            return (
+                f"batch {batch_id} reports {status.total_item_count} rows but returned "
+                f"{len(status.results)} results; refusing to write an incomplete table"
+            )
+        offset = len(table)
+        table.add(status.results)
+        for batch_index, result in enumerate(status.results):
+            if not result.success:
+                failed.append((offset + batch_index, result.error_message))
+            if self._has_files(result):
+                file_rows.append((RowLocation(batch_id, batch_index, offset + batch_index), result))
+        return None
 
     def _has_files(self, result: ExecutionResult) -> bool:
         """Whether the row may have files to land (see :meth:`_file_names_from_result`)."""
