@@ -163,14 +163,7 @@ def parse_batch_status_body(body: bytes, what: str = "batch status") -> BatchSta
         )
         for row in found.batch_execution_results or ()
     )
-    counts = BatchStatus.from_json(
-        {
-            "state": found.state,
-            "completedItemCount": found.completed_item_count,
-            "totalItemCount": found.total_item_count,
-        }
-    )
-    return dataclasses.replace(counts, results=results)
+    return dataclasses.replace(_state_and_counts(found), results=results)
 
 
 class _Progress(msgspec.Struct, rename="camel"):
@@ -201,6 +194,11 @@ def parse_batch_progress(body: bytes, what: str = "batch status") -> BatchStatus
     except msgspec.DecodeError:
         full = parse_batch_status(decode_json(body, what))
         return BatchStatus(full.state, full.completed_item_count, full.total_item_count)
+    return _state_and_counts(found)
+
+
+def _state_and_counts(found: _Status | _Progress) -> BatchStatus:
+    """The state and counts of a typed decode, checked as the generic parser checks them."""
     return BatchStatus.from_json(
         {
             "state": found.state,
