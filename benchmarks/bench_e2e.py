@@ -33,9 +33,9 @@ from benchmarks.common import (
     connection_env,
     env_with_repo,
     parse_args,
-    python,
     ratio,
     reference_server,
+    run_logged,
     say,
 )
 
@@ -73,24 +73,17 @@ def run_dag(
 ) -> dict[str, Any]:
     """Run ``dag_id`` once in a child process; its figures, or an error naming its log."""
     report_path = workdir / f"{name}-report.json"
-    log_path = workdir / f"{name}-dag.log"
-    with log_path.open("w") as log:
-        done = subprocess.run(
-            [
-                python(),
-                *("-m", "benchmarks.bench_e2e", "--child", "--dag-id", dag_id),
-                *("--records", str(records), "--destination", str(workdir / name)),
-                *("--report", str(report_path)),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env_with_repo(**env),
-            check=False,
-        )
-    if done.returncode != 0 or not report_path.exists():
-        raise RuntimeError(f"the DAG run failed; see {log_path}")
-    report: dict[str, Any] = json.loads(report_path.read_text())
-    return report
+    return run_logged(
+        "benchmarks.bench_e2e",
+        [
+            *("--child", "--dag-id", dag_id),
+            *("--records", str(records), "--destination", str(workdir / name)),
+            *("--report", str(report_path)),
+        ],
+        workdir / f"{name}-dag.log",
+        report_path,
+        **env,
+    )
 
 
 def check_outputs(records: Path, destination: Path) -> tuple[bool, bool, list[str]]:

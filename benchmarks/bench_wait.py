@@ -15,8 +15,8 @@ goes to a file. Measured in that process:
 A second measure, the finish: one trigger polls a 250,000-row batch (50,000 with ``--quick``)
 that has completed, whose answer carries every row's result. Measured in a fresh process each:
 the poll's time, the worst event-loop stall and the memory it added, for the provider's poll
-(state and counts only) and, side by side, for a poll that parses the whole answer (what the
-trigger did before).
+(state and counts only) and, side by side, for polls that parse every row: with the typed
+decode of ``get_batch_status``, and with the generic JSON decode (what the trigger did before).
 
 Run: ``python -m benchmarks.bench_wait [--quick]``.
 """
@@ -36,11 +36,10 @@ from typing import Any
 from benchmarks.common import (
     airflow_home,
     connection_env,
-    env_with_repo,
     parse_args,
-    python,
     ratio,
     reference_server,
+    run_logged,
     say,
 )
 from benchmarks.services import WIDE_INPUTS
@@ -177,19 +176,35 @@ async def run_triggers(batch_ids: list[str], interval: float, window: float) -> 
     }
 
 
-async def finish_poll(batch_id: str, full_parse: bool) -> dict[str, Any]:
+#: How the finish poll reads the answer: the provider's way, and two that parse every row.
+FINISH_WAYS = {
+    "progress": "state and counts only (the provider)",
+    "typed": "every row, typed decode (get_batch_status)",
+    "generic": "every row, generic JSON decode (before)",
+}
+
+
+async def finish_poll(batch_id: str, way: str) -> dict[str, Any]:
     """One trigger's poll of a finished batch: its time, the loop's worst stall, memory added."""
     import resource
 
+    from airflow_provider.api import calls, decode_json, parse_batch_status
     from airflow_provider.hooks import MrsDeployHook
     from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 
-    if full_parse:
+    async def typed(self: Any, name: str, version: str, batch_id: str) -> Any:
+        return await self.aget_batch_status(name, version, batch_id)
 
-        async def whole(self: Any, name: str, version: str, batch_id: str) -> Any:
-            return await self.aget_batch_status(name, version, batch_id)
+    async def generic(self: Any, name: str, version: str, batch_id: str) -> Any:
+        # What the trigger did before: the whole answer parsed in a worker thread.
+        request = calls.get_batch(name, version, batch_id, False)
+        body = (await self._acall(request)).body
+        return await asyncio.to_thread(
+            lambda: parse_batch_status(decode_json(body, request.describe))
+        )
 
-        MrsDeployHook.aget_batch_progress = whole  # type: ignore[method-assign]
+    if way != "progress":
+        MrsDeployHook.aget_batch_progress = {"typed": typed, "generic": generic}[way]  # type: ignore[method-assign]
     probe = StallProbe()
     probe_task = asyncio.create_task(probe.run())
     await asyncio.sleep(0.5)
@@ -219,37 +234,23 @@ async def finish_poll(batch_id: str, full_parse: bool) -> dict[str, Any]:
 def child(args: Any) -> None:
     airflow_home()
     if args.finish:
-        report = asyncio.run(finish_poll(args.finish, args.full_parse))
+        report = asyncio.run(finish_poll(args.finish, args.way))
     else:
         batch_ids = json.loads(Path(args.batches).read_text())
         report = asyncio.run(run_triggers(batch_ids, args.interval, args.window))
     Path(args.report).write_text(json.dumps(report))
 
 
-def run_finish(workdir: Path, batch_id: str, full_parse: bool) -> dict[str, Any]:
+def run_finish(workdir: Path, batch_id: str, way: str) -> dict[str, Any]:
     """:func:`finish_poll` in a fresh process."""
-    import subprocess
-
-    report_path = workdir / f"finish-{full_parse}.json"
-    log_path = workdir / f"finish-{full_parse}.log"
-    with log_path.open("w") as log:
-        done = subprocess.run(
-            [
-                python(),
-                *("-m", "benchmarks.bench_wait", "--child", "--finish", batch_id),
-                *("--report", str(report_path), *(("--full-parse",) if full_parse else ())),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env_with_repo(
-                AIRFLOW_CONN_MRSDEPLOY_DEFAULT=os.environ["AIRFLOW_CONN_MRSDEPLOY_DEFAULT"]
-            ),
-            check=False,
-        )
-    if done.returncode != 0:
-        raise RuntimeError(f"finish poll failed; see {log_path}")
-    report: dict[str, Any] = json.loads(report_path.read_text())
-    return report
+    report_path = workdir / f"finish-{way}.json"
+    return run_logged(
+        "benchmarks.bench_wait",
+        [*("--child", "--finish", batch_id, "--way", way, "--report", str(report_path))],
+        workdir / f"finish-{way}.log",
+        report_path,
+        AIRFLOW_CONN_MRSDEPLOY_DEFAULT=os.environ["AIRFLOW_CONN_MRSDEPLOY_DEFAULT"],
+    )
 
 
 def main() -> None:
@@ -262,7 +263,7 @@ def main() -> None:
             ("--interval", {"type": float, "default": 10.0, "help": "poll interval (10 s)"}),
             ("--window", {"type": float, "default": 0.0, "help": "steady window seconds"}),
             ("--finish", {"help": "(internal) the finished batch to poll once"}),
-            ("--full-parse", {"action": "store_true", "help": "(internal) parse every row"}),
+            ("--way", {"default": "progress", "help": "(internal) how the finish is read"}),
         ],
     )
     if args.child:
@@ -285,28 +286,18 @@ def main() -> None:
         ]
         (workdir / "batches.json").write_text(json.dumps(batch_ids))
         log_path = workdir / "triggers.log"
-        report_path = workdir / "report.json"
-        import subprocess
-
-        with log_path.open("w") as log:
-            done = subprocess.run(
-                [
-                    python(),
-                    *("-m", "benchmarks.bench_wait", "--child"),
-                    *("--batches", str(workdir / "batches.json"), "--report", str(report_path)),
-                    *("--interval", str(args.interval), "--window", str(window)),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env_with_repo(
-                    AIRFLOW_CONN_MRSDEPLOY_DEFAULT=os.environ["AIRFLOW_CONN_MRSDEPLOY_DEFAULT"],
-                    AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
-                ),
-                check=False,
-            )
-        if done.returncode != 0:
-            raise RuntimeError(f"trigger process failed; see {log_path}")
-        report = json.loads(report_path.read_text())
+        report = run_logged(
+            "benchmarks.bench_wait",
+            [
+                *("--child", "--batches", str(workdir / "batches.json")),
+                *("--report", str(workdir / "report.json")),
+                *("--interval", str(args.interval), "--window", str(window)),
+            ],
+            log_path,
+            workdir / "report.json",
+            AIRFLOW_CONN_MRSDEPLOY_DEFAULT=os.environ["AIRFLOW_CONN_MRSDEPLOY_DEFAULT"],
+            AIRFLOW__LOGGING__LOGGING_LEVEL="INFO",
+        )
         log_lines = sum(1 for _ in log_path.open())
         for batch_id in batch_ids:
             hook.cancel_batch(SERVICE, VERSION, batch_id)
@@ -320,11 +311,11 @@ def main() -> None:
         )
         while not hook.get_batch_progress(WIDE_SERVICE, VERSION, finished).is_terminal:
             time.sleep(1)
-        # Interleaved, best kept: provider, whole, provider, whole.
-        finishes: dict[bool, list[dict[str, Any]]] = {False: [], True: []}
+        # Interleaved, best kept: each way once per round.
+        finishes: dict[str, list[dict[str, Any]]] = {way: [] for way in FINISH_WAYS}
         for _ in range(2):
-            for full_parse in (False, True):
-                finishes[full_parse].append(run_finish(workdir, finished, full_parse))
+            for way in FINISH_WAYS:
+                finishes[way].append(run_finish(workdir, finished, way))
         hook.close()
     per_poll = (report["cpu"] - report["idle_cpu"]) / max(report["polls"], 1)
     share = per_poll * count / args.interval
@@ -356,20 +347,19 @@ def main() -> None:
         "every row's result); best of 2 each, interleaved"
     )
     best = {
-        full_parse: {key: min(r[key] for r in runs) for key in runs[0]}
-        for full_parse, runs in finishes.items()
+        way: {key: min(r[key] for r in runs) for key in runs[0]} for way, runs in finishes.items()
     }
-    for full_parse, name in ((False, "state and counts only"), (True, "whole answer parsed")):
-        figures = best[full_parse]
+    for way, name in FINISH_WAYS.items():
+        figures = best[way]
         say(
-            f"  {name:<22} poll {figures['seconds'] * 1000:7.0f} ms, worst loop stall "
+            f"  {name:<44} poll {figures['seconds'] * 1000:6.0f} ms, worst loop stall "
             f"{figures['worst_stall'] * 1000:6.1f} ms, "
-            f"peak memory added {figures['added_mib']:5.0f} MiB"
+            f"peak memory added {figures['added_mib']:4.0f} MiB"
         )
-    ratio("wait_finish_stall_vs_100ms", best[False]["worst_stall"] / 0.1)
+    ratio("wait_finish_stall_vs_100ms", best["progress"]["worst_stall"] / 0.1)
     ratio(
-        "wait_finish_stall_whole_parse_vs_provider",
-        best[True]["worst_stall"] / max(best[False]["worst_stall"], 1e-3),
+        "wait_finish_stall_generic_parse_vs_provider",
+        best["generic"]["worst_stall"] / max(best["progress"]["worst_stall"], 1e-3),
     )
     shutil.rmtree(workdir, ignore_errors=True)
 

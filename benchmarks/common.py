@@ -161,6 +161,24 @@ def run_child(command: Sequence[str], timeout: float = 1800, **env: str) -> dict
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+def run_logged(
+    module: str, args: Sequence[str], log_path: Path, report_path: Path, **env: str
+) -> dict[str, Any]:
+    """Run ``python -m module *args`` with its output in ``log_path``; return the JSON report it
+    wrote to ``report_path``, or fail naming the log."""
+    with log_path.open("w") as log:
+        done = subprocess.run(
+            [python(), "-m", module, *args],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env_with_repo(**env),
+            check=False,
+        )
+    if done.returncode != 0 or not report_path.exists():
+        raise RuntimeError(f"{module} {' '.join(args[:2])} failed; see {log_path}")
+    return dict(json.loads(report_path.read_text()))
+
+
 def machine() -> dict[str, str]:
     """What the numbers were measured on."""
     cpu = "unknown"

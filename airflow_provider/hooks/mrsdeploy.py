@@ -7,7 +7,7 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import requests
@@ -51,6 +51,8 @@ from airflow_provider.hooks.settings import (
     settings_from_connection,
 )
 from airflow_provider.hooks.tokens import TokenCache, shared_token_cache
+
+_T = TypeVar("_T")
 
 #: Bodies larger than this are decoded in a worker thread on the async path, so parsing the
 #: results of a big batch does not block the triggerer's event loop.
@@ -527,9 +529,7 @@ class MrsDeployHook(BaseHook):
         """
         request = calls.get_batch(name, version, batch_id, show_partial_results)
         response = await self._acall(request)
-        if len(response.body) > ASYNC_DECODE_IN_THREAD_BYTES:
-            return await asyncio.to_thread(parse_batch_status_body, response.body, request.describe)
-        return parse_batch_status_body(response.body, request.describe)
+        return await _aparse(parse_batch_status_body, response.body, request.describe)
 
     async def aget_batch_progress(self, name: str, version: str, batch_id: str) -> BatchStatus:
         """Async :meth:`get_batch_progress`: what a trigger polls.
@@ -540,9 +540,7 @@ class MrsDeployHook(BaseHook):
         """
         request = calls.get_batch(name, version, batch_id, False)
         response = await self._acall(request)
-        if len(response.body) > ASYNC_DECODE_IN_THREAD_BYTES:
-            return await asyncio.to_thread(parse_batch_progress, response.body, request.describe)
-        return parse_batch_progress(response.body, request.describe)
+        return await _aparse(parse_batch_progress, response.body, request.describe)
 
     async def acancel_batch(self, name: str, version: str, batch_id: str) -> None:
         """Async :meth:`cancel_batch`.
@@ -604,6 +602,14 @@ class MrsDeployHook(BaseHook):
         )
         async for chunk in download:
             yield chunk
+
+
+async def _aparse(parse: Callable[[bytes, str], _T], body: bytes, what: str) -> _T:
+    """``parse(body, what)`` on the loop, or in a worker thread when the body is large (the
+    results of a big batch), so the loop is not held while it is parsed."""
+    if len(body) > ASYNC_DECODE_IN_THREAD_BYTES:
+        return await asyncio.to_thread(parse, body, what)
+    return parse(body, what)
 
 
 async def attempt_once(
