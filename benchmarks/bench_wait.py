@@ -10,7 +10,9 @@ goes to a file. Measured in that process:
 - the worst event-loop stall: a probe task sleeps 20 ms in a loop and records how late it
   wakes up (what the idle process and the probe cost is measured first, for 5 s, and taken
   out of the per-poll figure); reported for the start-up (every trigger logs in and polls
-  for the first time) and for the steady window.
+  for the first time) and for the steady window. A probe that sleeps 20 ms sees a pause that
+  begins during its sleep as up to 20 ms shorter than it was, so the garbage collector's own
+  pauses are recorded too (``gc.callbacks``), and the ratio takes whichever is longer.
 
 A second measure, the finish: one trigger polls a 250,000-row batch (50,000 with ``--quick``)
 that has completed, whose answer carries every row's result. Measured in a fresh process each:
@@ -119,15 +121,6 @@ async def run_triggers(batch_ids: list[str], interval: float, window: float) -> 
     idle_cpu = time.process_time()
     await asyncio.sleep(BASELINE_SECONDS)
     idle_rate = (time.process_time() - idle_cpu) / BASELINE_SECONDS
-    triggers = [
-        MrsDeployBatchTrigger(
-            batch_ids=[batch_id],
-            service_name=SERVICE,
-            service_version=VERSION,
-            poll_interval=interval,
-        )
-        for batch_id in batch_ids
-    ]
 
     async def drain(trigger: MrsDeployBatchTrigger) -> None:
         async for _event in trigger.run():
@@ -137,8 +130,20 @@ async def run_triggers(batch_ids: list[str], interval: float, window: float) -> 
     started = time.perf_counter()
     loop_started = loop.time()
     cpu_started = time.process_time()
-    tasks = [asyncio.create_task(drain(t)) for t in triggers]
-    while len(first_polls) < len(triggers):
+    # As Airflow's triggerer creates them (``TriggerRunner.create_triggers``): one at a time,
+    # letting the loop run before loading each and before building it.
+    tasks = []
+    for batch_id in batch_ids:
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        trigger = MrsDeployBatchTrigger(
+            batch_ids=[batch_id],
+            service_name=SERVICE,
+            service_version=VERSION,
+            poll_interval=interval,
+        )
+        tasks.append(asyncio.create_task(drain(trigger)))
+    while len(first_polls) < len(batch_ids):
         await asyncio.sleep(0.05)
         for task in tasks:
             if task.done() and task.exception() is not None:
@@ -161,7 +166,7 @@ async def run_triggers(batch_ids: list[str], interval: float, window: float) -> 
         task.cancel()
     await asyncio.gather(*tasks, probe_task, return_exceptions=True)
     return {
-        "triggers": len(triggers),
+        "triggers": len(batch_ids),
         "startup_seconds": startup,
         "startup_cpu": startup_cpu,
         "startup_worst_stall": max(startup_lags, default=0.0),
@@ -340,7 +345,12 @@ def main() -> None:
         f"(1,000 triggers: {share_1000:.2%})"
     )
     ratio("wait_core_share_1000_triggers", share_1000)
-    worst = max(report["worst_stall"], report["startup_worst_stall"])
+    worst = max(
+        report["worst_stall"],
+        report["startup_worst_stall"],
+        report["worst_gc"],
+        report["startup_worst_gc"],
+    )
     ratio("wait_worst_stall_vs_100ms", worst / 0.1)
     say(
         f"finish: one trigger polls a completed {finish_rows:,}-row batch (its answer carries "
