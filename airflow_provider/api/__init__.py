@@ -50,6 +50,7 @@ from airflow_provider.api.models import (
     TokenPair,
 )
 from airflow_provider.api.parsers import (
+    HeadScan,
     decode_json,
     parse_batch_id,
     parse_batch_ids,
@@ -62,6 +63,7 @@ from airflow_provider.api.parsers import (
     parse_services,
     parse_swagger,
     parse_token_pair,
+    scan_batch_progress,
 )
 from airflow_provider.api.state import FAILED_STATES, TERMINAL_STATES, MrsDeployBatchState
 
@@ -72,6 +74,7 @@ __all__ = [
     "ApiRequest",
     "BatchStatus",
     "ExecutionResult",
+    "HeadScan",
     "MrsDeployApiError",
     "MrsDeployAuthError",
     "MrsDeployBadRequestError",
@@ -116,5 +119,6 @@ __all__ = [
     "parse_token_pair",
     "refresh",
     "revoke",
+    "scan_batch_progress",
     "start_batch",
 ]

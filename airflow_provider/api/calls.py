@@ -6,6 +6,7 @@ taken from an argument is percent-quoted, so names cannot change the path's shap
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from urllib.parse import quote
 
 from airflow_provider.api.errors import MrsDeployConfigurationError
 
-Expect = Literal["json", "bytes", "none"]
+Expect = Literal["json", "bytes", "none", "progress"]
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -32,7 +33,8 @@ class ApiRequest:
     :param json: JSON body, or None (a raw body, as for ``start_batch``, is supplied by the caller).
     :param authenticated: whether to send ``Authorization: Bearer``.
     :param stream: whether the response body should be streamed rather than read at once.
-    :param expect: how to read a successful response: ``json``, raw ``bytes`` or ``none``.
+    :param expect: how to read a successful response: ``json``, raw ``bytes``, ``none``, or
+        ``progress``: a batch status read only until its state and counts are known.
     :param content_type: content type of a raw body the caller supplies (None: no raw body).
     :param idempotent: False when sending twice could do the work twice (starting a batch); such
         requests are only retried when the server cannot have acted on the first one.
@@ -202,6 +204,19 @@ def get_batch(name: str, version: str, batch_id: str, show_partial_results: bool
         _batch_path(name, version, batch_id),
         params={"showPartialResults": "true" if show_partial_results else "false"},
     )
+
+
+def get_batch_progress(name: str, version: str, batch_id: str) -> ApiRequest:
+    """``GET /api/{name}/{version}/batch/{id}`` for its state and counts only.
+
+    The answer is read until they are known: they come before the results, which for a
+    finished batch hold every row and are not wanted.
+
+    :param name: service name.
+    :param version: service version.
+    :param batch_id: batch execution id.
+    """
+    return dataclasses.replace(get_batch(name, version, batch_id, False), expect="progress")
 
 
 def cancel_batch(name: str, version: str, batch_id: str) -> ApiRequest:

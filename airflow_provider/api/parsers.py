@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping
+from enum import Enum
 from typing import Any
 
 import msgspec
@@ -180,6 +182,10 @@ _PROGRESS = msgspec.json.Decoder(_Progress)
 def parse_batch_progress(body: bytes, what: str = "batch status") -> BatchStatus:
     """State and counts of ``GET /api/{name}/{version}/batch/{id}``, without row results.
 
+    ``body`` may be only the start of the answer, when :func:`scan_batch_progress` found the
+    state and counts there (the transports stop reading at that point); it is then read the
+    same way again.
+
     A finished batch's answer carries every row's result, which waiting never reads: they are
     skipped while decoding instead of being built (for a 250,000-row batch, a full parse takes
     about a second of CPU and a few hundred MiB). An answer this fast path does not take as
@@ -189,12 +195,93 @@ def parse_batch_progress(body: bytes, what: str = "batch status") -> BatchStatus
     :param body: raw body.
     :param what: what the body is, for error messages.
     """
+    head = scan_batch_progress(body)
+    if isinstance(head, BatchStatus):
+        return head
     try:
         found = _PROGRESS.decode(body)
     except msgspec.DecodeError:
         full = parse_batch_status(decode_json(body, what))
         return BatchStatus(full.state, full.completed_item_count, full.total_item_count)
     return _state_and_counts(found)
+
+
+class HeadScan(Enum):
+    """Why :func:`scan_batch_progress` gave no answer from the start of a body."""
+
+    #: The state and counts may still come: read on and scan again.
+    MORE = "more"
+    #: They are not all before the results (or the start is not as documented): read the
+    #: whole body and parse it.
+    WHOLE = "whole"
+
+
+_WHITESPACE = re.compile(rb"[ \t\r\n]*")
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_SCALAR = re.compile(rb"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false|null")
+_PROGRESS_KEYS = ("state", "completedItemCount", "totalItemCount")
+
+
+def scan_batch_progress(head: bytes) -> BatchStatus | HeadScan:
+    """State and counts from the first bytes of a batch status body, when they come first.
+
+    The documented answer starts ``{"state": ..., "completedItemCount": ...,
+    "totalItemCount": ..., "batchExecutionResults": [...]}``: a waiting client can stop
+    reading where the results begin, however many rows follow. The top-level members are read
+    in order until the first array or object value (or the end of the object); if the three
+    keys, spelled as documented and each once, were all among them, their values are checked
+    as :func:`parse_batch_status` checks them. Otherwise the answer is :class:`HeadScan`.
+
+    :param head: the bytes of the body received so far.
+    """
+    found: dict[str, Any] = {}
+    pos = _WHITESPACE.match(head).end()  # type: ignore[union-attr]
+    if pos == len(head):
+        return HeadScan.MORE
+    if head[pos : pos + 1] != b"{":
+        return HeadScan.WHOLE
+    pos += 1
+    while True:
+        pos = _WHITESPACE.match(head, pos).end()  # type: ignore[union-attr]
+        if pos == len(head):
+            return HeadScan.MORE
+        if head[pos : pos + 1] == b"}":
+            break
+        key = _JSON_STRING.match(head, pos)
+        if key is None:
+            return HeadScan.MORE if head[pos : pos + 1] == b'"' else HeadScan.WHOLE
+        pos = _WHITESPACE.match(head, key.end()).end()  # type: ignore[union-attr]
+        if pos == len(head):
+            return HeadScan.MORE
+        if head[pos : pos + 1] != b":":
+            return HeadScan.WHOLE
+        pos = _WHITESPACE.match(head, pos + 1).end()  # type: ignore[union-attr]
+        if pos == len(head):
+            return HeadScan.MORE
+        if head[pos : pos + 1] in (b"[", b"{"):
+            break
+        quoted = head[pos : pos + 1] == b'"'
+        value = (_JSON_STRING if quoted else _JSON_SCALAR).match(head, pos)
+        if value is None:  # a string cut off, or a value that is not plain JSON
+            return HeadScan.MORE if quoted else HeadScan.WHOLE
+        if value.end() == len(head):  # a number may go on in the next bytes
+            return HeadScan.MORE
+        name = json.loads(key.group())
+        if name in found:
+            return HeadScan.WHOLE
+        found[name] = json.loads(value.group())
+        pos = _WHITESPACE.match(head, value.end()).end()  # type: ignore[union-attr]
+        if pos == len(head):
+            return HeadScan.MORE
+        if head[pos : pos + 1] == b",":
+            pos += 1
+        elif head[pos : pos + 1] == b"}":
+            break
+        else:
+            return HeadScan.WHOLE
+    if not all(key in found for key in _PROGRESS_KEYS):
+        return HeadScan.WHOLE
+    return BatchStatus.from_json({key: found[key] for key in _PROGRESS_KEYS})
 
 
 def _state_and_counts(found: _Status | _Progress) -> BatchStatus:

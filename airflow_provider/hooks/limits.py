@@ -11,11 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from airflow_provider.api.calls import Expect
 from airflow_provider.api.errors import MrsDeployProtocolError
 from airflow_provider.api.headers import header_value
+from airflow_provider.api.models import BatchStatus
+from airflow_provider.api.parsers import HeadScan, scan_batch_progress
 
 #: Bytes of an error body kept for its message; the rest is not read.
 ERROR_BODY_LIMIT = 64 * 1024
+#: Bytes of a batch status scanned for its state and counts at most; an answer that has not
+#: shown them by then is read whole.
+PROGRESS_HEAD_BYTES = 256 * 1024
 
 
 class MrsDeployResponseTooLargeError(MrsDeployProtocolError):
@@ -105,17 +111,29 @@ class BodyCollector:
 
     A success is kept whole up to ``limit`` (announced larger, or growing past it, is an error);
     an error body is kept up to :data:`ERROR_BODY_LIMIT` and the rest is not wanted, as only its
-    message matters.
+    message matters. A batch status read for its progress (``expect="progress"``) is wanted only
+    until its state and counts are known (:func:`scan_batch_progress`), however large the rest.
 
     :param status: HTTP status of the response.
     :param headers: response headers.
     :param limit: ``max_response_bytes``, or None for none.
     :param what: the request, for messages.
+    :param expect: how the request reads a successful response (``ApiRequest.expect``).
     """
 
-    def __init__(self, status: int, headers: Mapping[str, str], limit: int | None, what: str):
+    def __init__(
+        self,
+        status: int,
+        headers: Mapping[str, str],
+        limit: int | None,
+        what: str,
+        *,
+        expect: Expect = "json",
+    ):
         self.failed = status >= 400
-        if not self.failed:
+        #: Scanning the start of the body for a batch's progress.
+        self._scanning = expect == "progress" and not self.failed
+        if not self.failed and not self._scanning:
             check_announced(headers, limit, what, "max_response_bytes")
         self._budget = ByteBudget(limit, what, "max_response_bytes")
         self._body = bytearray()
@@ -125,8 +143,15 @@ class BodyCollector:
         if self.failed:
             self._body += chunk
             return len(self._body) >= ERROR_BODY_LIMIT
-        self._budget.take(len(chunk))
         self._body += chunk
+        if self._scanning:
+            # Before the limit is counted: an answer whose start says all that is wanted is
+            # not refused for the rows that follow it, however many.
+            found = scan_batch_progress(bytes(self._body))
+            if isinstance(found, BatchStatus):
+                return True
+            self._scanning = found is HeadScan.MORE and len(self._body) < PROGRESS_HEAD_BYTES
+        self._budget.take(len(chunk))
         return False
 
     def body(self) -> bytes:

@@ -368,15 +368,18 @@ class MrsDeployHook(BaseHook):
     def get_batch_progress(self, name: str, version: str, batch_id: str) -> BatchStatus:
         """State and counts of a batch, without its row results: all that waiting reads.
 
-        The answer of a finished batch still carries every row's result (the API has no
-        lighter call); they are skipped while decoding instead of being built (see
-        :func:`~airflow_provider.api.parsers.parse_batch_progress`).
+        The answer of a finished batch carries every row's result after its state and
+        counts (the API has no lighter call): it is read only until those are known, and the
+        connection is then closed rather than reading the rows (see
+        :func:`~airflow_provider.api.parsers.scan_batch_progress`). An answer laid out
+        otherwise is read whole and its rows are skipped while decoding
+        (:func:`~airflow_provider.api.parsers.parse_batch_progress`).
 
         :param name: service name.
         :param version: service version.
         :param batch_id: batch execution id.
         """
-        request = calls.get_batch(name, version, batch_id, False)
+        request = calls.get_batch_progress(name, version, batch_id)
         return parse_batch_progress(self._call(request).body, request.describe)
 
     def cancel_batch(self, name: str, version: str, batch_id: str) -> None:
@@ -538,7 +541,7 @@ class MrsDeployHook(BaseHook):
         :param version: service version.
         :param batch_id: batch execution id.
         """
-        request = calls.get_batch(name, version, batch_id, False)
+        request = calls.get_batch_progress(name, version, batch_id)
         response = await self._acall(request)
         return await _aparse(parse_batch_progress, response.body, request.describe)
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 
-from airflow_provider.api.calls import join_url
+from airflow_provider.api.calls import ApiRequest, join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.hooks.flow import Outgoing, RawResponse
 from airflow_provider.hooks.limits import BodyCollector
@@ -86,7 +86,7 @@ async def send(
         if request.stream and response.status < 400:
             return RawResponse(response.status, response.headers, stream=response)
         try:
-            body = await _read_body(response, settings, request.describe)
+            body = await _read_body(response, settings, request)
         finally:
             response.release()
         return RawResponse(response.status, dict(response.headers), body)
@@ -137,10 +137,16 @@ async def aiter_stream(
 
 
 async def _read_body(
-    response: aiohttp.ClientResponse, settings: MrsDeployConnectionSettings, what: str
+    response: aiohttp.ClientResponse, settings: MrsDeployConnectionSettings, request: ApiRequest
 ) -> bytes:
     """Read a body into memory within the size limits (:class:`BodyCollector`)."""
-    collector = BodyCollector(response.status, response.headers, settings.max_response_bytes, what)
+    collector = BodyCollector(
+        response.status,
+        response.headers,
+        settings.max_response_bytes,
+        request.describe,
+        expect=request.expect,
+    )
     async for chunk in response.content.iter_chunked(READ_CHUNK):
         if collector.add(chunk):
             break

@@ -12,7 +12,7 @@ from collections.abc import Generator
 import requests
 from urllib3.exceptions import NewConnectionError
 
-from airflow_provider.api.calls import join_url
+from airflow_provider.api.calls import ApiRequest, join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.hooks.flow import Outgoing, RawResponse
 from airflow_provider.hooks.limits import BodyCollector
@@ -88,7 +88,7 @@ def send(
     if request.stream and response.status_code < 400:
         return RawResponse(response.status_code, response.headers, stream=response)
     try:
-        body = _read_body(response, settings, request.describe)
+        body = _read_body(response, settings, request)
     except requests.RequestException as err:
         raise MrsDeployConnectionError(
             f"reading the answer from {settings.base_url} failed: {scrub(str(err))}",
@@ -101,13 +101,17 @@ def send(
 
 
 def _read_body(
-    response: requests.Response, settings: MrsDeployConnectionSettings, what: str
+    response: requests.Response, settings: MrsDeployConnectionSettings, request: ApiRequest
 ) -> bytes:
     """Read a body into memory: a success up to ``max_response_bytes`` (more is an error), an
     error body up to its first :data:`~airflow_provider.hooks.limits.ERROR_BODY_LIMIT` bytes
     (:class:`BodyCollector`)."""
     collector = BodyCollector(
-        response.status_code, response.headers, settings.max_response_bytes, what
+        response.status_code,
+        response.headers,
+        settings.max_response_bytes,
+        request.describe,
+        expect=request.expect,
     )
     for chunk in response.iter_content(READ_CHUNK):
         if collector.add(chunk):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -230,3 +231,83 @@ def test_status_body_refuses_what_the_generic_parse_refuses(body: bytes) -> None
     with pytest.raises(MrsDeployProtocolError) as direct:
         parse_batch_status_body(body, "batch status")
     assert str(direct.value) == str(generic.value)
+
+
+_DOCUMENTED = (
+    b'{"state": "Complete", "completedItemCount": 12, "totalItemCount": 12, '
+    b'"batchExecutionResults": [{"success": true, "outputParameters": {"state": "x"}}]}'
+)
+
+
+def test_head_scan_decides_as_soon_as_the_counts_are_in() -> None:
+    from airflow_provider.api import HeadScan, scan_batch_progress
+
+    decided_at = next(
+        end
+        for end in range(len(_DOCUMENTED) + 1)
+        if not isinstance(scan_batch_progress(_DOCUMENTED[:end]), HeadScan)
+    )
+    # Every shorter start asks for more; the decision comes at the results, not after them.
+    assert all(scan_batch_progress(_DOCUMENTED[:end]) is HeadScan.MORE for end in range(decided_at))
+    assert decided_at == _DOCUMENTED.index(b"[") + 1  # the first byte of the results
+    full = parse_batch_status(decode_json(_DOCUMENTED))
+    assert scan_batch_progress(_DOCUMENTED[:decided_at]) == dataclasses.replace(full, results=())
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b'{"totalItemCount": 3, "state": "InProgress", "completedItemCount": 1}', (1, 3)),
+        (b'  {"state":"Pending","completedItemCount":"0","totalItemCount":"4","x":{}}', (0, 4)),
+        (
+            b'{"state": "Failed", "completedItemCount": 0, "totalItemCount": 2, '
+            b'"errorMessage": "disk \\"full\\"", "batchExecutionResults": []}',
+            (0, 2),
+        ),
+    ],
+)
+def test_head_scan_reads_documented_members_in_any_order(head: bytes, expected: Any) -> None:
+    from airflow_provider.api import BatchStatus, scan_batch_progress
+
+    status = scan_batch_progress(head)
+    assert isinstance(status, BatchStatus)
+    assert (status.completed_item_count, status.total_item_count) == expected
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b'{"State": "Complete", "completedItemCount": 1, "totalItemCount": 1, "r": []}',
+        b'{"batchExecutionResults": [], "state": "Complete", "completedItemCount": 1, '
+        b'"totalItemCount": 1}',
+        b'{"state": "Complete", "state": "Failed", "completedItemCount": 1, "totalItemCount": 1}',
+        b'{"state": "Complete", "completedItemCount": NaN, "totalItemCount": 1}',
+        b'{"state": "Complete", "completedItemCount": 1}',
+        b"[1, 2]",
+        b"<html>",
+    ],
+    ids=["key-case", "results-first", "duplicate", "not-json", "missing", "array", "html"],
+)
+def test_head_scan_leaves_anything_else_to_the_whole_body(head: bytes) -> None:
+    from airflow_provider.api import HeadScan, scan_batch_progress
+
+    assert scan_batch_progress(head) is HeadScan.WHOLE
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"", b"  ", b'{"state": "Compl', b'{"state": "Complete", "completedItemCount": 1', b"{"],
+)
+def test_head_scan_waits_for_a_value_cut_off(head: bytes) -> None:
+    from airflow_provider.api import HeadScan, scan_batch_progress
+
+    assert scan_batch_progress(head) is HeadScan.MORE
+
+
+def test_head_scan_checks_values_as_the_full_parser_does() -> None:
+    from airflow_provider.api import scan_batch_progress
+
+    with pytest.raises(MrsDeployProtocolError, match="Sleeping"):
+        scan_batch_progress(b'{"state": "Sleeping", "completedItemCount": 1, "totalItemCount": 1}')
+    with pytest.raises(MrsDeployProtocolError, match="totalItemCount"):
+        scan_batch_progress(b'{"state": "Complete", "completedItemCount": 1, "totalItemCount": -2}')

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
+import requests
 
 from airflow_provider.api import MrsDeployBatchState, MrsDeployNotFoundError
 from airflow_provider.hooks import MrsDeployHook
@@ -115,4 +117,51 @@ def test_progress_reads_state_and_counts_and_builds_no_result(
         hook.get_batch_progress(*MT, batch_id)
     with pytest.raises(MrsDeployNotFoundError):
         asyncio.run(hook.aget_batch_progress(*MT, batch_id))
+    asyncio.run(hook.aclose())
+
+
+def test_progress_reads_only_the_start_of_a_large_answer(
+    reference_server: ReferenceServer, make_hook: HookFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The state and counts come before the rows: a wait reads those and hangs up, so a
+    finished batch's answer larger than ``max_response_bytes`` does not fail the wait (reading
+    its results still does)."""
+    from airflow_provider.hooks import limits
+    from airflow_provider.hooks.limits import MrsDeployResponseTooLargeError
+
+    limit = 100_000
+    hook = make_hook(reference_server, extra={"max_response_bytes": limit})
+    rows = [{"hp": 100 + i % 150, "wt": 2.5} for i in range(2_000)]
+    batch_id = hook.start_batch(*MT, encode(rows), parallel_count=8)
+    deadline = time.monotonic() + 60
+    while not hook.get_batch_progress(*MT, batch_id).is_terminal:
+        assert time.monotonic() < deadline, "the batch did not finish"
+        time.sleep(0.05)
+    seen: list[int] = []
+    original = limits.BodyCollector.add
+
+    def counted(self: limits.BodyCollector, chunk: bytes) -> bool:
+        seen.append(len(chunk))
+        return original(self, chunk)
+
+    monkeypatch.setattr(limits.BodyCollector, "add", counted)
+    progress = hook.get_batch_progress(*MT, batch_id)
+    assert (progress.state, progress.total_item_count) == (MrsDeployBatchState.COMPLETE, 2_000)
+    read_sync = sum(seen)
+    seen.clear()
+    progress = asyncio.run(hook.aget_batch_progress(*MT, batch_id))
+    assert (progress.state, progress.completed_item_count) == (MrsDeployBatchState.COMPLETE, 2_000)
+    whole = requests.get(
+        f"{reference_server.url}/api/{MT[0]}/{MT[1]}/batch/{batch_id}",
+        headers=reference_server.headers(),
+        timeout=30,
+    ).content
+    assert len(whole) > 3 * limit
+    assert 0 < read_sync < limit and 0 < sum(seen) < limit
+    with pytest.raises(MrsDeployResponseTooLargeError):
+        hook.get_batch_status(*MT, batch_id)
+    # The connection hung up on is not reused mid-answer: the next calls work.
+    assert hook.get_batch_progress(*MT, batch_id).total_item_count == 2_000
+    assert asyncio.run(hook.aget_batch_progress(*MT, batch_id)).total_item_count == 2_000
+    hook.cancel_batch(*MT, batch_id)
     asyncio.run(hook.aclose())
