@@ -195,12 +195,12 @@ def parse_batch_progress(body: bytes, what: str = "batch status") -> BatchStatus
     :param body: raw body.
     :param what: what the body is, for error messages.
     """
-    head = scan_batch_progress(body)
-    if isinstance(head, BatchStatus):
-        return head
     try:
         found = _PROGRESS.decode(body)
     except msgspec.DecodeError:
+        head = scan_batch_progress(body)
+        if isinstance(head, BatchStatus):
+            return head
         full = parse_batch_status(decode_json(body, what))
         return BatchStatus(full.state, full.completed_item_count, full.total_item_count)
     return _state_and_counts(found)

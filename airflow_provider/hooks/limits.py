@@ -19,6 +19,9 @@ from airflow_provider.api.parsers import HeadScan, scan_batch_progress
 
 #: Bytes of an error body kept for its message; the rest is not read.
 ERROR_BODY_LIMIT = 64 * 1024
+#: A batch status is scanned for its state and counts once this much of it has come: a
+#: smaller answer (any batch still running) is read whole, which costs less than scanning.
+PROGRESS_SCAN_FROM = 32 * 1024
 #: Bytes of a batch status scanned for its state and counts at most; an answer that has not
 #: shown them by then is read whole.
 PROGRESS_HEAD_BYTES = 256 * 1024
@@ -145,13 +148,23 @@ class BodyCollector:
             return len(self._body) >= ERROR_BODY_LIMIT
         self._body += chunk
         if self._scanning:
-            # Before the limit is counted: an answer whose start says all that is wanted is
-            # not refused for the rows that follow it, however many.
-            found = scan_batch_progress(bytes(self._body))
-            if isinstance(found, BatchStatus):
-                return True
-            self._scanning = found is HeadScan.MORE and len(self._body) < PROGRESS_HEAD_BYTES
+            return self._scan()
         self._budget.take(len(chunk))
+        return False
+
+    def _scan(self) -> bool:
+        """Whether the body so far tells the batch's state and counts. The limit is not
+        counted while the start of the answer is scanned (at most :data:`PROGRESS_HEAD_BYTES`):
+        an answer that tells them there is not refused for the rows that follow it. Once
+        scanning gives up, the whole answer counts, from its first byte."""
+        if len(self._body) < PROGRESS_SCAN_FROM:
+            return False
+        found = scan_batch_progress(bytes(self._body))
+        if isinstance(found, BatchStatus):
+            return True
+        if found is HeadScan.WHOLE or len(self._body) >= PROGRESS_HEAD_BYTES:
+            self._scanning = False
+            self._budget.take(len(self._body))
         return False
 
     def body(self) -> bytes:

@@ -9,6 +9,7 @@ import pytest
 from airflow_provider.hooks.limits import (
     ERROR_BODY_LIMIT,
     PROGRESS_HEAD_BYTES,
+    PROGRESS_SCAN_FROM,
     BodyCollector,
     MrsDeployResponseTooLargeError,
 )
@@ -37,8 +38,9 @@ def test_a_progress_read_stops_where_the_results_begin() -> None:
     ).encode()
     headers = {"Content-Length": str(len(body))}  # announced over the limit: not refused
     collector = BodyCollector(200, headers, 10_000, "GET /b", expect="progress")
-    assert feed(collector, body) == 4096
-    assert collector.body() == body[:4096]
+    read = feed(collector, body)
+    assert PROGRESS_SCAN_FROM <= read < PROGRESS_SCAN_FROM + 4096 < len(body)
+    assert collector.body() == body[:read]
 
 
 def test_a_progress_read_of_another_layout_reads_the_whole_answer_within_the_limit() -> None:
@@ -55,6 +57,27 @@ def test_a_progress_read_of_another_layout_reads_the_whole_answer_within_the_lim
     assert feed(whole, body) == len(body) and whole.body() == body
     with pytest.raises(MrsDeployResponseTooLargeError):
         feed(BodyCollector(200, {}, 100_000, "GET /b", expect="progress"), body)
+
+
+def test_a_small_progress_answer_is_read_whole_without_scanning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_provider.hooks import limits
+
+    def refuse(head: bytes) -> None:
+        raise AssertionError("scanned")
+
+    monkeypatch.setattr(limits, "scan_batch_progress", refuse)
+    body = json.dumps(
+        {
+            "state": "InProgress",
+            "completedItemCount": 3,
+            "totalItemCount": 9,
+            "batchExecutionResults": [],
+        }
+    ).encode()
+    collector = BodyCollector(200, {}, 10_000, "GET /b", expect="progress")
+    assert feed(collector, body, chunk=16) == len(body) and collector.body() == body
 
 
 def test_other_reads_keep_their_rules() -> None:
