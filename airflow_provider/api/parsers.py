@@ -126,12 +126,17 @@ class _Result(msgspec.Struct, rename="camel", forbid_unknown_fields=True, gc=Fal
     output_files: dict[str, str] | None = None
 
 
-class _Status(msgspec.Struct, rename="camel", forbid_unknown_fields=True, gc=False):
-    """A batch status exactly as the API documents it."""
+class _Progress(msgspec.Struct, rename="camel"):
+    """The three fields of a batch status a waiting client reads (any others are skipped)."""
 
     state: str
     completed_item_count: int
     total_item_count: int
+
+
+class _Status(_Progress, forbid_unknown_fields=True, gc=False):
+    """A batch status exactly as the API documents it."""
+
     batch_execution_results: list[_Result] | None = None
 
 
@@ -166,14 +171,6 @@ def parse_batch_status_body(body: bytes, what: str = "batch status") -> BatchSta
         for row in found.batch_execution_results or ()
     )
     return dataclasses.replace(_state_and_counts(found), results=results)
-
-
-class _Progress(msgspec.Struct, rename="camel"):
-    """The three fields of a batch status a waiting client reads."""
-
-    state: str
-    completed_item_count: int
-    total_item_count: int
 
 
 _PROGRESS = msgspec.json.Decoder(_Progress)

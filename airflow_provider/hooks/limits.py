@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from airflow_provider.api.calls import Expect
+from airflow_provider.api.calls import ApiRequest, Expect
 from airflow_provider.api.errors import MrsDeployProtocolError
 from airflow_provider.api.headers import header_value
 from airflow_provider.api.models import BatchStatus
@@ -140,6 +140,19 @@ class BodyCollector:
             check_announced(headers, limit, what, "max_response_bytes")
         self._budget = ByteBudget(limit, what, "max_response_bytes")
         self._body = bytearray()
+
+    @classmethod
+    def for_request(
+        cls, status: int, headers: Mapping[str, str], limit: int | None, request: ApiRequest
+    ) -> BodyCollector:
+        """The collector of the answer to ``request`` (named and read as it says).
+
+        :param status: HTTP status of the response.
+        :param headers: response headers.
+        :param limit: ``max_response_bytes``, or None for none.
+        :param request: the request answered.
+        """
+        return cls(status, headers, limit, request.describe, expect=request.expect)
 
     def add(self, chunk: bytes) -> bool:
         """Take the next chunk; return True when no more of the body is wanted."""

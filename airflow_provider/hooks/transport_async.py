@@ -140,12 +140,8 @@ async def _read_body(
     response: aiohttp.ClientResponse, settings: MrsDeployConnectionSettings, request: ApiRequest
 ) -> bytes:
     """Read a body into memory within the size limits (:class:`BodyCollector`)."""
-    collector = BodyCollector(
-        response.status,
-        response.headers,
-        settings.max_response_bytes,
-        request.describe,
-        expect=request.expect,
+    collector = BodyCollector.for_request(
+        response.status, response.headers, settings.max_response_bytes, request
     )
     async for chunk in response.content.iter_chunked(READ_CHUNK):
         if collector.add(chunk):

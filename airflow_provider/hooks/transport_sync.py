@@ -106,12 +106,8 @@ def _read_body(
     """Read a body into memory: a success up to ``max_response_bytes`` (more is an error), an
     error body up to its first :data:`~airflow_provider.hooks.limits.ERROR_BODY_LIMIT` bytes
     (:class:`BodyCollector`)."""
-    collector = BodyCollector(
-        response.status_code,
-        response.headers,
-        settings.max_response_bytes,
-        request.describe,
-        expect=request.expect,
+    collector = BodyCollector.for_request(
+        response.status_code, response.headers, settings.max_response_bytes, request
     )
     for chunk in response.iter_content(READ_CHUNK):
         if collector.add(chunk):
