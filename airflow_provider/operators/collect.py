@@ -290,12 +290,10 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         return None
 
     def _has_files(self, result: ExecutionResult) -> bool:
-        """Whether the row may have files to land (see :meth:`_file_names_from_result`)."""
+        """Whether the row may have files to land: names to fetch or list, or inline files."""
         if not self.include_files:
             return False
-        if self.file_listing != "auto" or self._declares_files:
-            return True
-        return bool(result.changed_files or result.output_files)
+        return self._file_names_from_result(result) != () or bool(result.output_files)
 
     def _collect_files(
         self,
