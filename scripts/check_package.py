@@ -10,9 +10,11 @@ Steps, each failing with a message that says what is wrong:
    nothing is downloaded.
 2. The sdist and the wheel hold the package data (``mtcars.csv``), the licence, the
    ``apache_airflow_provider`` entry point and the version from ``airflow_provider.__version__``.
-3. ``uv venv`` creates a fresh virtualenv (no system site-packages) and
-   ``uv pip install --offline`` installs the wheel with only the dependencies it declares, pinned
-   by ``requirements/lock.txt`` and taken from uv's cache (``make venv`` fills it).
+3. ``uv venv`` creates a fresh virtualenv (no system site-packages) and ``uv pip install``
+   installs the wheel with only the dependencies it declares, pinned by
+   ``requirements/lock.txt``: from uv's cache alone when it holds everything (``--offline``),
+   else from the package registry (a cache filled by ``uv pip sync`` need not hold the index
+   pages an install resolves against).
 4. From outside the checkout, ``airflow providers list`` must list ``airflow-provider-mrsdeploy``
    with that version, ``airflow providers hooks`` the ``mrsdeploy`` connection type, the package
    must import from the new virtualenv with its data file, and ``mrsdeploy-server --help`` must
@@ -196,7 +198,7 @@ def clean_env(airflow_home: Path) -> dict[str, str]:
 def install_fresh(wheel: Path, venv: Path, lock: Path = LOCK_FILE) -> Path:
     """A new virtualenv holding the wheel and only what it declares; return its ``bin`` folder.
 
-    ``--offline`` keeps the check off the network: every pinned package comes from uv's cache.
+    The cache is tried first, offline; what it lacks comes from the registry.
     """
     uv = find_uv()
     env = clean_env(venv.parent / "airflow-home")
@@ -208,22 +210,26 @@ def install_fresh(wheel: Path, venv: Path, lock: Path = LOCK_FILE) -> Path:
         env=env,
     )
     python = venv / "bin" / "python"
+    install = [
+        *(uv, "pip", "install", "--quiet", "--python", str(python)),
+        *("--constraint", str(lock), str(wheel)),
+    ]
     try:
         _run(
-            [
-                *(uv, "pip", "install", "--offline", "--quiet", "--python", str(python)),
-                *("--constraint", str(lock), str(wheel)),
-            ],
+            [*install, "--offline"],
+            timeout=INSTALL_TIMEOUT,
+            what="uv pip install of the wheel from the cache",
+            cwd=venv.parent,
+            env=env,
+        )
+    except PackageCheckError:
+        _run(
+            install,
             timeout=INSTALL_TIMEOUT,
             what="uv pip install of the wheel",
             cwd=venv.parent,
             env=env,
         )
-    except PackageCheckError as exc:
-        raise PackageCheckError(
-            f"{exc}\n(the install is offline: run `make venv` first so uv's cache holds the "
-            "locked packages)"
-        ) from None
     return venv / "bin"
 
 
