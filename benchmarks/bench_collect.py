@@ -218,29 +218,31 @@ def breakdown(hook: Any, batch_id: str, landed: Path, rows: int) -> list[str]:
     """
     from airflow.sdk import ObjectStoragePath
 
-    from airflow_provider.outputs import OutputWriter, build_outputs_table
+    from airflow_provider.outputs import OutputsTable, OutputWriter, plan_row_files
 
     lines = []
     with Stopwatch() as watch:
         status = hook.get_batch_status(SERVICE, VERSION, batch_id, show_partial_results=False)
     lines.append(f"results of {len(status.results):,} rows fetched and parsed: {watch.wall:.2f} s")
     with Stopwatch() as watch:
-        build_outputs_table(status.results, ["value"])
+        table = OutputsTable(["value"])
+        table.add(status.results)
+        table.build()
     lines.append(f"outputs table built: {watch.wall:.2f} s")
-    writer = OutputWriter(ObjectStoragePath(str(landed)))
     kept = [p.relative_to(landed).as_posix() for p in landed.rglob("*") if p.is_file()]
     with Stopwatch() as watch:
-        writer.remove_leftovers(kept)
-    lines.append(f"remove_leftovers walking {len(kept):,} files: {watch.wall:.2f} s")
+        OutputWriter(ObjectStoragePath(str(landed))).begin(kept)
+    lines.append(f"destination listed and checked against {len(kept):,} files: {watch.wall:.2f} s")
     sample = range(min(rows, 300))
     scratch = OutputWriter(ObjectStoragePath(str(landed.parent / "scratch")))
-    scratch.begin()
+    planned = {i: plan_row_files(i, ["report.txt"])[0] for i in range(rows)}
+    scratch.begin(f.path for f in planned.values())
     pieces: dict[str, Any] = {
         "hook.list_batch_files": lambda i: hook.list_batch_files(SERVICE, VERSION, batch_id, i),
         "hook.iter_batch_file": lambda i: b"".join(
             hook.iter_batch_file(SERVICE, VERSION, batch_id, i, "report.txt")
         ),
-        "OutputWriter.write_file": lambda i: scratch.write_file(i, "report.txt", [b"x" * 10240]),
+        "OutputWriter.write_file": lambda i: scratch.write_file(planned[i], [b"x" * 10240]),
     }
     for name, piece in pieces.items():
         piece(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,9 +19,15 @@ from airflow_provider.outputs import (
     OutputFormat,
     OutputsTable,
     OutputWriter,
+    PlannedFile,
+    ProgressLog,
+    RenderedTable,
     WrittenFile,
     build_manifest,
+    check_destination,
+    plan_row_files,
 )
+from airflow_provider.outputs.progress import DEFAULT_INTERVAL
 from airflow_provider.progress import BatchOutcome, evaluate_batches
 from airflow_provider.records import load_records
 from airflow_provider.waiting import raise_if_failed
@@ -50,6 +56,16 @@ class RowLocation:
     global_index: int
 
 
+@dataclass(frozen=True)
+class RowPlan:
+    """A row's files and where each lands: downloaded by name, or decoded from its result."""
+
+    location: RowLocation
+    files: Sequence[PlannedFile]
+    #: The server's name to base64 content, for files that came inline in the result.
+    inline: Mapping[str, str]
+
+
 class MrsDeployCollectBatchOperator(BaseOperator):
     """Write a complete batch's per-row outputs and files to storage, idempotently.
 
@@ -57,8 +73,10 @@ class MrsDeployCollectBatchOperator(BaseOperator):
     ``outputs.<format>`` with one row per input index (index, success, error_message, every
     output parameter, optionally the inputs as ``input_<name>``), ``files/<index>/<name>`` for
     every file a row produced, and ``manifest.json`` last. Re-running for the same destination
-    replaces the previous result. Returns a small dict: destination, table and manifest paths,
-    row, failure and file counts.
+    replaces what earlier collects wrote there and nothing else: a path it must write that
+    holds someone else's file fails the task before anything is written (see
+    docs/outputs.md). Returns a small dict: destination, table and manifest paths, row,
+    failure and file counts.
 
     :param batch_id: Batch execution id or list of ids (in submission order); usually
         ``submit.output``.
@@ -77,6 +95,8 @@ class MrsDeployCollectBatchOperator(BaseOperator):
     :param file_listing: ``auto`` (default) takes a row's file names from its result's
         ``changedFiles`` and lists only rows that name none while the service declares output
         files; ``always`` asks the server for every row's file list.
+    :param progress_interval: Least seconds between two progress lines while listing and
+        landing files.
     :param asset: An Airflow Asset (or its name) this task updates: added to ``outlets``, and its
         event carries the summary (destination, manifest, counts) so DAGs scheduled on the asset
         know where the outputs landed.
@@ -111,6 +131,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         mrsdeploy_conn_id: str = "mrsdeploy_default",
         asset: Asset | str | None = None,
         file_listing: str = "auto",
+        progress_interval: float = DEFAULT_INTERVAL,
         **kwargs: Any,
     ) -> None:
         self.asset = Asset(asset) if isinstance(asset, str) else asset
@@ -134,6 +155,9 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         if file_listing not in ("auto", "always"):
             raise ValueError("file_listing must be 'auto' or 'always'")
         self.file_listing = file_listing
+        if not progress_interval > 0:
+            raise ValueError("progress_interval must be a positive number of seconds")
+        self.progress_interval = progress_interval
         self.batch_source_task_id = upstream_task_id(batch_id)
         self._ref: BatchRef | None = None
         self._declares_files = True
@@ -150,6 +174,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         from airflow.sdk import ObjectStoragePath
 
         output_format = OutputFormat.parse(self.output_format)
+        check_destination(self.destination)
         ref = resolve_batch_ref(
             context,
             self.batch_id,
@@ -160,15 +185,24 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         self._ref = ref
         service = self.hook.get_service(ref.service_name, ref.service_version)
         self._declares_files = bool(service.output_file_names)
-        table = OutputsTable([p.name for p in service.output_parameters])
+        table = OutputsTable(
+            [p.name for p in service.output_parameters],
+            output_types={p.name: p.type for p in service.output_parameters},
+        )
         file_rows, failed = self._read_results(ref, table)
         inputs = None
         if self.records is not None:
             inputs = load_records(self.records, self.records_format)
-        writer = OutputWriter(ObjectStoragePath(self.destination))
-        writer.begin()
-        files = self._collect_files(ref, writer, file_rows) if file_rows else []
-        table_path = writer.write_table(table.build(inputs), output_format)
+        # Typed and converted now: a value the format cannot hold fails before any download.
+        rendered = RenderedTable(table.build(inputs), output_format)
+        if table.renamed_outputs:
+            self.log.warning(
+                "Outputs named like the table's own columns are written as: %s",
+                ", ".join(f"{k} -> {v}" for k, v in table.renamed_outputs.items()),
+            )
+        writer = OutputWriter(ObjectStoragePath(self.destination), logger=self.log)
+        files = _run_coroutine(lambda: self._aland(ref, writer, rendered.name, file_rows))
+        table_path = writer.write_table(rendered)
         writer.remove_leftovers([table_path, *(f.path for f in files)])
         manifest_path = writer.finish(
             build_manifest(
@@ -180,6 +214,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
                 rows=len(table),
                 failed_rows=len(failed),
                 files=files,
+                renamed_outputs=table.renamed_outputs,
             )
         )
         self.log.info(
@@ -295,43 +330,100 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             return False
         return self._file_names_from_result(result) != () or bool(result.output_files)
 
-    def _collect_files(
+    async def _aland(
         self,
         ref: BatchRef,
         writer: OutputWriter,
+        table_name: str,
         rows: Sequence[tuple[RowLocation, ExecutionResult]],
     ) -> list[WrittenFile]:
-        """Download every row's files, ``max_concurrent_downloads`` at a time, into storage.
+        """Plan every row's files, claim the destination, then land the files.
 
-        The downloads run on one event loop with the hook's async client: a request costs a
-        fraction of the CPU a blocking one does, and no thread waits on another for the
-        interpreter lock.
+        Every path is known before :meth:`OutputWriter.begin`, so a destination holding
+        someone else's file at one of them is refused before anything is written. Listing and
+        downloads run ``max_concurrent_downloads`` at a time on one event loop with the hook's
+        async client: a request costs a fraction of the CPU a blocking one does, and no thread
+        waits on another for the interpreter lock.
         """
-        return _run_coroutine(lambda: self._acollect_files(ref, writer, rows))
+        try:
+            plans = await self._aplan(ref, rows)
+            await writer.abegin([table_name, *(f.path for plan in plans for f in plan.files)])
+            return await self._aland_files(ref, writer, plans)
+        finally:
+            await self.hook.aclose()
 
-    async def _acollect_files(
-        self,
-        ref: BatchRef,
-        writer: OutputWriter,
-        rows: Sequence[tuple[RowLocation, ExecutionResult]],
+    async def _aplan(
+        self, ref: BatchRef, rows: Sequence[tuple[RowLocation, ExecutionResult]]
+    ) -> list[RowPlan]:
+        """Each row's file names (from its result, else listed by the server), made safe."""
+        to_list = [row for row in rows if self._file_names_from_result(row[1]) is None]
+        progress = ProgressLog(
+            "rows' file names listed", len(to_list), self.log, interval=self.progress_interval
+        )
+        plans: dict[int, RowPlan] = {}
+
+        async def plan(row: tuple[RowLocation, ExecutionResult]) -> None:
+            location, result = row
+            names = self._file_names_from_result(result)
+            if names is None:
+                names = await self.hook.alist_batch_files(
+                    ref.service_name, ref.service_version, location.batch_id, location.batch_index
+                )
+                progress.advance()
+            inline = {} if names else dict(result.output_files)
+            files = plan_row_files(location.global_index, names or list(inline))
+            plans[location.global_index] = RowPlan(location, files, inline)
+
+        await self._in_parallel(rows, plan)
+        return [plans[index] for index in sorted(plans)]
+
+    async def _aland_files(
+        self, ref: BatchRef, writer: OutputWriter, plans: Sequence[RowPlan]
     ) -> list[WrittenFile]:
+        total = sum(len(plan.files) for plan in plans)
+        progress = ProgressLog("files landed", total, self.log, interval=self.progress_interval)
         per_row: dict[int, list[WrittenFile]] = {}
-        pending = iter(rows)
+
+        async def land(plan: RowPlan) -> None:
+            written = []
+            for planned in plan.files:
+                if plan.inline:
+                    chunks = _decoded(plan.inline[planned.name])
+                else:
+                    chunks = self.hook.aiter_batch_file(
+                        ref.service_name,
+                        ref.service_version,
+                        plan.location.batch_id,
+                        plan.location.batch_index,
+                        planned.name,
+                    )
+                written.append(await writer.awrite_file(planned, chunks))
+                progress.advance()
+            per_row[plan.location.global_index] = written
+
+        await self._in_parallel([plan for plan in plans if plan.files], land)
+        if total:
+            self.log.info("%s", progress.line())
+        return [f for index in sorted(per_row) for f in per_row[index]]
+
+    async def _in_parallel(
+        self, items: Sequence[_T], work: Callable[[_T], Awaitable[None]]
+    ) -> None:
+        """Run ``work`` on every item, ``max_concurrent_downloads`` at a time; the first
+        failure stops the rest and is raised as itself."""
+        pending = iter(items)
 
         async def worker() -> None:
-            for location, result in pending:
-                per_row[location.global_index] = await self._arow_files(
-                    ref, writer, location, result
-                )
+            for item in pending:
+                await work(item)
 
         workers = [
             asyncio.ensure_future(worker())
-            for _ in range(min(self.max_concurrent_downloads, len(rows)))
+            for _ in range(min(self.max_concurrent_downloads, len(items)))
         ]
         try:
             if workers:
                 done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
-                # The first failure stops every download; it is reported as itself.
                 for task in done:
                     error = None if task.cancelled() else task.exception()
                     if error is not None:
@@ -340,34 +432,6 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             for task in workers:
                 task.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            await self.hook.aclose()
-        return [f for index in sorted(per_row) for f in per_row[index]]
-
-    async def _arow_files(
-        self, ref: BatchRef, writer: OutputWriter, location: RowLocation, result: ExecutionResult
-    ) -> list[WrittenFile]:
-        """Land one row's files: downloaded by name, or inline ones from its result."""
-        names = self._file_names_from_result(result)
-        if names is None:
-            names = await self.hook.alist_batch_files(
-                ref.service_name, ref.service_version, location.batch_id, location.batch_index
-            )
-        written = []
-        for name in names:
-            chunks = self.hook.aiter_batch_file(
-                ref.service_name,
-                ref.service_version,
-                location.batch_id,
-                location.batch_index,
-                name,
-            )
-            written.append(await writer.awrite_file(location.global_index, name, chunks))
-        if not names:
-            for name, content in result.output_files.items():
-                written.append(
-                    await writer.awrite_file(location.global_index, name, _decoded(content))
-                )
-        return written
 
     def _file_names_from_result(self, result: ExecutionResult) -> Sequence[str] | None:
         """The row's file names when its result says them, else None: ask the server.

@@ -98,7 +98,8 @@ def test_download_gives_up_when_every_attempt_is_cut_without_progress(
     set_default_conn(proxy.port, reference_server.admin_password, max_retries=2)
     batch_id = finished_echo_batch()
     (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "manifest.json").write_text("{}")  # a previous run's manifest
+    previous = {"batch_ids": ["earlier"], "table": {"path": "outputs.parquet"}, "files": []}
+    (tmp_path / "out" / "manifest.json").write_text(json.dumps(previous))  # an earlier run's
     proxy.reset_after(0, times=None, path_regex=FILE)
     with pytest.raises(MrsDeployConnectionError) as info:
         collect(task_context, batch_id, tmp_path / "out", service=ECHO)

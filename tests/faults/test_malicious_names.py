@@ -19,7 +19,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider.api import MrsDeployApiError
 from airflow_provider.hooks import MrsDeployHook
-from airflow_provider.outputs import MAX_FILE_NAME_BYTES, OutputWriter
+from airflow_provider.outputs import MAX_FILE_NAME_BYTES, OutputWriter, plan_row_files
 from tests.faults.conftest import ConnSetter
 from tests.faults.helpers import CARS, MT, collect, files_outside
 from tests.faults.misbehaving import MisbehavingServer
@@ -84,11 +84,10 @@ def hostile_server(set_default_conn: ConnSetter) -> Iterator[MisbehavingServer]:
 def land_files(destination: Path, names_from: MrsDeployHook) -> list[Any]:
     """What collect does for one row: list the names, stream each file into the writer."""
     writer = OutputWriter(ObjectStoragePath(str(destination)))
-    writer.begin()
-    names = names_from.list_batch_files(*MT, "batch", 0)
+    planned = plan_row_files(0, names_from.list_batch_files(*MT, "batch", 0))
+    writer.begin(f.path for f in planned)
     return [
-        writer.write_file(0, name, names_from.iter_batch_file(*MT, "batch", 0, name))
-        for name in names
+        writer.write_file(f, names_from.iter_batch_file(*MT, "batch", 0, f.name)) for f in planned
     ]
 
 

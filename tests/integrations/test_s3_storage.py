@@ -89,14 +89,16 @@ def test_submit_from_s3_and_collect_to_s3(
         destination=f"s3://moto_s3@{BUCKET}/{prefix}/",
         output_format=output_format,
     )
-    # A stale object from an earlier run of the same partition must disappear.
-    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/files/99/stale.csv", Body=b"old")
+    # An object no collect recorded is someone else's: it stays.
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/files/99/theirs.csv", Body=b"theirs")
     result = collect.execute(task_context)
     assert result["rows"] == 32
     stored = keys(s3, prefix)
     assert f"{prefix}/manifest.json" in stored
     assert f"{prefix}/outputs.{output_format}" in stored
-    assert f"{prefix}/files/99/stale.csv" not in stored
+    assert s3.get_object(Bucket=BUCKET, Key=f"{prefix}/files/99/theirs.csv")["Body"].read() == (
+        b"theirs"
+    )
     assert not [k for k in stored if k.endswith(".tmp")]
     manifest = json.loads(
         s3.get_object(Bucket=BUCKET, Key=f"{prefix}/manifest.json")["Body"].read()
@@ -131,7 +133,7 @@ def test_files_to_s3_land_whole_or_streamed(
     """On an object store, a file up to ``WHOLE_FILE_BYTES`` is received whole and written in
     one call on a worker thread, a larger one streamed chunk by chunk: both land exactly the
     bytes a local collect of the same batch lands."""
-    from airflow_provider import outputs
+    from airflow_provider.outputs import writer
 
     batch_id = MrsDeploySubmitBatchOperator(
         task_id="submit",
@@ -153,7 +155,7 @@ def test_files_to_s3_land_whole_or_streamed(
 
     collect(str(tmp_path / "local"))
     expected = json.loads((tmp_path / "local" / "manifest.json").read_text())["files"]
-    monkeypatch.setattr(outputs, "WHOLE_FILE_BYTES", whole_file_bytes)
+    monkeypatch.setattr(writer, "WHOLE_FILE_BYTES", whole_file_bytes)
     prefix = f"by-size/{whole_file_bytes}"
     result = collect(f"s3://moto_s3@{BUCKET}/{prefix}/")
     assert result["files"] == len(expected) >= 6
@@ -165,3 +167,67 @@ def test_files_to_s3_land_whole_or_streamed(
         body = s3.get_object(Bucket=BUCKET, Key=f"{prefix}/{entry['path']}")["Body"].read()
         assert hashlib.sha256(body).hexdigest() == entry["sha256"]
     assert not [k for k in keys(s3, prefix) if k.endswith(".tmp")]
+
+
+def scored(task_context: Any, rows: int) -> str:
+    return str(
+        MrsDeploySubmitBatchOperator(
+            task_id="submit",
+            service_name="mtService",
+            service_version="v1.0.0",
+            records=pd.read_csv(mtcars_csv_path()).head(rows),
+            wait_for_completion=True,
+            poll_interval=0.1,
+        ).execute(task_context)
+    )
+
+
+def test_collect_to_s3_replaces_only_what_collect_wrote(
+    s3: Any, mrsdeploy_conn: str, task_context: Any
+) -> None:
+    """On an object store too: recorded objects are replaced or removed, others never."""
+    from airflow_provider.outputs import MrsDeployDestinationError
+
+    prefix = "owned/2026-01-02"
+    foreign = {
+        f"{prefix}/notes.txt": b"mine",
+        f"{prefix}/files/0/mine.txt": b"mine too",
+        f"{prefix}/chunk=0000/outputs.parquet": b"another partition",
+        f"{prefix}/chunk=0000/manifest.json": b'{"batch_ids": [], "table": {}, "files": []}',
+    }
+    for key, body in foreign.items():
+        s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+
+    def collect(batch_id: str, output_format: str = "parquet") -> dict[str, Any]:
+        return MrsDeployCollectBatchOperator(
+            task_id="collect",
+            batch_id=batch_id,
+            service_name="mtService",
+            service_version="v1.0.0",
+            destination=f"s3://moto_s3@{BUCKET}/{prefix}/",
+            output_format=output_format,
+        ).execute(task_context)
+
+    collect(scored(task_context, 6), "csv")
+    first = set(keys(s3, prefix))
+    assert f"{prefix}/files/5/answer.csv" in first and f"{prefix}/outputs.csv" in first
+    collect(scored(task_context, 2))
+    stored = set(keys(s3, prefix))
+    for key, body in foreign.items():
+        assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == body
+    ours = stored - set(foreign)
+    assert {k.removeprefix(f"{prefix}/").split("/")[0] for k in ours} == {
+        "files",
+        "outputs.parquet",
+        "manifest.json",
+    }
+    assert {k.split("/")[3] for k in ours if "/files/" in k} == {"0", "1"}
+    assert not [k for k in stored if k.endswith(".tmp") or ".mrsdeploy-" in k]
+
+    # A foreign object where Collect must write: refused before anything changes.
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}/outputs.jsonl", Body=b"theirs")
+    before = {k: s3.get_object(Bucket=BUCKET, Key=k)["ETag"] for k in keys(s3, prefix)}
+    with pytest.raises(MrsDeployDestinationError, match=r"outputs\.jsonl"):
+        collect(scored(task_context, 2), "jsonl")
+    after = {k: s3.get_object(Bucket=BUCKET, Key=k)["ETag"] for k in keys(s3, prefix)}
+    assert after == before

@@ -1,0 +1,62 @@
+"""The manifest: what a collect run wrote, from where, with sizes and checksums.
+
+It is written last, so its presence marks a complete run; its ``table`` and ``files`` entries
+are also the record of which paths a later collect at the same destination may replace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow_provider.outputs.formats import OutputFormat
+
+MANIFEST_NAME = "manifest.json"
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    """One row file landed in storage, as recorded in the manifest."""
+
+    index: int
+    name: str
+    path: str
+    size: int
+    sha256: str
+
+
+def build_manifest(
+    *,
+    batch_ids: Sequence[str],
+    service_name: str,
+    service_version: str,
+    table_path: str,
+    output_format: OutputFormat,
+    rows: int,
+    failed_rows: int,
+    files: Sequence[WrittenFile],
+    renamed_outputs: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The manifest of one collect run."""
+    manifest: dict[str, Any] = {
+        "batch_ids": list(batch_ids),
+        "service": {"name": service_name, "version": service_version},
+        "table": {"path": table_path, "format": output_format.value},
+        "counts": {
+            "rows": rows,
+            "succeeded_rows": rows - failed_rows,
+            "failed_rows": failed_rows,
+            "files": len(files),
+            "bytes": sum(f.size for f in files),
+        },
+        "files": [
+            {"index": f.index, "name": f.name, "path": f.path, "size": f.size, "sha256": f.sha256}
+            for f in sorted(files, key=lambda f: (f.index, f.name))
+        ],
+        "created": datetime.now(timezone.utc).isoformat(),
+    }
+    if renamed_outputs:
+        manifest["renamed_outputs"] = dict(renamed_outputs)
+    return manifest

@@ -1,0 +1,210 @@
+"""Which paths under a destination a collect run may replace or delete: the ones it owns.
+
+Collect owns exactly the paths an earlier collect at the same destination recorded:
+
+- the previous run's manifest (``manifest.json``: its table, its files, and itself), and
+- the ownership journal (``.mrsdeploy-collect.json``), written before a run changes anything.
+  It holds every path the runs since the last manifest may have written, and the tokens of
+  those runs, whose temporary files are named after them. A run killed at any point leaves the
+  journal behind, so the next run still knows what it may replace and which half-written
+  temporary files to clear; a run that finishes removes it once its manifest is written.
+
+Every other file or folder under the destination belongs to someone else and is never
+deleted, moved or overwritten: a run that would have to write over one fails before writing
+anything. Recorded paths are trusted only if they have the shape Collect writes (the table,
+the manifest, ``files/<index>/<name>``), so an edited manifest cannot make Collect delete
+anything else.
+
+Everything here is pure: the writer lists the destination and reads the records, these
+functions decide.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_provider.outputs.formats import OutputFormat
+from airflow_provider.outputs.manifest import MANIFEST_NAME
+from airflow_provider.outputs.names import FILES_DIR
+
+JOURNAL_NAME = ".mrsdeploy-collect.json"
+JOURNAL_FORMAT = "mrsdeploy-collect-ownership/1"
+TABLE_NAMES = frozenset(f.table_name for f in OutputFormat)
+#: Temporary files are ``.<final name>.<run token>-<process id>-<counter>.tmp``.
+_TEMPORARY = re.compile(r"^\.(?P<final>.+)\.(?P<token>[0-9a-f]{12})-[0-9]+-[0-9]+\.tmp$")
+_TOKEN = re.compile(r"^[0-9a-f]{12}$")
+#: How many paths an error or log line names.
+QUOTED_PATHS = 5
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What is under the destination, as paths relative to it (``/``-separated).
+
+    Only the places Collect writes are listed: the top level and the ``files`` folder.
+    """
+
+    files: frozenset[str] = frozenset()
+    links: frozenset[str] = frozenset()
+    folders: frozenset[str] = frozenset()
+
+    def exists(self, relative: str) -> bool:
+        """Whether anything (file, link or folder) is at ``relative``."""
+        return relative in self.files or relative in self.links or relative in self.folders
+
+
+@dataclass(frozen=True)
+class Ownership:
+    """The paths earlier collect runs recorded, and the tokens of runs that did not finish."""
+
+    owned: frozenset[str] = frozenset()
+    pending: frozenset[str] = frozenset()
+    #: Recorded paths refused because Collect never writes such a path.
+    ignored: tuple[str, ...] = field(default=())
+
+    def merge(self, other: Ownership) -> Ownership:
+        """Both records together."""
+        return Ownership(
+            self.owned | other.owned, self.pending | other.pending, self.ignored + other.ignored
+        )
+
+
+def temporary_name(final_name: str, token: str, pid: int, number: int) -> str:
+    """The hidden name a file is written under before it is moved to ``final_name``."""
+    return f".{final_name}.{token}-{pid}-{number}.tmp"
+
+
+def is_row_file_path(relative: str) -> bool:
+    """Whether ``relative`` is ``files/<index>/<name>`` with a plain index and one name."""
+    parts = relative.split("/")
+    return (
+        len(parts) == 3
+        and parts[0] == FILES_DIR
+        and parts[1].isascii()
+        and parts[1].isdigit()
+        and str(int(parts[1])) == parts[1]
+        and parts[2] not in ("", ".", "..")
+        and "\\" not in parts[2]
+        and "\x00" not in parts[2]
+    )
+
+
+def is_layout_path(relative: str) -> bool:
+    """Whether Collect ever writes ``relative``: the table, the manifest or a row file."""
+    return relative == MANIFEST_NAME or relative in TABLE_NAMES or is_row_file_path(relative)
+
+
+def _checked(paths: Iterable[Any]) -> tuple[frozenset[str], tuple[str, ...]]:
+    kept: set[str] = set()
+    ignored: list[str] = []
+    for path in paths:
+        if isinstance(path, str) and is_layout_path(path):
+            kept.add(path)
+        else:
+            ignored.append(repr(path))
+    return frozenset(kept), tuple(ignored)
+
+
+def manifest_ownership(data: bytes) -> Ownership | None:
+    """What a manifest records, or None when the bytes are not a manifest Collect wrote."""
+    try:
+        manifest = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(manifest, dict):
+        return None
+    table, files = manifest.get("table"), manifest.get("files")
+    if not isinstance(table, dict) or not isinstance(files, list) or "batch_ids" not in manifest:
+        return None
+    paths = [table.get("path"), *(f.get("path") if isinstance(f, dict) else f for f in files)]
+    owned, ignored = _checked(paths)
+    return Ownership(owned | {MANIFEST_NAME}, frozenset(), ignored)
+
+
+def journal_ownership(data: bytes) -> Ownership | None:
+    """What a journal records, or None when the bytes are not a journal Collect wrote."""
+    try:
+        journal = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(journal, dict) or journal.get("format") != JOURNAL_FORMAT:
+        return None
+    owned, ignored = _checked(journal.get("owned") or [])
+    pending = journal.get("pending") or []
+    tokens = frozenset(t for t in pending if isinstance(t, str) and _TOKEN.match(t))
+    return Ownership(owned, tokens, ignored)
+
+
+def encode_journal(ownership: Ownership) -> bytes:
+    """The journal's bytes (sorted, so equal records are equal files)."""
+    record = {
+        "format": JOURNAL_FORMAT,
+        "owned": sorted(ownership.owned),
+        "pending": sorted(ownership.pending),
+    }
+    return json.dumps(record, indent=1).encode("utf-8")
+
+
+def _ancestors(relative: str) -> list[str]:
+    parts = relative.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def find_conflicts(planned: Iterable[str], listing: Listing, owned: frozenset[str]) -> list[str]:
+    """Why each path this run must write cannot be written without touching someone else's.
+
+    A planned path conflicts when something Collect does not own is there, or when a folder
+    Collect needs (``files``, ``files/<index>``) is a file or a symbolic link.
+
+    :returns: one line per problem, sorted (empty: nothing conflicts).
+    """
+    problems: set[str] = set()
+    for path in planned:
+        for folder in _ancestors(path):
+            if folder in listing.links:
+                problems.add(f"{folder} (a symbolic link where Collect needs a folder)")
+            elif folder in listing.files:
+                problems.add(f"{folder} (a file where Collect needs a folder)")
+        if path in listing.folders:
+            problems.add(f"{path} (a folder)")
+        elif (path in listing.files or path in listing.links) and path not in owned:
+            problems.add(f"{path} (not written by an earlier collect here)")
+    return sorted(problems)
+
+
+def leftovers(owned: frozenset[str], written: Iterable[str], listing: Listing) -> list[str]:
+    """Owned paths this run did not write and that still exist: the ones to delete."""
+    keep = set(written)
+    return sorted(
+        path
+        for path in owned
+        if path not in keep and (path in listing.files or path in listing.links)
+    )
+
+
+def stale_temporaries(listing: Listing, ownership: Ownership, current: str) -> list[str]:
+    """Temporary files left by runs the journal records as unfinished (not the current run).
+
+    A temporary of the journal itself carries no recorded token (it was being written when its
+    run died), so any temporary of the journal's reserved name is stale.
+    """
+    stale = []
+    for path in listing.files | listing.links:
+        folder, _, name = path.rpartition("/")
+        match = _TEMPORARY.match(name)
+        if match is None or match["token"] == current:
+            continue
+        if (not folder and match["final"] == JOURNAL_NAME) or match["token"] in ownership.pending:
+            stale.append(path)
+    return sorted(stale)
+
+
+def quote_paths(paths: Sequence[str]) -> str:
+    """The first few paths, and how many more."""
+    shown = ", ".join(paths[:QUOTED_PATHS])
+    more = len(paths) - QUOTED_PATHS
+    return f"{shown} (and {more} more)" if more > 0 else shown

@@ -1,0 +1,216 @@
+"""The outputs table: one row per input index, built a batch at a time, typed before writing.
+
+Column rules (documented in docs/outputs.md):
+
+- The table's own columns come first: ``index``, ``success``, ``error_message``.
+- Output parameters follow, in the service's declaration order, then any extra output a row
+  returned, in the order they first appear (earlier rows get null), so nothing the server sent
+  is lost.
+- An output whose name is one of the table's own columns, or starts with ``input_`` or
+  ``output_``, is written as ``output_<name>``: it can never overwrite ``index``, ``success``,
+  ``error_message`` or an input column, and no two outputs can end under one name.
+- Scalars stay values; vectors, matrices and data frames (and every value of an output the
+  service declares as one of those types) become JSON text.
+- A column holds one type. Integers stay exact (64-bit), integers and decimals together become
+  decimals only while every integer converts exactly; anything else (text in a numeric output,
+  an integer beyond 64 bits) is refused with the row and the column, before the destination is
+  touched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider.api import ExecutionResult, MrsDeployError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: The table's own columns, in order.
+OWN_COLUMNS = ("index", "success", "error_message")
+OUTPUT_PREFIX = "output_"
+INPUT_PREFIX = "input_"
+#: Declared output types whose values are always written as JSON text.
+JSON_TEXT_TYPES = frozenset({"vector", "matrix", "data.frame"})
+_INT64 = (-(2**63), 2**63 - 1)
+#: The largest integer magnitude a 64-bit float holds exactly.
+_EXACT_IN_FLOAT = 2**53
+#: How many characters of a refused value an error message quotes.
+_QUOTED_CHARS = 60
+
+
+class MrsDeployOutputsError(MrsDeployError):
+    """The server's outputs cannot be written as a table without losing or mixing values."""
+
+
+def column_name(output: str) -> str:
+    """The column an output parameter is written to (see the module docstring)."""
+    if output in OWN_COLUMNS or output.startswith((INPUT_PREFIX, OUTPUT_PREFIX)):
+        return OUTPUT_PREFIX + output
+    return output
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _cell(value: Any) -> Any:
+    """Scalars stay as they are; vectors, matrices and data frames become JSON text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return _json_text(value)
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "logical"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "number"
+    return "text"
+
+
+def _quote(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _QUOTED_CHARS else text[: _QUOTED_CHARS - 3] + "..."
+
+
+class OutputsTable:
+    """The outputs table, built from results added a batch at a time.
+
+    Only plain columns are kept between batches (a value per row and output), not the parsed
+    results: collecting several large batches holds one batch's results at a time.
+
+    :param output_names: the service's declared output parameters.
+    :param index_offset: the index of the first row.
+    :param output_types: declared type of each output (``numeric``, ``vector``...), when known.
+    """
+
+    def __init__(
+        self,
+        output_names: Sequence[str],
+        *,
+        index_offset: int = 0,
+        output_types: Mapping[str, str] | None = None,
+    ):
+        self._offset = index_offset
+        self._rows = 0
+        self._success: list[bool] = []
+        self._errors: list[str | None] = []
+        self._outputs: dict[str, list[Any]] = {name: [] for name in output_names}
+        self._json_outputs = {
+            name for name, kind in (output_types or {}).items() if kind in JSON_TEXT_TYPES
+        }
+
+    def __len__(self) -> int:
+        return self._rows
+
+    @property
+    def renamed_outputs(self) -> dict[str, str]:
+        """Outputs written under another column name: output name to column name."""
+        return {name: column_name(name) for name in self._outputs if column_name(name) != name}
+
+    def add(self, results: Sequence[ExecutionResult]) -> None:
+        """Append ``results`` (in input order) after the rows added so far."""
+        for result in results:
+            for key in result.output_parameters:
+                if key not in self._outputs:
+                    self._outputs[key] = [None] * self._rows
+        self._success.extend([r.success for r in results])
+        self._errors.extend([r.error_message or None for r in results])
+        for name, column in self._outputs.items():
+            if name in self._json_outputs:
+                column.extend(
+                    [
+                        None if (v := r.output_parameters.get(name)) is None else _json_text(v)
+                        for r in results
+                    ]
+                )
+            else:
+                column.extend([_cell(r.output_parameters.get(name)) for r in results])
+        self._rows += len(results)
+
+    def build(self, inputs: pd.DataFrame | None = None) -> pd.DataFrame:
+        """One row per input index: index, success, error, every output parameter (and inputs).
+
+        :param inputs: the records, put beside the outputs as ``input_<name>``.
+        :raises MrsDeployOutputsError: an output column mixes types or holds an integer that
+            does not fit 64 bits (naming the row and the column).
+        """
+        import pandas as pd
+
+        columns: dict[str, Any] = {
+            "index": pd.RangeIndex(self._offset, self._offset + self._rows),
+            "success": pd.array(self._success, dtype=bool),
+            "error_message": pd.array(self._errors, dtype=object),
+        }
+        for name, values in self._outputs.items():
+            columns[column_name(name)] = self._typed(name, values)
+        table = pd.DataFrame(columns)
+        if inputs is not None:
+            if len(inputs) != self._rows:
+                raise MrsDeployError(
+                    f"cannot put {len(inputs)} input rows beside {self._rows} results"
+                )
+            renamed = inputs.reset_index(drop=True).add_prefix(INPUT_PREFIX)
+            table = pd.concat([table, renamed], axis=1)
+        return table
+
+    def _typed(self, name: str, values: list[Any]) -> Any:
+        """The column's values as one pandas type, or an error naming the first misfit."""
+        import pandas as pd
+
+        kinds = {_kind(v) for v in values if v is not None}
+        if not kinds:
+            return pd.array(values, dtype=object)
+        if kinds == {"logical"}:
+            return pd.array(values, dtype="boolean")
+        if kinds == {"text"}:
+            return pd.array(values, dtype=object)
+        if kinds == {"integer"}:
+            self._check_integers(name, values, _INT64, "does not fit a 64-bit integer")
+            return pd.array(values, dtype="Int64")
+        if kinds == {"number"}:
+            return pd.array(values, dtype="float64")
+        if kinds == {"integer", "number"}:
+            bounds = (-_EXACT_IN_FLOAT, _EXACT_IN_FLOAT)
+            self._check_integers(
+                name, values, bounds, "cannot be stored exactly beside the column's decimals"
+            )
+            return pd.array([None if v is None else float(v) for v in values], dtype="float64")
+        self._refuse_mixed(name, values)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _check_integers(
+        self, name: str, values: list[Any], bounds: tuple[int, int], problem: str
+    ) -> None:
+        low, high = bounds
+        for row, value in enumerate(values):
+            if type(value) is int and not low <= value <= high:
+                raise MrsDeployOutputsError(
+                    f"output {name!r} of row {self._offset + row} is {_quote(value)}, which "
+                    f"{problem}; nothing was written. Have the service return it as text (or "
+                    "as a smaller number) so every row's value fits one column type."
+                )
+
+    def _refuse_mixed(self, name: str, values: list[Any]) -> None:
+        """Raise for the first row whose value's type differs from the first value's."""
+        numeric = {"integer", "number"}
+        first_row, first = next((i, v) for i, v in enumerate(values) if v is not None)
+        first_kind = _kind(first)
+        for row, value in enumerate(values):
+            if value is None:
+                continue
+            kind = _kind(value)
+            if kind == first_kind or (kind in numeric and first_kind in numeric):
+                continue
+            raise MrsDeployOutputsError(
+                f"output {name!r} mixes types: row {self._offset + row} holds {kind} "
+                f"{_quote(value)} where row {self._offset + first_row} holds {first_kind} "
+                f"{_quote(first)}; nothing was written. A table column holds one type: fix the "
+                "service so every row returns the same type for this output (or declare it as "
+                "a vector, which is written as JSON text)."
+            )

@@ -1,0 +1,365 @@
+"""Writing one collect run into its destination, touching only what Collect owns.
+
+A run goes through these steps; a crash at any of them leaves the destination recoverable by
+the next run (see :mod:`airflow_provider.outputs.ownership`):
+
+1. :meth:`OutputWriter.begin` lists the destination, reads what earlier runs recorded, and
+   refuses (before writing anything) when a path the run must write holds something Collect
+   does not own. It then records this run's paths and token in the journal and withdraws the
+   previous manifest, so a reader never takes a half-replaced folder for a finished one.
+2. Row files and the table are written under temporary names and moved into place.
+3. :meth:`OutputWriter.remove_leftovers` deletes what earlier runs recorded and this run did
+   not write, and temporary files of runs that died.
+4. :meth:`OutputWriter.finish` writes the manifest, then drops the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import itertools
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
+
+import msgspec
+from fsspec.implementations.local import LocalFileSystem
+
+from airflow_provider.outputs.formats import RenderedTable
+from airflow_provider.outputs.manifest import MANIFEST_NAME, WrittenFile
+from airflow_provider.outputs.names import FILES_DIR, PlannedFile
+from airflow_provider.outputs.ownership import (
+    JOURNAL_NAME,
+    Listing,
+    Ownership,
+    encode_journal,
+    find_conflicts,
+    journal_ownership,
+    leftovers,
+    manifest_ownership,
+    quote_paths,
+    stale_temporaries,
+    temporary_name,
+)
+from airflow_provider.outputs.progress import TaskLogger
+from airflow_provider.outputs.storage import (
+    FileOps,
+    FsspecFileOps,
+    LocalFileOps,
+    MrsDeployDestinationError,
+)
+
+if TYPE_CHECKING:
+    from airflow.sdk import ObjectStoragePath
+
+_T = TypeVar("_T")
+#: Row files on an object store up to this size are received whole, then written in one call
+#: on a worker thread.
+WHOLE_FILE_BYTES = 1 << 20
+
+log = logging.getLogger(__name__)
+
+
+def check_destination(destination: str) -> None:
+    """Refuse a destination that is empty or climbs out of a folder with ``..``.
+
+    Checked before anything is fetched: ``root/../victim`` names a folder the user may not
+    have meant, and Collect writes only where it was told.
+    """
+    text = str(destination).strip()
+    if not text:
+        raise MrsDeployDestinationError("destination is empty; give the folder to write to")
+    path = text.split("://", 1)[-1]
+    if ".." in path.replace("\\", "/").split("/"):
+        raise MrsDeployDestinationError(
+            f"destination {destination!r} has a '..' segment; write the folder out in full "
+            "(for example /data/scores instead of /data/tmp/../scores)"
+        )
+
+
+class _FileTarget:
+    """A row file being written to its temporary name, hashed and counted on the way."""
+
+    def __init__(self, planned: PlannedFile, final: str, temporary: str, handle: BinaryIO):
+        self.planned = planned
+        self.final = final
+        self.temporary = temporary
+        self.handle = handle
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.size += len(chunk)
+        self.handle.write(chunk)
+
+
+class OutputWriter:
+    """Writes one collect run into ``destination``; see the module docstring for the steps.
+
+    :param destination: the folder (any ``ObjectStoragePath``).
+    :param logger: where removals and warnings are logged (the task's logger).
+    """
+
+    def __init__(self, destination: ObjectStoragePath, *, logger: TaskLogger | None = None) -> None:
+        self.destination = destination
+        self.log: TaskLogger = logger or log
+        fs = destination.fs
+        # Row files bypass the path object: per file, its conveniences (stat before mkdir,
+        # exists before rename, protocol parsing) would cost more than the write itself.
+        self._local = isinstance(fs, LocalFileSystem)
+        self._files: FileOps = LocalFileOps() if self._local else FsspecFileOps(fs)
+        self._base = destination.path.rstrip("/") or "/"
+        self._folders: set[int] = set()
+        self._token = uuid.uuid4().hex[:12]
+        self._numbers = itertools.count()
+        self._listing = Listing()
+        self._ownership = Ownership()
+        self._started = False
+
+    @property
+    def manifest_path(self) -> ObjectStoragePath:
+        """Where the manifest goes."""
+        return self.destination / MANIFEST_NAME
+
+    @property
+    def token(self) -> str:
+        """This run's token: its temporary files carry it, the journal records it."""
+        return self._token
+
+    def begin(self, planned: Iterable[str]) -> None:
+        """Check the destination, record this run's paths, withdraw the previous manifest.
+
+        :param planned: every path this run will write, relative to the destination (the
+            table and row files; the manifest is added here).
+        :raises MrsDeployDestinationError: a planned path holds something Collect does not
+            own, or a folder it needs is a file or a link. Nothing was written.
+        """
+        paths = {MANIFEST_NAME, *planned}
+        self._prepare_base()
+        listing = self._files.list(self._base)
+        ownership, problems = self._read_ownership(listing)
+        problems += find_conflicts(paths, listing, ownership.owned)
+        if problems:
+            raise MrsDeployDestinationError(
+                f"Collect will not overwrite what it did not write: under {self.destination}, "
+                f"{quote_paths(problems)}. Move these away, or collect into an empty folder "
+                "or one only Collect writes to. Nothing was written."
+            )
+        if ownership.pending:
+            self.log.warning(
+                "An earlier collect into %s did not finish; its leftovers are replaced",
+                self.destination,
+            )
+        if ownership.ignored:
+            self.log.warning(
+                "Ignored %d recorded paths that Collect never writes: %s",
+                len(ownership.ignored),
+                quote_paths(list(ownership.ignored)),
+            )
+        self._listing, self._ownership = listing, ownership
+        self._atomic_bytes(
+            JOURNAL_NAME,
+            encode_journal(Ownership(ownership.owned | paths, ownership.pending | {self._token})),
+        )
+        self._started = True
+        if listing.exists(MANIFEST_NAME):
+            self._files.remove(f"{self._base}/{MANIFEST_NAME}")
+            self.log.info("Withdrew the previous manifest of %s while collecting", self.destination)
+        if any(path.startswith(f"{FILES_DIR}/") for path in paths):
+            self._files.makedirs(f"{self._base}/{FILES_DIR}")
+
+    async def abegin(self, planned: Iterable[str]) -> None:
+        """:meth:`begin` from an event loop (in a worker thread on an object store)."""
+        await self._storage(self.begin, list(planned))
+
+    def _prepare_base(self) -> None:
+        """Create the destination; on a local disk, continue from its real path."""
+        base = self._base
+        if self._local:
+            if os.path.exists(base) and not os.path.isdir(base):
+                raise MrsDeployDestinationError(
+                    f"destination {self.destination} is an existing file, not a folder; "
+                    "give a folder path"
+                )
+            os.makedirs(base, exist_ok=True)
+            self._base = os.path.realpath(base)
+        else:
+            fs = self.destination.fs
+            if fs.isfile(base):
+                raise MrsDeployDestinationError(
+                    f"destination {self.destination} is an existing file, not a folder; "
+                    "give a folder path"
+                )
+            fs.makedirs(base, exist_ok=True)
+
+    def _read_ownership(self, listing: Listing) -> tuple[Ownership, list[str]]:
+        """What the manifest and the journal record; problems with either file."""
+        ownership = Ownership()
+        problems = []
+        for name, parse in ((MANIFEST_NAME, manifest_ownership), (JOURNAL_NAME, journal_ownership)):
+            if name in listing.links:
+                problems.append(f"{name} (a symbolic link)")
+                continue
+            if name not in listing.files:
+                continue
+            data = self._files.read(f"{self._base}/{name}")
+            record = parse(data) if data is not None else None
+            if record is not None:
+                ownership = ownership.merge(record)
+            elif name == JOURNAL_NAME:
+                problems.append(f"{name} (not a record Collect wrote)")
+        return ownership, problems
+
+    def write_file(self, planned: PlannedFile, chunks: Iterable[bytes]) -> WrittenFile:
+        """Stream one row file into place, hashing as it goes."""
+        target = self._open_target(planned)
+        try:
+            for chunk in chunks:
+                target.write(chunk)
+            return self._commit(target)
+        except BaseException:
+            self._discard(target)
+            raise
+
+    async def awrite_file(self, planned: PlannedFile, chunks: AsyncIterable[bytes]) -> WrittenFile:
+        """:meth:`write_file` for chunks that arrive on an event loop.
+
+        On a local disk the file streams and every storage call runs inline: each takes
+        microseconds, less than handing it to a thread (measured: a thread per file made a
+        collect of 4,000 small files 40% slower, the loop waiting for the interpreter lock on
+        every socket call). On an object store each storage call waits a network round trip,
+        so it runs in a worker thread while the other downloads carry on; a file up to
+        :data:`WHOLE_FILE_BYTES` (most row files: a plot, a small CSV) is received whole first
+        and written, hashed and moved into place in one such call.
+        """
+        iterator = aiter(chunks)
+        try:
+            if self._local:
+                return await self._astream_file(planned, [], iterator)
+            head: list[bytes] = []
+            size = 0
+            async for chunk in iterator:
+                head.append(chunk)
+                size += len(chunk)
+                if size > WHOLE_FILE_BYTES:
+                    break
+            else:
+                return await asyncio.to_thread(self.write_file, planned, head)
+            return await self._astream_file(planned, head, iterator)
+        finally:
+            closing = getattr(iterator, "aclose", None)
+            if closing is not None:
+                await closing()
+
+    async def _astream_file(
+        self, planned: PlannedFile, head: list[bytes], rest: AsyncIterator[bytes]
+    ) -> WrittenFile:
+        target = await self._storage(self._open_target, planned)
+        try:
+            for chunk in head:
+                await self._storage(target.write, chunk)
+            async for chunk in rest:
+                await self._storage(target.write, chunk)
+            return await self._storage(self._commit, target)
+        except BaseException:
+            await asyncio.shield(self._storage(self._discard, target))
+            raise
+
+    async def _storage(self, call: Callable[..., _T], *args: Any) -> _T:
+        if self._local:
+            return call(*args)
+        return await asyncio.to_thread(call, *args)
+
+    def _temporary_for(self, final: str) -> str:
+        """A hidden name beside ``final``, carrying this run's token (unique per process and
+        write, without drawing a random number per file)."""
+        folder, _, name = final.rpartition("/")
+        return f"{folder}/{temporary_name(name, self._token, os.getpid(), next(self._numbers))}"
+
+    def _open_target(self, planned: PlannedFile) -> _FileTarget:
+        if not self._started:
+            raise RuntimeError("OutputWriter.begin() must run before files are written")
+        if planned.index not in self._folders:
+            self._files.makedirs(f"{self._base}/{FILES_DIR}/{planned.index}")
+            self._folders.add(planned.index)
+        final = f"{self._base}/{planned.path}"
+        temporary = self._temporary_for(final)
+        return _FileTarget(planned, final, temporary, self._files.open_new(temporary))
+
+    def _commit(self, target: _FileTarget) -> WrittenFile:
+        target.handle.close()
+        self._files.replace(target.temporary, target.final)
+        planned = target.planned
+        return WrittenFile(
+            planned.index, planned.safe, planned.path, target.size, target.digest.hexdigest()
+        )
+
+    def _discard(self, target: _FileTarget) -> None:
+        target.handle.close()
+        self._files.remove(target.temporary)
+
+    def write_table(self, table: RenderedTable) -> str:
+        """Write the outputs table; return its path relative to the destination."""
+        with self._atomic_write(table.name) as handle:
+            table.write(handle)
+        return table.name
+
+    def _atomic_bytes(self, relative: str, data: bytes) -> None:
+        with self._atomic_write(relative) as handle:
+            handle.write(data)
+
+    @contextlib.contextmanager
+    def _atomic_write(self, relative: str) -> Iterator[BinaryIO]:
+        """Write a file of the destination under a temporary name, then move it into place;
+        on failure the temporary file is removed and the previous file, if any, stays."""
+        final = f"{self._base}/{relative}"
+        temporary = self._temporary_for(final)
+        handle = self._files.open_new(temporary)
+        try:
+            yield handle
+            handle.close()
+            self._files.replace(temporary, final)
+        except BaseException:
+            handle.close()
+            self._files.remove(temporary)
+            raise
+
+    def remove_leftovers(self, written: Iterable[str]) -> list[str]:
+        """Delete what earlier runs recorded here and this run did not write, and temporary
+        files of earlier runs that died; return the removed recorded paths."""
+        kept = {*written, MANIFEST_NAME}
+        removed = leftovers(self._ownership.owned, kept, self._listing)
+        stale = stale_temporaries(self._listing, self._ownership, self._token)
+        for relative in [*removed, *stale]:
+            self._files.remove(f"{self._base}/{relative}")
+        folders = {path.rpartition("/")[0] for path in [*removed, *stale]} - {""}
+        for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
+            self._files.remove_empty_folder(f"{self._base}/{folder}")
+        if FILES_DIR in {f.partition("/")[0] for f in folders}:
+            self._files.remove_empty_folder(f"{self._base}/{FILES_DIR}")
+        if removed:
+            self.log.info(
+                "Removed %d files an earlier collect wrote here and this run did not: %s",
+                len(removed),
+                quote_paths(removed),
+            )
+        if stale:
+            self.log.info(
+                "Removed %d temporary files of an earlier collect that did not finish: %s",
+                len(stale),
+                quote_paths(stale),
+            )
+        return removed
+
+    def finish(self, manifest: Mapping[str, Any]) -> str:
+        """Write the manifest last, atomically, then drop the journal; return its full path."""
+        # msgspec: the standard encoder's indented output is pure Python, slow for a manifest
+        # of many thousands of files.
+        text = msgspec.json.format(msgspec.json.encode(manifest, order="sorted"), indent=2)
+        self._atomic_bytes(MANIFEST_NAME, text)
+        self._files.remove(f"{self._base}/{JOURNAL_NAME}")
+        return str(self.manifest_path)

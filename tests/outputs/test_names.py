@@ -1,0 +1,92 @@
+"""Server file names made safe and unique within a row."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from airflow_provider.outputs import (
+    MAX_FILE_NAME_BYTES,
+    RowFileNames,
+    UnsafeFileNameError,
+    plan_row_files,
+    safe_file_name,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "safe"),
+    [
+        ("answer.csv", "answer.csv"),
+        ("../../etc/passwd", "passwd"),
+        ("/abs/path/x.png", "x.png"),
+        ("a\x00b", "a_b"),
+        ("a\x7fb", "a_b"),
+        ("..\\..\\win.txt", "win.txt"),
+        ("bad\udcffname", "bad?name"),
+    ],
+)
+def test_safe_file_name(raw: str, safe: str) -> None:
+    assert safe_file_name(raw) == safe
+
+
+@pytest.mark.parametrize("raw", ["..", "/", "", "a/..", " . "])
+def test_unusable_names_are_refused(raw: str) -> None:
+    with pytest.raises(UnsafeFileNameError):
+        safe_file_name(raw)
+
+
+def test_long_names_are_shortened_uniquely() -> None:
+    a, b = safe_file_name("x" * 300 + "a"), safe_file_name("x" * 300 + "b")
+    assert a != b and len(a.encode()) <= MAX_FILE_NAME_BYTES
+
+
+def test_names_that_sanitise_alike_stay_apart_within_a_row() -> None:
+    files = plan_row_files(0, ["answer.csv", "../answer.csv"])
+    assert files[0].safe == "answer.csv"
+    assert files[1].safe != "answer.csv" and files[1].safe.endswith(".csv")
+    assert plan_row_files(1, ["../answer.csv"])[0].safe == "answer.csv"  # another row
+
+
+def test_a_crafted_name_equal_to_another_names_hashed_form_stays_apart() -> None:
+    """``x.txt``, ``x-<hash of ../x.txt>.txt`` and ``../x.txt``: three files, three names."""
+    digest = hashlib.sha256(b"../x.txt").hexdigest()[:8]
+    names = ["x.txt", f"x-{digest}.txt", "../x.txt"]
+    planned = plan_row_files(7, names)
+    assert len({f.path for f in planned}) == 3
+    assert [f.name for f in planned] == names
+    assert planned[0].path == "files/7/x.txt"
+
+
+def test_names_differing_only_in_case_or_unicode_form_stay_apart() -> None:
+    """A case-insensitive or normalising file system would store these as one file."""
+    nfc, nfd = unicodedata.normalize("NFC", "é.txt"), unicodedata.normalize("NFD", "é.txt")
+    planned = plan_row_files(0, ["Report.TXT", "report.txt", nfc, nfd])
+    keys = {unicodedata.normalize("NFC", f.safe).casefold() for f in planned}
+    assert len(keys) == 4
+
+
+def test_claims_are_the_same_on_every_run() -> None:
+    names = ["a.csv", "../a.csv", "A.csv", "x" * 400]
+    assert plan_row_files(3, names) == plan_row_files(3, names)
+
+
+@given(st.lists(st.text(min_size=1, max_size=40), max_size=12))
+def test_any_names_claim_distinct_safe_names(names: list[str]) -> None:
+    claims = RowFileNames()
+    landed = []
+    for name in names:
+        try:
+            landed.append(claims.claim(name))
+        except UnsafeFileNameError:
+            continue
+    keys = [unicodedata.normalize("NFC", n).casefold() for n in landed]
+    assert len(set(keys)) == len(keys)
+    for name in landed:
+        assert "/" not in name and "\\" not in name and "\x00" not in name
+        assert name not in ("", ".", "..")
+        name.encode("utf-8")  # storable

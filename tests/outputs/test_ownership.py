@@ -1,0 +1,137 @@
+"""The pure ownership rules: what a run owns, what conflicts, what it removes."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from airflow_provider.outputs.ownership import (
+    JOURNAL_NAME,
+    Listing,
+    Ownership,
+    encode_journal,
+    find_conflicts,
+    is_layout_path,
+    journal_ownership,
+    leftovers,
+    manifest_ownership,
+    stale_temporaries,
+    temporary_name,
+)
+
+
+def manifest(table: object, *paths: object) -> bytes:
+    files = [{"path": p} for p in paths]
+    return json.dumps({"batch_ids": ["b"], "table": {"path": table}, "files": files}).encode()
+
+
+def test_a_manifest_owns_its_table_files_and_itself() -> None:
+    record = manifest_ownership(manifest("outputs.csv", "files/0/a.csv", "files/12/b c.png"))
+    assert record is not None
+    assert record.owned == {"outputs.csv", "files/0/a.csv", "files/12/b c.png", "manifest.json"}
+
+
+def test_recorded_paths_outside_the_layout_are_ignored() -> None:
+    """An edited or hostile manifest cannot make Collect delete anything else."""
+    hostile = [
+        "../x",
+        "/etc/passwd",
+        "files/0/../../x",
+        "files/01/a",
+        "files/x/a",
+        "files/0/a/b",
+        "files/0/..",
+        "chunk=0000/outputs.parquet",
+        "notes.txt",
+        ".git/config",
+        "files/٣/a",
+        42,
+        None,
+    ]
+    record = manifest_ownership(manifest("../outputs.parquet", *hostile))
+    assert record is not None
+    assert record.owned == {"manifest.json"}
+    assert len(record.ignored) == len(hostile) + 1
+
+
+def test_foreign_json_is_not_a_manifest_or_journal() -> None:
+    for data in (b"", b"{", b"[]", b'{"files": []}', b'{"table": {}, "files": {}}', b"\xff"):
+        assert manifest_ownership(data) is None
+        assert journal_ownership(data) is None
+    assert journal_ownership(b'{"format": "other", "owned": []}') is None
+
+
+def test_journal_round_trips_and_drops_bad_tokens() -> None:
+    record = Ownership(frozenset({"outputs.parquet", "files/1/a"}), frozenset({"0123456789ab"}))
+    assert journal_ownership(encode_journal(record)) == record
+    data = json.loads(encode_journal(record))
+    data["pending"].append("../../etc")
+    data["owned"].append("../x")
+    parsed = journal_ownership(json.dumps(data).encode())
+    assert parsed is not None and parsed.pending == {"0123456789ab"}
+    assert parsed.owned == record.owned and parsed.ignored == ("'../x'",)
+
+
+def test_conflicts_name_foreign_files_foreign_folders_and_links() -> None:
+    listing = Listing(
+        files=frozenset({"outputs.parquet", "files/0/a.csv", "files/1", "files/2/b.csv"}),
+        links=frozenset({"files/3", "files/4/c.csv"}),
+        folders=frozenset({"files", "files/0", "files/2", "files/5/d.csv"}),
+    )
+    planned = [
+        "outputs.parquet",
+        "files/0/a.csv",
+        "files/1/x",
+        "files/2/b.csv",
+        "files/3/y",
+        "files/4/c.csv",
+        "files/5/d.csv",
+        "files/6/new.csv",
+    ]
+    problems = find_conflicts(planned, listing, frozenset({"files/2/b.csv"}))
+    assert problems == [
+        "files/0/a.csv (not written by an earlier collect here)",
+        "files/1 (a file where Collect needs a folder)",
+        "files/3 (a symbolic link where Collect needs a folder)",
+        "files/4/c.csv (not written by an earlier collect here)",
+        "files/5/d.csv (a folder)",
+        "outputs.parquet (not written by an earlier collect here)",
+    ]
+    owned = frozenset({"files/2/b.csv"})
+    assert find_conflicts(["files/2/b.csv", "files/6/new.csv"], listing, owned) == []
+
+
+def test_leftovers_are_owned_unwritten_and_present() -> None:
+    listing = Listing(files=frozenset({"outputs.csv", "files/1/a", "notes.txt"}))
+    owned = frozenset({"outputs.csv", "files/1/a", "files/2/gone", "manifest.json"})
+    assert leftovers(owned, ["outputs.parquet", "manifest.json"], listing) == [
+        "files/1/a",
+        "outputs.csv",
+    ]
+
+
+def test_stale_temporaries_are_those_of_recorded_unfinished_runs() -> None:
+    old, other, current = "aaaaaaaaaaaa", "bbbbbbbbbbbb", "cccccccccccc"
+    names = {
+        f"files/0/{temporary_name('a.csv', old, 10, 3)}": True,
+        temporary_name("outputs.parquet", old, 10, 4): True,
+        temporary_name(JOURNAL_NAME, other, 11, 0): True,  # the journal's own, any token
+        f"files/0/{temporary_name('a.csv', other, 10, 3)}": False,  # not recorded
+        temporary_name("outputs.parquet", current, 12, 0): False,  # this run's
+        ".a.csv.aaaaaaaaaaaa.tmp": False,  # not our pattern
+        "files/0/a.csv": False,
+    }
+    listing = Listing(files=frozenset(names))
+    ownership = Ownership(pending=frozenset({old}))
+    expected = sorted(path for path, stale in names.items() if stale)
+    assert stale_temporaries(listing, ownership, current) == expected
+
+
+@given(st.text(max_size=30))
+def test_layout_paths_never_climb_or_nest(path: str) -> None:
+    if is_layout_path(path):
+        parts = path.split("/")
+        assert ".." not in parts and "" not in parts and not path.startswith("/")
+        assert len(parts) in (1, 3)

@@ -1,0 +1,388 @@
+"""The writer on a real local disk: it touches only what Collect owns, never follows a link,
+and a run killed at any step leaves a destination the next run finishes exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from airflow.sdk import ObjectStoragePath
+
+from airflow_provider.api import ExecutionResult
+from airflow_provider.outputs import (
+    JOURNAL_NAME,
+    MrsDeployDestinationError,
+    OutputFormat,
+    OutputsTable,
+    OutputWriter,
+    RenderedTable,
+    WrittenFile,
+    build_manifest,
+    check_destination,
+    plan_row_files,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def snapshot(root: Path) -> dict[str, bytes | str]:
+    """Every entry under ``root``: file contents, link targets, folders."""
+    found: dict[str, bytes | str] = {}
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            found[relative] = f"-> {os.readlink(path)}"
+        elif path.is_dir():
+            found[relative] = "<folder>"
+        else:
+            found[relative] = path.read_bytes()
+    return found
+
+
+def rendered(rows: int, fmt: OutputFormat = OutputFormat.PARQUET) -> RenderedTable:
+    table = OutputsTable(["answer"])
+    table.add([ExecutionResult(True, output_parameters={"answer": i / 3}) for i in range(rows)])
+    return RenderedTable(table.build(), fmt)
+
+
+def run(
+    destination: Path,
+    files: dict[int, list[str]],
+    *,
+    fmt: OutputFormat = OutputFormat.PARQUET,
+    logger: logging.Logger | None = None,
+) -> list[WrittenFile]:
+    """One whole collect run through the writer: row ``i`` gets the named files."""
+    writer = OutputWriter(ObjectStoragePath(f"file://{destination}"), logger=logger)
+    plans = [f for index, names in files.items() for f in plan_row_files(index, names)]
+    table = rendered(max(files, default=0) + 1, fmt)
+    writer.begin([table.name, *(f.path for f in plans)])
+    landed = [writer.write_file(f, [f"{f.name}@{f.index}".encode()]) for f in plans]
+    writer.write_table(table)
+    writer.remove_leftovers([table.name, *(f.path for f in landed)])
+    writer.finish(
+        build_manifest(
+            batch_ids=["b"],
+            service_name="s",
+            service_version="v",
+            table_path=table.name,
+            output_format=fmt,
+            rows=table.rows,
+            failed_rows=0,
+            files=landed,
+        )
+    )
+    return landed
+
+
+def expected_tree(
+    files: dict[int, list[str]], fmt: OutputFormat = OutputFormat.PARQUET
+) -> set[str]:
+    paths = {"manifest.json", f"outputs.{fmt.value}"}
+    for index, names in files.items():
+        if names:
+            paths |= {"files", f"files/{index}"}
+            paths |= {f.path for f in plan_row_files(index, names)}
+    return paths
+
+
+def plant_foreign(root: Path) -> None:
+    """Things a user keeps in a folder Collect writes to."""
+    (root / ".git").mkdir(parents=True)
+    (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    (root / "notes.txt").write_text("mine")
+    (root / "files" / "0").mkdir(parents=True)
+    (root / "files" / "0" / "mine.txt").write_text("mine too")
+    (root / "files" / "77").mkdir()
+    (root / "files" / "77" / "other.bin").write_bytes(b"\x00")
+    (root / "empty-folder").mkdir()
+    partition = root / "chunk=0000"
+    partition.mkdir()
+    (partition / "manifest.json").write_text(
+        json.dumps({"batch_ids": ["x"], "table": {}, "files": []})
+    )
+    (partition / "outputs.parquet").write_bytes(b"PAR1")
+    (partition / "files" / "0").mkdir(parents=True)
+    (partition / "files" / "0" / "a.csv").write_text("a")
+
+
+def foreign_part(tree: dict[str, bytes | str]) -> dict[str, bytes | str]:
+    return {
+        k: v
+        for k, v in tree.items()
+        if k.startswith((".git", "notes.txt", "empty-folder", "chunk=", "files/0/mine", "files/77"))
+    }
+
+
+def test_a_run_lays_out_table_files_and_manifest_and_leaves_nothing_else(tmp_path: Path) -> None:
+    destination = tmp_path / "out"
+    files = {0: ["a.csv", "../a.csv"], 2: ["plot.png"]}
+    landed = run(destination, files)
+    assert set(snapshot(destination)) == expected_tree(files)
+    manifest = json.loads((destination / "manifest.json").read_text())
+    assert len(manifest["files"]) == 3 == len({f["path"] for f in manifest["files"]})
+    by_path = {file.path: file for file in landed}
+    for entry in manifest["files"]:
+        content = (destination / entry["path"]).read_bytes()
+        assert hashlib.sha256(content).hexdigest() == entry["sha256"]
+        assert by_path[entry["path"]].sha256 == entry["sha256"]
+
+
+def test_reruns_replace_only_what_collect_wrote(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    destination = tmp_path / "out"
+    plant_foreign(destination)
+    before = foreign_part(snapshot(destination))
+    run(destination, {0: ["a.csv"], 1: ["b.csv"], 5: ["c.csv"]}, fmt=OutputFormat.CSV)
+    with caplog.at_level(logging.INFO):
+        run(destination, {0: ["z.csv"]}, logger=logging.getLogger("collect-test"))
+    after = snapshot(destination)
+    assert foreign_part(after) == before
+    ours = set(after) - set(foreign_part(after))
+    assert ours == expected_tree({0: ["z.csv"]}) | {"files/0"}
+    removed = [r.getMessage() for r in caplog.records if "Removed 4 files" in r.getMessage()]
+    assert removed and "files/0/a.csv" in removed[0] and "outputs.csv" in removed[0]
+
+
+def test_a_foreign_file_at_a_path_collect_must_write_fails_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    destination = tmp_path / "out"
+    run(destination, {0: ["a.csv"]})
+    (destination / "files" / "3").mkdir()
+    (destination / "files" / "3" / "report.txt").write_text("a user's report")
+    (destination / "outputs.csv").write_text("a user's table")
+    before = snapshot(destination)
+    with pytest.raises(MrsDeployDestinationError) as error:
+        run(destination, {0: ["a.csv"], 3: ["report.txt"]}, fmt=OutputFormat.CSV)
+    message = str(error.value)
+    assert "files/3/report.txt" in message and "outputs.csv" in message
+    assert "Nothing was written" in message
+    assert snapshot(destination) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("manifest.json", b'{"project": "someone else\'s manifest"}'),
+        (JOURNAL_NAME, b"not a journal"),
+    ],
+)
+def test_a_foreign_manifest_or_journal_is_never_replaced(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
+    destination = tmp_path / "out"
+    destination.mkdir()
+    (destination / name).write_bytes(content)
+    with pytest.raises(MrsDeployDestinationError, match=name.replace(".", r"\.")):
+        run(destination, {0: ["a.csv"]})
+    assert snapshot(destination) == {name: content}
+
+
+def test_a_linked_row_folder_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
+    destination, victim = tmp_path / "out", tmp_path / "victim"
+    victim.mkdir()
+    (victim / "a.csv").write_text("victim's")
+    run(destination, {3: ["a.csv"]})
+    # Someone swaps the row folder for a link to elsewhere.
+    (destination / "files" / "3" / "a.csv").unlink()
+    (destination / "files" / "3").rmdir()
+    (destination / "files" / "3").symlink_to(victim)
+    with pytest.raises(MrsDeployDestinationError, match=r"files/3 \(a symbolic link"):
+        run(destination, {3: ["a.csv"]})
+    # A run that no longer writes row 3 does not delete through the link either.
+    run(destination, {0: ["b.csv"]})
+    assert snapshot(victim) == {"a.csv": b"victim's"}
+    assert (destination / "files" / "3").is_symlink()
+
+
+def test_a_linked_files_folder_is_refused(tmp_path: Path) -> None:
+    destination, victim = tmp_path / "out", tmp_path / "victim"
+    victim.mkdir()
+    destination.mkdir()
+    (destination / "files").symlink_to(victim)
+    with pytest.raises(MrsDeployDestinationError, match=r"files \(a symbolic link"):
+        run(destination, {0: ["a.csv"]})
+    assert snapshot(victim) == {}
+
+
+def test_a_link_at_an_owned_file_is_replaced_not_written_through(tmp_path: Path) -> None:
+    destination, victim = tmp_path / "out", tmp_path / "victim.txt"
+    victim.write_text("victim's")
+    run(destination, {0: ["a.csv"]})
+    (destination / "files" / "0" / "a.csv").unlink()
+    (destination / "files" / "0" / "a.csv").symlink_to(victim)
+    run(destination, {0: ["a.csv"]})
+    assert victim.read_text() == "victim's"
+    landed = destination / "files" / "0" / "a.csv"
+    assert not landed.is_symlink() and landed.read_bytes() == b"a.csv@0"
+
+
+def test_a_row_folder_turned_into_a_link_mid_run_is_not_written_through(tmp_path: Path) -> None:
+    destination, victim = tmp_path / "out", tmp_path / "victim"
+    victim.mkdir()
+    writer = OutputWriter(ObjectStoragePath(f"file://{destination}"))
+    planned = plan_row_files(4, ["a.csv"])
+    writer.begin(["outputs.parquet", planned[0].path])
+    (destination / "files" / "4").symlink_to(victim)  # after the check, before the write
+    with pytest.raises(MrsDeployDestinationError, match="not a folder"):
+        writer.write_file(planned[0], [b"x"])
+    assert snapshot(victim) == {}
+
+
+def test_a_linked_destination_is_written_at_its_real_path(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "alias").symlink_to(real)
+    run(tmp_path / "alias", {0: ["a.csv"]})
+    assert (real / "files" / "0" / "a.csv").read_bytes() == b"a.csv@0"
+
+
+@pytest.mark.parametrize(
+    "destination",
+    ["", "  ", "/data/../victim", "s3://bucket/scores/../victim/", "rel/..", "C:\\x\\..\\y"],
+)
+def test_destinations_that_climb_or_are_empty_are_refused(destination: str) -> None:
+    with pytest.raises(MrsDeployDestinationError):
+        check_destination(destination)
+
+
+def test_a_destination_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "file.txt"
+    target.write_text("keep")
+    with pytest.raises(MrsDeployDestinationError, match="is an existing file"):
+        run(target, {0: ["a.csv"]})
+    assert target.read_text() == "keep"
+
+
+def test_an_edited_manifest_cannot_make_collect_delete_other_files(tmp_path: Path) -> None:
+    destination = tmp_path / "out"
+    run(destination, {0: ["a.csv"]})
+    (tmp_path / "victim.txt").write_text("keep")
+    (destination / "notes.txt").write_text("keep")
+    manifest = json.loads((destination / "manifest.json").read_text())
+    manifest["files"] += [{"path": "../victim.txt"}, {"path": "notes.txt"}, {"path": "/etc/hosts"}]
+    (destination / "manifest.json").write_text(json.dumps(manifest))
+    run(destination, {1: ["b.csv"]})
+    assert (tmp_path / "victim.txt").read_text() == "keep"
+    assert (destination / "notes.txt").read_text() == "keep"
+
+
+# A run killed at each step: the child runs the writer and SIGKILLs itself at one point.
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, {repo!r})
+    from tests.outputs import test_writer as w
+    from airflow_provider.outputs import writer as module
+
+    stage = {stage!r}
+    original = {{
+        "write_file": module.OutputWriter.write_file,
+        "write_table": module.OutputWriter.write_table,
+        "remove_leftovers": module.OutputWriter.remove_leftovers,
+        "begin": module.OutputWriter.begin,
+        "finish": module.OutputWriter.finish,
+    }}
+    written = []
+
+    def die():
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    def begin(self, planned):
+        original["begin"](self, planned)
+        if stage == "after-withdrawing-the-manifest":
+            die()
+
+    def write_file(self, planned, chunks):
+        if stage == "mid-download" and len(written) == 2:
+            target = self._open_target(planned)
+            target.write(b"half a file")
+            target.handle.flush()
+            die()
+        written.append(planned)
+        return original["write_file"](self, planned, chunks)
+
+    def write_table(self, table):
+        name = original["write_table"](self, table)
+        if stage == "after-the-table":
+            die()
+        return name
+
+    def remove_leftovers(self, keep):
+        removed = original["remove_leftovers"](self, keep)
+        if stage == "before-the-manifest":
+            die()
+        return removed
+
+    def finish(self, manifest):
+        self._atomic_bytes(module.MANIFEST_NAME, b"{{}}")
+        if stage == "after-the-manifest":
+            die()
+        return original["finish"](self, manifest)
+
+    for name, patched in [("begin", begin), ("write_file", write_file),
+                          ("write_table", write_table), ("remove_leftovers", remove_leftovers),
+                          ("finish", finish)]:
+        setattr(module.OutputWriter, name, patched)
+    w.run(w.Path({destination!r}), {{i: ["r.csv", "s.csv"] for i in range(4)}},
+          fmt=w.OutputFormat.CSV)
+    """
+)
+STAGES = [
+    "after-withdrawing-the-manifest",
+    "mid-download",
+    "after-the-table",
+    "before-the-manifest",
+    "after-the-manifest",
+]
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_run_killed_at_any_step_is_finished_exactly_by_the_next(
+    tmp_path: Path, stage: str
+) -> None:
+    destination = tmp_path / "out"
+    plant_foreign(destination)
+    foreign = foreign_part(snapshot(destination))
+    first = {i: ["old.csv"] for i in range(6)}
+    run(destination, first)
+    script = CHILD.format(repo=str(REPO), stage=stage, destination=str(destination))
+    child = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    after_crash = snapshot(destination)
+    assert foreign_part(after_crash) == foreign
+    if stage != "after-the-manifest":
+        assert "manifest.json" not in after_crash  # a reader never sees a half-replaced folder
+    if stage == "mid-download":
+        assert any(name.endswith(".tmp") for name in after_crash)
+
+    final = {1: ["new.csv"]}
+    run(destination, final)
+    tree = snapshot(destination)
+    assert foreign_part(tree) == foreign
+    ours = set(tree) - set(foreign_part(tree))
+    assert ours == expected_tree(final) | {"files/0"}  # files/0 holds the user's mine.txt
+    assert not [name for name in tree if name.endswith(".tmp") or JOURNAL_NAME in name]
+    table = pd.read_parquet(destination / "outputs.parquet")
+    assert list(table["index"]) == [0, 1]
+
+
+def test_two_crashes_in_a_row_are_cleared_by_one_finished_run(tmp_path: Path) -> None:
+    destination = tmp_path / "out"
+    for stage in ("mid-download", "after-the-table"):
+        script = CHILD.format(repo=str(REPO), stage=stage, destination=str(destination))
+        child = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+        assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    run(destination, {0: ["a.csv"]})
+    assert set(snapshot(destination)) == expected_tree({0: ["a.csv"]})
