@@ -3,8 +3,9 @@
 The Submit operator can split a large input itself (``max_records_per_batch``), but one task then
 holds the whole input. Dynamic task mapping spreads the work instead: one task cuts the records
 into chunk files, a mapped Submit (deferrable: it waits in the triggerer) scores each chunk as
-its own batch, and a mapped Collect lands each chunk under ``<destination>/<ds>/chunk=NNNN/``.
-A failed chunk is retried alone.
+its own batch, and a mapped Collect lands each chunk under
+``<destination>/chunks/<date>/chunk=NNNN/`` (the run's logical date, or the day it was
+triggered for a run without one). A failed chunk is retried alone.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from airflow_provider.operators import (
 from airflow_provider.sample_data import mtcars_csv_path
 
 OUTPUT_ROOT = os.environ.get("MRSDEPLOY_OUTPUT_ROOT", "/tmp/mrsdeploy-scores")
+# The run's logical date, or the day it was triggered for a run without one.
+PARTITION = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 SERVICE = {"service_name": "mtService", "service_version": "v1.0.0"}
 
 # [START score_in_chunks]
@@ -40,12 +43,12 @@ with DAG(
 ) as dag:
 
     @task
-    def cut_into_chunks(params: Any = None, ds: str | None = None) -> list[str]:
+    def cut_into_chunks(partition: str, params: Any = None) -> list[str]:
         """Write the records as Parquet chunk files; return their paths, in input order."""
         import pandas as pd
 
         records = pd.read_csv(ObjectStoragePath(params["records"]).open("rb"))
-        staging = ObjectStoragePath(f"{params['destination']}/{ds}/staging")
+        staging = ObjectStoragePath(f"{params['destination']}/chunks/{partition}/staging")
         staging.mkdir(parents=True, exist_ok=True)
         paths = []
         size = int(params["chunk_rows"])
@@ -58,10 +61,10 @@ with DAG(
 
     @task
     def collect_arguments(
-        batch_ids: list[str], params: Any = None, ds: str | None = None
+        batch_ids: list[str], partition: str, params: Any = None
     ) -> list[dict[str, str]]:
         """One Collect per chunk: its batch and its own folder."""
-        root = f"{params['destination']}/{ds}"
+        root = f"{params['destination']}/chunks/{partition}"
         return [
             {"batch_id": batch_id, "destination": f"{root}/chunk={number:04d}/"}
             for number, batch_id in enumerate(batch_ids)
@@ -69,8 +72,8 @@ with DAG(
 
     submitted = MrsDeploySubmitBatchOperator.partial(
         task_id="submit", deferrable=True, poll_interval=2, **SERVICE
-    ).expand(records=cut_into_chunks())
+    ).expand(records=cut_into_chunks(PARTITION))
     MrsDeployCollectBatchOperator.partial(task_id="collect", **SERVICE).expand_kwargs(
-        collect_arguments(submitted.output)
+        collect_arguments(submitted.output, PARTITION)
     )
 # [END score_in_chunks]

@@ -1,7 +1,9 @@
 """Daily batch scoring of the mtcars records with the ``mtService`` logistic regression.
 
-submit -> wait (deferrable: no worker slot is held) -> collect into ``<destination>/<ds>/``.
-Re-running a date rewrites the same partition; the manifest marks it complete.
+submit -> wait (deferrable: no worker slot is held) -> collect into
+``<destination>/mtcars/<date>/``. The date is the run's logical date, or the day it was
+triggered for a run without one (``airflow dags trigger``, the REST API). Re-running a date
+rewrites the same partition; the manifest marks it complete.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from airflow_provider.sensors import MrsDeployBatchSensor
 # The demo records ship with the package; point `records` at your own file instead.
 MTCARS_CSV = mtcars_csv_path()
 OUTPUT_ROOT = os.environ.get("MRSDEPLOY_OUTPUT_ROOT", "/tmp/mrsdeploy-scores")
+# The run's logical date; a run triggered without one (Airflow 3's default for manual and API
+# runs) has no ``ds``, so it takes the day it was triggered for.
+PARTITION = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 # Downstream DAGs schedule on this asset (see mrsdeploy_scores_report.py).
 MTCARS_SCORES = Asset("mrsdeploy_scores_mtcars")
 
@@ -58,7 +63,7 @@ with DAG(
     collect = MrsDeployCollectBatchOperator(
         task_id="collect",
         batch_id=submit.output,
-        destination="{{ params.destination }}/{{ ds }}/",
+        destination="{{ params.destination }}/mtcars/" + PARTITION + "/",
         asset=MTCARS_SCORES,
     )
     submit >> wait >> collect

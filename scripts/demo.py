@@ -87,7 +87,7 @@ def main() -> int:
             ],
             env,
         )
-    summarize(output_root / LOGICAL_DATE)
+    summarize(output_root / "mtcars" / LOGICAL_DATE)
     return 0
 
 

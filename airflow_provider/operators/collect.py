@@ -402,8 +402,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             per_row[plan.location.global_index] = written
 
         await self._in_parallel([plan for plan in plans if plan.files], land)
-        if total:
-            self.log.info("%s", progress.line())
+        progress.finish()
         return [f for index in sorted(per_row) for f in per_row[index]]
 
     async def _in_parallel(

@@ -56,6 +56,7 @@ class ProgressLog:
         self._clock = clock
         self._started = clock()
         self._next = self._started + interval
+        self._logged = -1
 
     def advance(self, count: int = 1) -> None:
         """Count ``count`` more units; log a line when an interval has passed."""
@@ -63,7 +64,14 @@ class ProgressLog:
         now = self._clock()
         if now >= self._next:
             self._next = now + self._interval
+            self._logged = self.done
             self._log.info("%s", self.line(now))
+
+    def finish(self) -> None:
+        """Log the closing line (unless the last line already said the same)."""
+        if self.total and self._logged != self.done:
+            self._logged = self.done
+            self._log.info("%s", self.line())
 
     def line(self, now: float | None = None) -> str:
         """``1,200 of 50,000 files landed (2.4%), 240/s, about 3m23s left``."""

@@ -162,6 +162,9 @@ class BatchRun:
                 result = failure_result(f"Injected failure for row {idx}.")
             else:
                 result = invoke(service, json.loads(text), row_dir, idx, self.batch_id)
+                override = faults.row_outputs(service.name, idx) if faults is not None else {}
+                if override and result.get("success"):
+                    result["outputParameters"] = {**result["outputParameters"], **override}
             self._record(idx, json.dumps(result, separators=(",", ":")))
 
     def _record(self, idx: int, text: str) -> None:

@@ -27,6 +27,7 @@ _KEYS = {
     "batchFailureMessage",
     "httpErrors",
     "extraFileNames",
+    "rowOutputs",
 }
 
 
@@ -101,6 +102,18 @@ def _http_fault(raw: Any) -> HttpFault:
     )
 
 
+def _row_outputs(raw: Any) -> dict[int, dict[str, Any]]:
+    """``{"<row index>": {output: value}}`` with each index a non-negative integer."""
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise _bad("'rowOutputs' must map row indexes to objects of output values")
+    parsed = {}
+    for key, outputs in raw.items():
+        if not (isinstance(key, str) and key.isascii() and key.isdigit()):
+            raise _bad(f"'rowOutputs' key {key!r} is not a row index")
+        parsed[int(key)] = dict(outputs)
+    return parsed
+
+
 class Faults:
     """The current fault configuration; every method is thread-safe."""
 
@@ -121,6 +134,7 @@ class Faults:
             self._batch_message = "Injected batch failure."
             self._http: list[HttpFault] = []
             self._extra_files: list[str] = []
+            self._row_outputs: dict[int, dict[str, Any]] = {}
 
     def configure(self, body: Any) -> None:
         """Replace the configuration with ``body`` (validated; 400 on a bad value)."""
@@ -149,6 +163,7 @@ class Faults:
         extra = body.get("extraFileNames", [])
         if not isinstance(extra, list) or not all(isinstance(n, str) for n in extra):
             raise _bad("'extraFileNames' must be a list of strings")
+        row_outputs = _row_outputs(body.get("rowOutputs", {}))
         delay = _number(body, "rowDelaySeconds", 0.0)
         every = _integer(body, "failEvery", 0)
         seed = _integer(body, "failSeed", 0)
@@ -165,6 +180,7 @@ class Faults:
             self._batch_message = message
             self._http = http
             self._extra_files = list(extra)
+            self._row_outputs = row_outputs
 
     def to_json(self) -> dict[str, Any]:
         """The current configuration, with what is left of the counters."""
@@ -180,6 +196,7 @@ class Faults:
                 "batchFailureMessage": self._batch_message,
                 "httpErrors": [f.to_json() for f in self._http],
                 "extraFileNames": list(self._extra_files),
+                "rowOutputs": {str(i): dict(v) for i, v in self._row_outputs.items()},
             }
 
     def _applies(self, service: str) -> bool:
@@ -231,6 +248,11 @@ class Faults:
                         fault.status, 0, fault.retry_after, fault.path_regex, fault.method
                     )
             return None
+
+    def row_outputs(self, service: str, index: int) -> dict[str, Any]:
+        """Output parameters that replace or add to row ``index``'s own (empty: none)."""
+        with self._lock:
+            return dict(self._row_outputs.get(index, {})) if self._applies(service) else {}
 
     def extra_file_names(self, service: str) -> list[str]:
         """Names that every row of ``service`` lists besides its real files."""

@@ -84,7 +84,7 @@ def test_score_mtcars_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -> N
         run_conf={"destination": str(tmp_path)},
     )
     assert run.state == "success"
-    destination = tmp_path / "2026-03-01"
+    destination = tmp_path / "mtcars" / "2026-03-01"
     manifest = json.loads((destination / "manifest.json").read_text())
     table = pd.read_parquet(destination / "outputs.parquet")
     cars = pd.read_csv(mtcars_csv_path())
@@ -152,7 +152,7 @@ def test_score_in_chunks_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -
         run_conf={"destination": str(tmp_path), "chunk_rows": 10},
     )
     assert run.state == "success"
-    chunks = sorted((tmp_path / "2026-04-01").glob("chunk=*"))
+    chunks = sorted((tmp_path / "chunks" / "2026-04-01").glob("chunk=*"))
     assert [c.name for c in chunks] == [f"chunk={i:04d}" for i in range(4)]  # 32 rows by 10
     tables = [pd.read_parquet(c / "outputs.parquet") for c in chunks]
     assert [len(t) for t in tables] == [10, 10, 10, 2]
@@ -162,3 +162,34 @@ def test_score_in_chunks_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -
     np.testing.assert_allclose(answers, expected, atol=1e-6)
     batch_ids = {json.loads((c / "manifest.json").read_text())["batch_ids"][0] for c in chunks}
     assert len(batch_ids) == 4
+
+
+def manifests(root: Path) -> dict[str, str]:
+    """Every manifest under ``root`` and its text: a partition that changes shows here."""
+    return {str(p.relative_to(root)): p.read_text() for p in sorted(root.rglob("manifest.json"))}
+
+
+def test_examples_run_without_a_logical_date(
+    dagbag: Any, mrsdeploy_conn: str, tmp_path: Path
+) -> None:
+    """Airflow 3 triggers manual and API runs without a logical date: no ``ds`` to render.
+
+    Each example lands its outputs under the day the run was triggered for, and a re-run of
+    one example never touches another's outputs under the same root.
+    """
+    conf = {"destination": str(tmp_path)}
+    for dag_id in ("mrsdeploy_score_in_chunks", "mrsdeploy_score_mtcars"):
+        run = dagbag.get_dag(dag_id).test(logical_date=None, run_conf=conf)
+        assert run.state == "success", dag_id
+        assert run.logical_date is None
+    day = run.run_after.strftime("%Y-%m-%d")
+    table = pd.read_parquet(tmp_path / "mtcars" / day / "outputs.parquet")
+    assert len(table) == 32 and table["success"].all()
+    chunks = sorted((tmp_path / "chunks" / day).glob("chunk=*"))
+    assert len(chunks) == 4
+    before = manifests(tmp_path / "chunks")
+    run = dagbag.get_dag("mrsdeploy_score_mtcars").test(logical_date=None, run_conf=conf)
+    assert run.state == "success"
+    assert manifests(tmp_path / "chunks") == before
+    for chunk in chunks:
+        check_files(chunk, json.loads((chunk / "manifest.json").read_text()))

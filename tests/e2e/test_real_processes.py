@@ -125,7 +125,7 @@ def test_scheduled_run_updates_the_asset_and_the_report_follows(
 
     run = cluster.wait_until(f"a scheduled run of {SCORE_DAG}", scheduled_run, STATE_TIMEOUT)
     _assert_success(cluster, SCORE_DAG, run["dag_run_id"])
-    partition = cluster.outputs / str(run["logical_date"])[:10]
+    partition = cluster.outputs / "mtcars" / str(run["logical_date"])[:10]
     manifest = json.loads((partition / "manifest.json").read_text())
     assert manifest["counts"]["rows"] == MTCARS_ROWS
     _assert_report_ran_on_the_asset(cluster, partition)
@@ -159,7 +159,7 @@ def test_score_mtcars_sensor_defers_to_the_triggerer(
     events = cluster.trigger_events(SCORE_DAG, run_id, "wait")
     assert list(events) == [triggerer_id], events
     _assert_fired_complete(events[triggerer_id], batches[0])
-    _assert_partition(destination / "2026-03-01", batches)
+    _assert_partition(destination / "mtcars" / "2026-03-01", batches)
 
 
 def _assert_report_ran_on_the_asset(cluster: AirflowCluster, partition: Path) -> None:
@@ -212,7 +212,7 @@ def test_deferred_sensor_survives_a_triggerer_restart(
     batches = _new_batches(mtservice_batches, before)
     assert len(batches) == 1, f"expected exactly one batch for the run, got {batches}"
     _assert_fired_complete(events[new_triggerers[0]], batches[0])
-    _assert_partition(destination / "2026-03-02", batches)
+    _assert_partition(destination / "mtcars" / "2026-03-02", batches)
 
 
 def test_worker_killed_mid_submit_retry_reattaches(
@@ -253,3 +253,23 @@ def test_worker_killed_mid_submit_retry_reattaches(
     tries = {t["try_number"]: t["state"] for t in cluster.api.tries(RETRY_DAG, run_id, "submit")}
     assert tries == {1: "failed", 2: "success"}
     assert _new_batches(mtservice_batches, before) == started, "the retry started another batch"
+
+
+def test_cli_trigger_without_a_logical_date_lands_the_partition(
+    cluster: AirflowCluster, mtservice_batches: BatchLister
+) -> None:
+    """``airflow dags trigger`` with no logical date (Airflow 3's default for manual runs): the
+    example renders its paths from the day the run was triggered for, and lands 32 rows."""
+    run_id = "e2e_cli_no_logical_date"
+    destination = cluster.outputs / "cli"
+    cluster.wait_for_dag(SCORE_DAG)
+    before = mtservice_batches()
+    conf = json.dumps({"destination": str(destination)})
+    triggered = cluster.airflow("dags", "trigger", SCORE_DAG, "--run-id", run_id, "--conf", conf)
+    assert triggered.returncode == 0, triggered.stdout + triggered.stderr
+    _assert_success(cluster, SCORE_DAG, run_id)
+    run = cluster.api.dag_run(SCORE_DAG, run_id)
+    assert run["logical_date"] is None, run
+    batches = _new_batches(mtservice_batches, before)
+    assert len(batches) == 1, batches
+    _assert_partition(destination / "mtcars" / str(run["run_after"])[:10], batches)

@@ -123,3 +123,23 @@ def test_two_names_that_sanitize_alike_do_not_overwrite_each_other(
     assert len(set(paths)) == 2, [str(p) for p in paths]
     contents = {p.read_bytes() for p in paths}
     assert contents == {b"content for answer.csv", b"content for ../answer.csv"}
+
+
+def test_crafted_names_land_as_distinct_files_with_their_own_checksums(
+    hostile_server: MisbehavingServer, tmp_path: Path
+) -> None:
+    """``x.txt``, ``x-<hash>.txt`` (the form ``../x.txt`` would take) and ``../x.txt``."""
+    import hashlib
+
+    digest = hashlib.sha256(b"../x.txt").hexdigest()[:8]
+    hostile_server.script.file_names = ["x.txt", f"x-{digest}.txt", "../x.txt", "X.TXT"]
+    destination = tmp_path / "out"
+    hook = MrsDeployHook()
+    written = land_files(destination, hook)
+    hook.close()
+    assert len({entry.path for entry in written}) == 4
+    for entry, name in zip(written, hostile_server.script.file_names, strict=True):
+        content = (destination / entry.path).read_bytes()
+        assert content == f"content for {name}".encode()
+        assert hashlib.sha256(content).hexdigest() == entry.sha256 and entry.size == len(content)
+    assert files_outside(tmp_path, destination) == []
