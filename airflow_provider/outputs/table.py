@@ -63,6 +63,9 @@ def _cell(value: Any) -> Any:
     return _json_text(value)
 
 
+_KIND_OF_TYPE: dict[type, str] = {bool: "logical", int: "integer", float: "number", str: "text"}
+
+
 def _kind(value: Any) -> str:
     if isinstance(value, bool):
         return "logical"
@@ -163,7 +166,13 @@ class OutputsTable:
         """The column's values as one pandas type, or an error naming the first misfit."""
         import pandas as pd
 
-        kinds = {_kind(v) for v in values if v is not None}
+        # One pass over the types (in C), not a call per value.
+        types = set(map(type, values))
+        types.discard(type(None))
+        if types <= _KIND_OF_TYPE.keys():
+            kinds = {_KIND_OF_TYPE[t] for t in types}
+        else:  # subclasses: decided value by value
+            kinds = {_kind(v) for v in values if v is not None}
         if not kinds:
             return pd.array(values, dtype=object)
         if kinds == {"logical"}:
@@ -188,6 +197,9 @@ class OutputsTable:
         self, name: str, values: list[Any], bounds: tuple[int, int], problem: str
     ) -> None:
         low, high = bounds
+        integers = [v for v in values if type(v) is int]
+        if not integers or (low <= min(integers) and max(integers) <= high):
+            return
         for row, value in enumerate(values):
             if type(value) is int and not low <= value <= high:
                 raise MrsDeployOutputsError(

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -386,3 +387,59 @@ def test_two_crashes_in_a_row_are_cleared_by_one_finished_run(tmp_path: Path) ->
         assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
     run(destination, {0: ["a.csv"]})
     assert set(snapshot(destination)) == expected_tree({0: ["a.csv"]})
+
+
+async def _chunks(*parts: bytes) -> Any:
+    for part in parts:
+        yield part
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_row_folder_linked_mid_run_is_refused_on_both_paths(tmp_path: Path, path: str) -> None:
+    """The same guard holds for ``write_file`` and ``awrite_file`` (Collect's path)."""
+    import asyncio
+
+    destination, victim = tmp_path / "out", tmp_path / "victim"
+    victim.mkdir()
+    writer = OutputWriter(ObjectStoragePath(f"file://{destination}"))
+    planned = plan_row_files(2, ["a.csv"])[0]
+    asyncio.run(writer.abegin(["outputs.csv", planned.path]))
+    (destination / "files" / "2").symlink_to(victim)
+    with pytest.raises(MrsDeployDestinationError, match="not a folder"):
+        if path == "sync":
+            writer.write_file(planned, [b"x"])
+        else:
+            asyncio.run(writer.awrite_file(planned, _chunks(b"x")))
+    assert snapshot(victim) == {}
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_broken_download_leaves_no_file_on_both_paths(tmp_path: Path, path: str) -> None:
+    import asyncio
+
+    destination = tmp_path / "out"
+    writer = OutputWriter(ObjectStoragePath(f"file://{destination}"))
+    planned = plan_row_files(0, ["a.bin"])[0]
+    writer.begin([planned.path])
+
+    def broken() -> Any:
+        yield b"partial"
+        raise ConnectionResetError("reset mid-download")
+
+    async def abroken() -> Any:
+        yield b"partial"
+        raise ConnectionResetError("reset mid-download")
+
+    with pytest.raises(ConnectionResetError):
+        if path == "sync":
+            writer.write_file(planned, broken())
+        else:
+            asyncio.run(writer.awrite_file(planned, abroken()))
+    assert [p for p in destination.rglob("*") if p.is_file()] == [destination / JOURNAL_NAME]
+
+
+def test_files_cannot_be_written_before_begin(tmp_path: Path) -> None:
+    writer = OutputWriter(ObjectStoragePath(f"file://{tmp_path}/out"))
+    with pytest.raises(RuntimeError, match="begin"):
+        writer.write_file(plan_row_files(0, ["a"])[0], [b"x"])
+    assert not (tmp_path / "out").exists()
