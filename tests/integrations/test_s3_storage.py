@@ -59,6 +59,22 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     return client
 
 
+def collect_to(
+    context: Any, batch_id: str, destination: str, output_format: str = "parquet"
+) -> dict[str, Any]:
+    """Collect an mtService batch into ``destination``."""
+    return dict(
+        MrsDeployCollectBatchOperator(
+            task_id="collect",
+            batch_id=batch_id,
+            service_name="mtService",
+            service_version="v1.0.0",
+            destination=destination,
+            output_format=output_format,
+        ).execute(context)
+    )
+
+
 def keys(client: Any, prefix: str) -> list[str]:
     listing = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix)
     return sorted(item["Key"] for item in listing.get("Contents", []))
@@ -81,17 +97,10 @@ def test_submit_from_s3_and_collect_to_s3(
         poll_interval=0.1,
     ).execute(task_context)
     prefix = f"scores/{output_format}/2026-01-01"
-    collect = MrsDeployCollectBatchOperator(
-        task_id="collect",
-        batch_id=batch_id,
-        service_name="mtService",
-        service_version="v1.0.0",
-        destination=f"s3://moto_s3@{BUCKET}/{prefix}/",
-        output_format=output_format,
-    )
     # An object no collect recorded is someone else's: it stays.
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/files/99/theirs.csv", Body=b"theirs")
-    result = collect.execute(task_context)
+    destination = f"s3://moto_s3@{BUCKET}/{prefix}/"
+    result = collect_to(task_context, batch_id, destination, output_format)
     assert result["rows"] == 32
     stored = keys(s3, prefix)
     assert f"{prefix}/manifest.json" in stored
@@ -144,20 +153,11 @@ def test_files_to_s3_land_whole_or_streamed(
         poll_interval=0.1,
     ).execute(task_context)
 
-    def collect(destination: str) -> dict[str, Any]:
-        return MrsDeployCollectBatchOperator(
-            task_id="collect",
-            batch_id=batch_id,
-            service_name="mtService",
-            service_version="v1.0.0",
-            destination=destination,
-        ).execute(task_context)
-
-    collect(str(tmp_path / "local"))
+    collect_to(task_context, batch_id, str(tmp_path / "local"))
     expected = json.loads((tmp_path / "local" / "manifest.json").read_text())["files"]
     monkeypatch.setattr(writer, "WHOLE_FILE_BYTES", whole_file_bytes)
     prefix = f"by-size/{whole_file_bytes}"
-    result = collect(f"s3://moto_s3@{BUCKET}/{prefix}/")
+    result = collect_to(task_context, batch_id, f"s3://moto_s3@{BUCKET}/{prefix}/")
     assert result["files"] == len(expected) >= 6
     manifest = json.loads(
         s3.get_object(Bucket=BUCKET, Key=f"{prefix}/manifest.json")["Body"].read()
@@ -199,14 +199,7 @@ def test_collect_to_s3_replaces_only_what_collect_wrote(
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
 
     def collect(batch_id: str, output_format: str = "parquet") -> dict[str, Any]:
-        return MrsDeployCollectBatchOperator(
-            task_id="collect",
-            batch_id=batch_id,
-            service_name="mtService",
-            service_version="v1.0.0",
-            destination=f"s3://moto_s3@{BUCKET}/{prefix}/",
-            output_format=output_format,
-        ).execute(task_context)
+        return collect_to(task_context, batch_id, f"s3://moto_s3@{BUCKET}/{prefix}/", output_format)
 
     collect(scored(task_context, 6), "csv")
     first = set(keys(s3, prefix))
