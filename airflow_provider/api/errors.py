@@ -124,6 +124,30 @@ class MrsDeployApiError(MrsDeployError):
         return (_rebuild, (type(self), self.message, attrs))
 
 
+class MrsDeployRedirectError(MrsDeployApiError):
+    """A 3xx answer. Redirects are never followed: credentials and records stay with the
+    configured address."""
+
+
+def redirect_error(
+    status_code: int, location: str | None, method: str, path: str, base_url: str
+) -> MrsDeployRedirectError:
+    """The error for a redirect, naming where it pointed and what to fix.
+
+    :param location: the ``Location`` header (server text: control characters are escaped).
+    """
+    shown = "no Location" if not location else repr(location[:200])
+    return MrsDeployRedirectError(
+        f"the server redirected to {shown}; redirects are never followed, so the login, tokens "
+        f"and records are never sent to another address. Point the connection at the address "
+        f"the server means (now {base_url}): check the scheme (http or https), the port and "
+        "any path prefix",
+        status_code=status_code,
+        method=method,
+        path=path,
+    )
+
+
 class MrsDeployAuthError(MrsDeployApiError):
     """401 or 403: the credentials were refused or lack permission."""
 

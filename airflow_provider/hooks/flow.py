@@ -14,7 +14,12 @@ from typing import Any
 
 from airflow_provider.api import calls
 from airflow_provider.api.calls import ApiRequest
-from airflow_provider.api.errors import MrsDeployApiError, MrsDeployAuthError, error_from_response
+from airflow_provider.api.errors import (
+    MrsDeployApiError,
+    MrsDeployAuthError,
+    error_from_response,
+    redirect_error,
+)
 from airflow_provider.api.parsers import decode_json, parse_token_pair
 from airflow_provider.hooks.body import RequestBody
 from airflow_provider.hooks.logs import LogLike
@@ -94,7 +99,7 @@ class Authenticator:
         """
         extra = dict(headers or {})
         token = (yield from self._token(renew=False)) if request.authenticated else None
-        response = yield Outgoing(request, token, body, extra)
+        response = yield from self._send(Outgoing(request, token, body, extra))
         if response.status == 401 and request.authenticated:
             refused = self._error(request, response)
             if self.settings.uses_bearer_token:
@@ -107,13 +112,24 @@ class Authenticator:
                 "%s was refused (401); renewing the token and retrying once", request.describe
             )
             token = yield from self._token(renew=True)
-            response = yield Outgoing(request, token, body, extra)
+            response = yield from self._send(Outgoing(request, token, body, extra))
             if response.status == 401:
                 raise self._auth_error(
                     self._error(request, response), "the server refused a freshly issued token"
                 )
         if response.status >= 400:
             raise self._error(request, response)
+        return response
+
+    def _send(self, outgoing: Outgoing) -> Generator[Outgoing, RawResponse, RawResponse]:
+        """Send one request; a redirect is an error, never followed (see transports)."""
+        response = yield outgoing
+        if 300 <= response.status < 400:
+            request = outgoing.request
+            location = {k.lower(): v for k, v in response.headers.items()}.get("location")
+            raise redirect_error(
+                response.status, location, request.method, request.path, self.settings.base_url
+            )
         return response
 
     def _error(self, request: ApiRequest, response: RawResponse) -> MrsDeployApiError:
@@ -149,7 +165,7 @@ class Authenticator:
         refresh_token = self.tokens.refresh_token()
         if refresh_token is not None:
             request = calls.refresh(refresh_token)
-            response = yield Outgoing(request)
+            response = yield from self._send(Outgoing(request))
             if response.status < 400:
                 return self._store(response)
             if response.status not in (400, 401, 403):
@@ -161,7 +177,7 @@ class Authenticator:
     def _login(self) -> Generator[Outgoing, RawResponse, str]:
         username = self.settings.username or ""
         request = calls.login(username, self.settings.password or "")
-        response = yield Outgoing(request)
+        response = yield from self._send(Outgoing(request))
         if response.status in (400, 401, 403):
             error = self._error(request, response)
             raise MrsDeployAuthError(

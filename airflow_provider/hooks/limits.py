@@ -133,7 +133,8 @@ class BodyCollector:
         *,
         expect: Expect = "json",
     ):
-        self.failed = status >= 400
+        # Redirects are errors too (never followed): only their first bytes are read.
+        self.failed = status >= 300
         #: Scanning the start of the body for a batch's progress.
         self._scanning = expect == "progress" and not self.failed
         if not self.failed and not self._scanning:

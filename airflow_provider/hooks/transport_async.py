@@ -82,8 +82,10 @@ async def send(
             json=request.json,
             headers=headers,
             timeout=_stream_timeout(settings) if request.stream else None,
+            # Never: a redirect would carry the password, tokens or records elsewhere.
+            allow_redirects=False,
         )
-        if request.stream and response.status < 400:
+        if request.stream and 200 <= response.status < 300:
             return RawResponse(response.status, response.headers, stream=response)
         try:
             body = await _read_body(response, settings, request)

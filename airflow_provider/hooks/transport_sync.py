@@ -70,6 +70,8 @@ def send(
             timeout=settings.timeout,
             verify=settings.verify,
             stream=True,
+            # Never: a redirect would carry the password, tokens or records elsewhere.
+            allow_redirects=False,
         )
     except requests.exceptions.SSLError as err:
         raise connection_error(Failure.TLS, settings, request, err) from None
@@ -85,7 +87,7 @@ def send(
         ) from None
     except requests.RequestException as err:
         raise connection_error(Failure.OTHER, settings, request, err) from None
-    if request.stream and response.status_code < 400:
+    if request.stream and 200 <= response.status_code < 300:
         return RawResponse(response.status_code, response.headers, stream=response)
     try:
         body = _read_body(response, settings, request)

@@ -1,0 +1,113 @@
+"""Redirects are never followed: no password, token or record reaches another origin.
+
+A hostile server answers every request with a redirect to a second listener on another port,
+which records what it receives and would hand back its own token and batch id. Each case runs
+on the blocking and the async path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from airflow_provider.api import MrsDeployRedirectError, TokenPair
+from airflow_provider.hooks import MrsDeployHook
+from tests.faults.conftest import ConnSetter
+from tests.faults.redirecting import RedirectingServer
+
+MT = ("mtService", "v1.0.0")
+RECORDS = json.dumps([{"hp": 110, "wt": 2.62}]).encode()
+
+
+@pytest.fixture(params=[301, 302, 303, 307, 308])
+def hostile(request: pytest.FixtureRequest) -> Iterator[RedirectingServer]:
+    with RedirectingServer(status=request.param) as server:
+        yield server
+
+
+def call(path: str, hook: MrsDeployHook, sync: Callable[[], Any], name: str, *args: Any) -> Any:
+    if path == "sync":
+        return sync()
+    return asyncio.run(_async(hook, name, *args))
+
+
+async def _async(hook: MrsDeployHook, name: str, *args: Any) -> Any:
+    try:
+        return await getattr(hook, name)(*args)
+    finally:
+        await hook.aclose()
+
+
+def check_refused(error: MrsDeployRedirectError, hostile: RedirectingServer, status: int) -> None:
+    assert error.status_code == status
+    assert hostile.other_origin in str(error) and "never followed" in str(error)
+    assert "scheme" in str(error) and "port" in str(error)
+    assert hostile.received == [], "a request reached the other origin"
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_the_login_password_is_never_sent_on_a_redirect(
+    hostile: RedirectingServer, set_default_conn: ConnSetter, path: str
+) -> None:
+    set_default_conn(hostile.port, "the-password")
+    hook = MrsDeployHook()
+    with pytest.raises(MrsDeployRedirectError) as info:
+        call(path, hook, lambda: hook.get_service(*MT), "aget_batch_status", *MT, "b1")
+    check_refused(info.value, hostile, hostile.status)
+    assert info.value.path == "/login"
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_bearer_token_and_records_are_never_sent_on_a_redirect(
+    hostile: RedirectingServer, set_default_conn: ConnSetter, path: str
+) -> None:
+    set_default_conn(hostile.port, "", bearer_token="the-token")
+    hook = MrsDeployHook()
+    with pytest.raises(MrsDeployRedirectError) as info:
+        if path == "sync":
+            hook.start_batch(*MT, RECORDS)
+        else:
+            call(path, hook, lambda: None, "aget_batch_status", *MT, "b1")
+    check_refused(info.value, hostile, hostile.status)
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_refresh_token_is_never_sent_on_a_redirect(
+    hostile: RedirectingServer, set_default_conn: ConnSetter, path: str
+) -> None:
+    set_default_conn(hostile.port, "the-password")
+    hook = MrsDeployHook()
+    assert hook.settings.base_url  # adopts the connection and its shared token cache
+    now = time.time()
+    expired = TokenPair("old-access", "the-refresh-token", expires_on=now - 10)
+    hook._tokens.store(expired, now)
+    with pytest.raises(MrsDeployRedirectError) as info:
+        call(path, hook, lambda: hook.get_service(*MT), "aget_batch_status", *MT, "b1")
+    check_refused(info.value, hostile, hostile.status)
+    assert info.value.path == "/login/refreshToken"
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_download_redirect_is_refused(
+    hostile: RedirectingServer, set_default_conn: ConnSetter, path: str
+) -> None:
+    set_default_conn(hostile.port, "", bearer_token="the-token")
+    hook = MrsDeployHook()
+
+    async def download() -> bytes:
+        try:
+            return b"".join([c async for c in hook.aiter_batch_file(*MT, "b1", 0, "a.csv")])
+        finally:
+            await hook.aclose()
+
+    with pytest.raises(MrsDeployRedirectError) as info:
+        if path == "sync":
+            b"".join(hook.iter_batch_file(*MT, "b1", 0, "a.csv"))
+        else:
+            asyncio.run(download())
+    check_refused(info.value, hostile, hostile.status)
