@@ -20,6 +20,7 @@ from airflow_provider.api.errors import (
     error_from_response,
     redirect_error,
 )
+from airflow_provider.api.headers import header_value
 from airflow_provider.api.parsers import decode_json, parse_token_pair
 from airflow_provider.hooks.body import RequestBody
 from airflow_provider.hooks.logs import LogLike
@@ -126,9 +127,12 @@ class Authenticator:
         response = yield outgoing
         if 300 <= response.status < 400:
             request = outgoing.request
-            location = {k.lower(): v for k, v in response.headers.items()}.get("location")
             raise redirect_error(
-                response.status, location, request.method, request.path, self.settings.base_url
+                response.status,
+                header_value(response.headers, "Location"),
+                request.method,
+                request.path,
+                self.settings.base_url,
             )
         return response
 

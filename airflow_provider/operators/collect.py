@@ -356,36 +356,36 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         self, ref: BatchRef, rows: Sequence[tuple[RowLocation, ExecutionResult]]
     ) -> list[RowPlan]:
         """Each row's file names (from its result, else listed by the server), made safe."""
-        to_list = [row for row in rows if self._file_names_from_result(row[1]) is None]
+        names = [self._file_names_from_result(result) for _, result in rows]
+        to_list = [position for position, known in enumerate(names) if known is None]
         progress = ProgressLog(
             "rows' file names listed", len(to_list), self.log, interval=self.progress_interval
         )
-        plans: dict[int, RowPlan] = {}
 
-        async def plan(row: tuple[RowLocation, ExecutionResult]) -> None:
-            location, result = row
-            names = self._file_names_from_result(result)
-            if names is None:
-                names = await self.hook.alist_batch_files(
-                    ref.service_name, ref.service_version, location.batch_id, location.batch_index
-                )
-                progress.advance()
-            inline = {} if names else dict(result.output_files)
-            files = plan_row_files(location.global_index, names or list(inline))
-            plans[location.global_index] = RowPlan(location, files, inline)
+        async def list_names(position: int) -> None:
+            location = rows[position][0]
+            names[position] = await self.hook.alist_batch_files(
+                ref.service_name, ref.service_version, location.batch_id, location.batch_index
+            )
+            progress.advance()
 
-        await self._in_parallel(rows, plan)
-        return [plans[index] for index in sorted(plans)]
+        await self._in_parallel(to_list, list_names)
+        plans = []
+        for (location, result), row_names in zip(rows, names, strict=True):
+            inline = {} if row_names else dict(result.output_files)
+            files = plan_row_files(location.global_index, row_names or list(inline))
+            plans.append(RowPlan(location, files, inline))
+        return plans
 
     async def _aland_files(
         self, ref: BatchRef, writer: OutputWriter, plans: Sequence[RowPlan]
     ) -> list[WrittenFile]:
         total = sum(len(plan.files) for plan in plans)
         progress = ProgressLog("files landed", total, self.log, interval=self.progress_interval)
-        per_row: dict[int, list[WrittenFile]] = {}
+        per_row: list[list[WrittenFile]] = [[] for _ in plans]
 
-        async def land(plan: RowPlan) -> None:
-            written = []
+        async def land(position: int) -> None:
+            plan, written = plans[position], per_row[position]
             for planned in plan.files:
                 if plan.inline:
                     chunks = _decoded(plan.inline[planned.name])
@@ -399,11 +399,10 @@ class MrsDeployCollectBatchOperator(BaseOperator):
                     )
                 written.append(await writer.awrite_file(planned, chunks))
                 progress.advance()
-            per_row[plan.location.global_index] = written
 
-        await self._in_parallel([plan for plan in plans if plan.files], land)
+        await self._in_parallel([i for i, plan in enumerate(plans) if plan.files], land)
         progress.finish()
-        return [f for index in sorted(per_row) for f in per_row[index]]
+        return [f for written in per_row for f in written]
 
     async def _in_parallel(
         self, items: Sequence[_T], work: Callable[[_T], Awaitable[None]]

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider.outputs.formats import OutputFormat
@@ -64,7 +64,7 @@ class Ownership:
     owned: frozenset[str] = frozenset()
     pending: frozenset[str] = frozenset()
     #: Recorded paths refused because Collect never writes such a path.
-    ignored: tuple[str, ...] = field(default=())
+    ignored: tuple[str, ...] = ()
 
     def merge(self, other: Ownership) -> Ownership:
         """Both records together."""
@@ -149,7 +149,8 @@ def encode_journal(ownership: Ownership) -> bytes:
     return json.dumps(record, indent=1).encode("utf-8")
 
 
-def _ancestors(relative: str) -> list[str]:
+def ancestors(relative: str) -> list[str]:
+    """The folders above ``relative``, outermost first (``files``, ``files/3``)."""
     parts = relative.split("/")
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
@@ -164,7 +165,7 @@ def find_conflicts(planned: Iterable[str], listing: Listing, owned: frozenset[st
     """
     problems: set[str] = set()
     for path in planned:
-        for folder in _ancestors(path):
+        for folder in ancestors(path):
             if folder in listing.links:
                 problems.add(f"{folder} (a symbolic link where Collect needs a folder)")
             elif folder in listing.files:

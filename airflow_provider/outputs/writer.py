@@ -35,6 +35,7 @@ from airflow_provider.outputs.ownership import (
     JOURNAL_NAME,
     Listing,
     Ownership,
+    ancestors,
     encode_journal,
     find_conflicts,
     journal_ownership,
@@ -124,11 +125,6 @@ class OutputWriter:
     def manifest_path(self) -> ObjectStoragePath:
         """Where the manifest goes."""
         return self.destination / MANIFEST_NAME
-
-    @property
-    def token(self) -> str:
-        """This run's token: its temporary files carry it, the journal records it."""
-        return self._token
 
     def begin(self, planned: Iterable[str]) -> None:
         """Check the destination, record this run's paths, withdraw the previous manifest.
@@ -336,11 +332,11 @@ class OutputWriter:
         stale = stale_temporaries(self._listing, self._ownership, self._token)
         for relative in [*removed, *stale]:
             self._files.remove(f"{self._base}/{relative}")
-        folders = {path.rpartition("/")[0] for path in [*removed, *stale]} - {""}
+        # Deepest first, so a row folder emptied here lets ``files`` go too; a folder that still
+        # holds anything stays.
+        folders = {folder for path in [*removed, *stale] for folder in ancestors(path)}
         for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
             self._files.remove_empty_folder(f"{self._base}/{folder}")
-        if FILES_DIR in {f.partition("/")[0] for f in folders}:
-            self._files.remove_empty_folder(f"{self._base}/{FILES_DIR}")
         if removed:
             self.log.info(
                 "Removed %d files an earlier collect wrote here and this run did not: %s",

@@ -22,16 +22,22 @@ class Received:
     body: bytes
 
 
-class _Recorder(BaseHTTPRequestHandler):
-    server: _RecordingServer
+class _QuietHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
+        """Keep the test output clean."""
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+
+class _Recorder(_QuietHandler):
+    server: _RecordingServer
 
     def _record(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._read_body()
         self.server.received.append(
             Received(self.command, self.path, self.headers.get("Authorization"), body)
         )
@@ -48,17 +54,11 @@ class _Recorder(BaseHTTPRequestHandler):
     do_GET = do_POST = do_DELETE = _record
 
 
-class _Redirector(BaseHTTPRequestHandler):
+class _Redirector(_QuietHandler):
     server: _RedirectingServer
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
 
     def _redirect(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        self._read_body()
         self.send_response(self.server.status)
         self.send_header("Location", f"{self.server.target}{self.path}")
         self.send_header("Content-Length", "0")

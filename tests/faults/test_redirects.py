@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -30,17 +30,23 @@ def hostile(request: pytest.FixtureRequest) -> Iterator[RedirectingServer]:
         yield server
 
 
-def call(path: str, hook: MrsDeployHook, sync: Callable[[], Any], name: str, *args: Any) -> Any:
-    if path == "sync":
-        return sync()
-    return asyncio.run(_async(hook, name, *args))
+def refused(
+    path: str,
+    hook: MrsDeployHook,
+    sync: Callable[[], Any],
+    asynchronous: Callable[[], Coroutine[Any, Any, Any]],
+) -> MrsDeployRedirectError:
+    """Run the call on one path; it must fail with a redirect error."""
 
+    async def run() -> Any:
+        try:
+            return await asynchronous()
+        finally:
+            await hook.aclose()
 
-async def _async(hook: MrsDeployHook, name: str, *args: Any) -> Any:
-    try:
-        return await getattr(hook, name)(*args)
-    finally:
-        await hook.aclose()
+    with pytest.raises(MrsDeployRedirectError) as info:
+        sync() if path == "sync" else asyncio.run(run())
+    return info.value
 
 
 def check_refused(error: MrsDeployRedirectError, hostile: RedirectingServer, status: int) -> None:
@@ -51,15 +57,33 @@ def check_refused(error: MrsDeployRedirectError, hostile: RedirectingServer, sta
 
 
 @pytest.mark.parametrize("path", ["sync", "async"])
-def test_the_login_password_is_never_sent_on_a_redirect(
-    hostile: RedirectingServer, set_default_conn: ConnSetter, path: str
+@pytest.mark.parametrize(
+    ("cached_refresh_token", "sent_to"),
+    [(False, "/login"), (True, "/login/refreshToken")],
+    ids=["login-password", "refresh-token"],
+)
+def test_the_password_and_refresh_token_are_never_sent_on_a_redirect(
+    hostile: RedirectingServer,
+    set_default_conn: ConnSetter,
+    path: str,
+    cached_refresh_token: bool,
+    sent_to: str,
 ) -> None:
     set_default_conn(hostile.port, "the-password")
     hook = MrsDeployHook()
-    with pytest.raises(MrsDeployRedirectError) as info:
-        call(path, hook, lambda: hook.get_service(*MT), "aget_batch_status", *MT, "b1")
-    check_refused(info.value, hostile, hostile.status)
-    assert info.value.path == "/login"
+    if cached_refresh_token:
+        assert hook.settings.base_url  # adopts the connection and its shared token cache
+        now = time.time()
+        expired = TokenPair("old-access", "the-refresh-token", expires_on=now - 10)
+        hook._tokens.store(expired, now)
+    error = refused(
+        path,
+        hook,
+        lambda: hook.get_service(*MT),
+        lambda: hook.aget_batch_status(*MT, "b1"),
+    )
+    check_refused(error, hostile, hostile.status)
+    assert error.path == sent_to
 
 
 @pytest.mark.parametrize("path", ["sync", "async"])
@@ -68,28 +92,13 @@ def test_a_bearer_token_and_records_are_never_sent_on_a_redirect(
 ) -> None:
     set_default_conn(hostile.port, "", bearer_token="the-token")
     hook = MrsDeployHook()
-    with pytest.raises(MrsDeployRedirectError) as info:
-        if path == "sync":
-            hook.start_batch(*MT, RECORDS)
-        else:
-            call(path, hook, lambda: None, "aget_batch_status", *MT, "b1")
-    check_refused(info.value, hostile, hostile.status)
-
-
-@pytest.mark.parametrize("path", ["sync", "async"])
-def test_a_refresh_token_is_never_sent_on_a_redirect(
-    hostile: RedirectingServer, set_default_conn: ConnSetter, path: str
-) -> None:
-    set_default_conn(hostile.port, "the-password")
-    hook = MrsDeployHook()
-    assert hook.settings.base_url  # adopts the connection and its shared token cache
-    now = time.time()
-    expired = TokenPair("old-access", "the-refresh-token", expires_on=now - 10)
-    hook._tokens.store(expired, now)
-    with pytest.raises(MrsDeployRedirectError) as info:
-        call(path, hook, lambda: hook.get_service(*MT), "aget_batch_status", *MT, "b1")
-    check_refused(info.value, hostile, hostile.status)
-    assert info.value.path == "/login/refreshToken"
+    error = refused(
+        path,
+        hook,
+        lambda: hook.start_batch(*MT, RECORDS),
+        lambda: hook.aget_batch_status(*MT, "b1"),
+    )
+    check_refused(error, hostile, hostile.status)
 
 
 @pytest.mark.parametrize("path", ["sync", "async"])
@@ -100,14 +109,9 @@ def test_a_download_redirect_is_refused(
     hook = MrsDeployHook()
 
     async def download() -> bytes:
-        try:
-            return b"".join([c async for c in hook.aiter_batch_file(*MT, "b1", 0, "a.csv")])
-        finally:
-            await hook.aclose()
+        return b"".join([c async for c in hook.aiter_batch_file(*MT, "b1", 0, "a.csv")])
 
-    with pytest.raises(MrsDeployRedirectError) as info:
-        if path == "sync":
-            b"".join(hook.iter_batch_file(*MT, "b1", 0, "a.csv"))
-        else:
-            asyncio.run(download())
-    check_refused(info.value, hostile, hostile.status)
+    error = refused(
+        path, hook, lambda: b"".join(hook.iter_batch_file(*MT, "b1", 0, "a.csv")), download
+    )
+    check_refused(error, hostile, hostile.status)
