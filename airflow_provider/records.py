@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider.api import MrsDeployError, ParameterDefinition
+from airflow_provider.api.identifiers import shown
 
 RecordsSource = Union[pd.DataFrame, Sequence[Mapping[str, Any]], str, "os.PathLike[str]"]
 
@@ -42,6 +43,14 @@ MAX_REPORTED_PROBLEMS = 5
 
 #: Rows encoded per chunk of the request body; bounds the memory the encoder holds at once.
 ENCODE_CHUNK_ROWS = 20_000
+
+#: ``DataFrame.attrs`` keys under which :func:`load_records` notes where the rows came from,
+#: so that :func:`prepare_records` can name it (the frame is all it is given).
+SOURCE_ATTR = "mrsdeploy_records_source"
+ROWS_ATTR = "mrsdeploy_records_rows"
+
+#: How rows are numbered in messages, for records that did not come from a file.
+ROW_NUMBERING = "rows are counted from 0, in the order given, as the server numbers them"
 
 
 class MrsDeployRecordsError(MrsDeployError):
@@ -111,11 +120,22 @@ def _compression(name: str) -> str | None:
 
 
 def load_records(source: RecordsSource, records_format: str | None = None) -> pd.DataFrame:
-    """Turn any supported records source into a DataFrame (row position = batch index)."""
+    """Turn any supported records source into a DataFrame (row position = batch index).
+
+    The frame's ``attrs`` say where the rows came from (see :data:`SOURCE_ATTR`), for the
+    messages of :func:`prepare_records`.
+    """
     if isinstance(source, pd.DataFrame):
-        return source.reset_index(drop=True)
+        return _noted(source.reset_index(drop=True), "the records DataFrame")
     if isinstance(source, (str, os.PathLike)):
-        return read_records_file(source, records_format).reset_index(drop=True)
+        frame = read_records_file(source, records_format).reset_index(drop=True)
+        fmt = (records_format or infer_format(os.fspath(source))).lower()
+        first = "first line after the header" if fmt in ("csv", "tsv") else "first record"
+        return _noted(
+            frame,
+            f"records file {shown(os.fspath(source), 200)}",
+            f"rows are counted from 0, as the server numbers them: row 0 is the file's {first}",
+        )
     if isinstance(source, Sequence):
         for position, row in enumerate(source):
             if not isinstance(row, Mapping):
@@ -123,19 +143,46 @@ def load_records(source: RecordsSource, records_format: str | None = None) -> pd
                     f"record {position} is a {type(row).__name__}, expected a mapping of "
                     "input names to values"
                 )
-        return pd.DataFrame.from_records(list(source))
+        return _noted(pd.DataFrame.from_records(list(source)), "the records list")
     raise MrsDeployRecordsError(
         "records must be a DataFrame, a list of dicts or a file path/URL, "
         f"got {type(source).__name__}"
     )
 
 
+def _noted(frame: pd.DataFrame, source: str, rows: str = ROW_NUMBERING) -> pd.DataFrame:
+    """``frame`` with where its rows came from, and how they are numbered, in its attrs."""
+    frame.attrs[SOURCE_ATTR] = source
+    frame.attrs[ROWS_ATTR] = rows
+    return frame
+
+
+def check_has_rows(frame: pd.DataFrame) -> None:
+    """Refuse records without a row (the server would refuse the batch), naming the source.
+
+    :raises MrsDeployRecordsError: when ``frame`` has no row.
+    """
+    if len(frame) == 0:
+        source = str(frame.attrs.get(SOURCE_ATTR) or "the records")
+        columns = f" (only the columns {[str(c) for c in frame.columns]})" if frame.shape[1] else ""
+        raise MrsDeployRecordsError(
+            f"{source} holds no rows{columns}; a batch needs at least one row, so nothing was "
+            "sent. Check the step that produced the records: a CSV with only a header, an "
+            "empty list or an empty query result"
+        )
+
+
 def prepare_records(frame: pd.DataFrame, inputs: Sequence[ParameterDefinition]) -> PreparedRecords:
     """Check ``frame`` against the service's input definitions and keep only those columns.
 
-    Raises :class:`MrsDeployRecordsError` listing expected and found columns when an input is
-    missing, and naming row and column for every value JSON cannot carry or the type rejects.
+    Raises :class:`MrsDeployRecordsError` when there is no row (a header-only CSV, an empty
+    list or query result: the server would refuse the batch), listing expected and found
+    columns when an input is missing, and naming the value, its row and column for every
+    value JSON cannot carry or the type rejects.
     """
+    source = str(frame.attrs.get(SOURCE_ATTR) or "the records")
+    numbering = str(frame.attrs.get(ROWS_ATTR) or ROW_NUMBERING)
+    check_has_rows(frame)
     expected = [p.name for p in inputs]
     found = [str(c) for c in frame.columns]
     missing = [name for name in expected if name not in found]
@@ -153,14 +200,15 @@ def prepare_records(frame: pd.DataFrame, inputs: Sequence[ParameterDefinition]) 
         converted[parameter.name] = column
         problems.extend(column_problems)
     if problems:
-        shown = problems[:MAX_REPORTED_PROBLEMS]
-        more = len(problems) - len(shown)
+        quoted = problems[:MAX_REPORTED_PROBLEMS]
+        more = len(problems) - len(quoted)
         suffix = f" (and {more} more)" if more > 0 else ""
         raise MrsDeployRecordsError(
-            "records cannot be sent as JSON to the service: "
-            + "; ".join(shown)
+            f"{source} cannot be sent as JSON to the service: "
+            + "; ".join(quoted)
             + suffix
-            + ". Fix or drop these rows (JSON has no NaN, inf or missing values)."
+            + f" ({numbering}). Fix these values or drop their rows: a numeric input takes "
+            "only numbers, and JSON has no NaN, inf or missing values."
         )
     prepared = pd.DataFrame(converted, index=pd.RangeIndex(len(frame)))
     return PreparedRecords(prepared, dropped)
@@ -181,7 +229,7 @@ def _check_column(series: pd.Series, parameter: ParameterDefinition) -> tuple[pd
     ):
         array = values.to_numpy(dtype="float64", na_value=np.nan)
         bad = np.flatnonzero(~np.isfinite(array))
-        problems = [_problem(int(i), name, f"{array[i]} is not a finite number") for i in bad]
+        problems = [_problem(int(i), name, _non_finite(array[i])) for i in bad]
         if kind == "integer" and not bad.size:
             fractional = np.flatnonzero(array != np.floor(array))
             problems += [
@@ -197,15 +245,43 @@ def _check_column(series: pd.Series, parameter: ParameterDefinition) -> tuple[pd
         missing = np.flatnonzero(values.isna().to_numpy())
         return values, [_problem(int(i), name, "value is missing") for i in missing]
     problems = []
+    # Numbers written as text in a numeric column. A file's reader reads a whole column as
+    # text when one value in it is not a number: that value is the one to report, not every
+    # number around it. So these count only when nothing else in the column is wrong.
+    texts = []
+    numeric = kind in ("numeric", "integer")
     for position, value in enumerate(values.tolist()):
         message = _check_value(value, kind)
-        if message:
+        if message is None:
+            continue
+        if numeric and _is_number_text(value):
+            texts.append(_problem(position, name, f"{shown(value)} is text, not a number"))
+        else:
             problems.append(_problem(position, name, message))
-    return values.astype(object), problems
+    return values.astype(object), problems or texts
+
+
+def _non_finite(value: float) -> str:
+    """Why a NaN or infinite number cannot be sent (a file's empty cell reads as NaN)."""
+    return "value is missing (NaN)" if math.isnan(value) else f"{value} is not a finite number"
+
+
+def _is_number_text(value: Any) -> bool:
+    """Whether ``value`` is a string that reads as a finite number (``"110"``, ``" 2.5"``)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def _check_value(value: Any, kind: str) -> str | None:
-    """Return why ``value`` does not fit the parameter type ``kind``, or None when it does."""
+    """Return why ``value`` does not fit the parameter type ``kind``, or None when it does.
+
+    The reason quotes the value (escaped and truncated: see
+    :func:`~airflow_provider.api.identifiers.shown`).
+    """
     if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return "value is missing"
     if kind == "numeric":
@@ -213,15 +289,17 @@ def _check_value(value: Any, kind: str) -> str | None:
             value, (bool, np.bool_)
         )
         if not ok:
-            return f"{value!r} is not a number"
+            return f"{shown(value)} is not a number"
         return None if math.isfinite(float(value)) else f"{value} is not a finite number"
     if kind == "integer":
         ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-        return None if ok else f"{value!r} is not an integer"
+        return None if ok else f"{shown(value)} is not an integer"
     if kind == "logical":
-        return None if isinstance(value, (bool, np.bool_)) else f"{value!r} is not a logical"
+        if isinstance(value, (bool, np.bool_)):
+            return None
+        return f"{shown(value)} is not a logical (true or false)"
     if kind == "character":
-        return None if isinstance(value, str) else f"{value!r} is not a string"
+        return None if isinstance(value, str) else f"{shown(value)} is not a string"
     return _check_json(value)
 
 
@@ -230,7 +308,7 @@ def _check_json(value: Any) -> str | None:
     try:
         json.dumps(_to_builtin(value), allow_nan=False)
     except (TypeError, ValueError) as exc:
-        return f"{type(value).__name__} value is not JSON-serialisable ({exc})"
+        return f"{type(value).__name__} value is not JSON-serialisable: {shown(str(exc), 120)}"
     return None
 
 

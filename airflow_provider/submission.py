@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider.api import MrsDeployNotFoundError
+from airflow_provider.api import MrsDeployError, MrsDeployNotFoundError
 from airflow_provider.batch_ref import BatchRef
 from airflow_provider.progress import BatchOutcome, evaluate_batches
 
@@ -142,23 +142,90 @@ def cancel_quietly(hook: Any, ref: BatchRef) -> None:
             log.warning("Could not cancel batch %s: %s", batch_id, exc)
 
 
+class MrsDeploySubmissionKilledError(MrsDeployError):
+    """The task was killed while it was starting batches."""
+
+
+class StartedBatches:
+    """The batches a submission has started so far, shared with the operator's ``on_kill``.
+
+    Airflow calls ``on_kill`` from a signal handler, in the thread that is submitting, between
+    two of its steps: there is no lock (the handler would wait forever for its own thread), and
+    every step is safe to interleave. The submission checks :attr:`stopped` after each batch it
+    starts, so a batch whose start was under way when the kill came is cancelled too.
+
+    :param service: the service name and version.
+    """
+
+    def __init__(self, service: tuple[str, str]) -> None:
+        self.service_name, self.service_version = service
+        self.ids: list[str] = []
+        self.cancelled: set[str] = set()
+        #: The task was killed: start nothing more, and do not go on to wait.
+        self.stopped = False
+        #: ... and the kill came before the batches were handed over (a partial submission).
+        self.stopped_while_submitting = False
+
+    def adopt(self, batch_ids: Sequence[str]) -> None:
+        """Track batches started elsewhere (an earlier try's, re-attached to)."""
+        self.ids.extend(batch_id for batch_id in batch_ids if batch_id not in self.ids)
+
+    def stop(self, hook: Any, *, submitting: bool, cancel: bool) -> None:
+        """Start no further batch (``on_kill``), and cancel those started when asked.
+
+        :param hook: the hook to cancel with.
+        :param submitting: the kill came before the batches were handed over.
+        :param cancel: cancel the batches known so far.
+        """
+        self.stopped = True
+        self.stopped_while_submitting = self.stopped_while_submitting or submitting
+        if cancel:
+            self.cancel(hook)
+
+    def cancel(self, hook: Any) -> None:
+        """Cancel every started batch not cancelled yet; problems are logged, never raised."""
+        for batch_id in list(self.ids):
+            if batch_id in self.cancelled:
+                continue
+            self.cancelled.add(batch_id)
+            cancel_quietly(hook, BatchRef(self.service_name, self.service_version, (batch_id,)))
+
+
 def start_batches(
     hook: Any,
     service: tuple[str, str],
     bodies: Sequence[Callable[[], Any]],
     parallel_count: int,
     record: Callable[[Submission], None],
+    started: StartedBatches | None = None,
 ) -> Submission:
-    """Start one batch per body, recording after each; on any failure cancel what was started."""
+    """Start one batch per body, recording after each; on any failure (or a kill) cancel what
+    was started.
+
+    :param hook: the hook.
+    :param service: the service name and version.
+    :param bodies: one body supplier per batch.
+    :param parallel_count: ``parallelCount`` of each batch.
+    :param record: called with the submission so far after each batch starts.
+    :param started: where the started batches are tracked (shared with ``on_kill``).
+    """
     name, version = service
-    started: list[str] = []
+    started = started if started is not None else StartedBatches(service)
     try:
         for body in bodies:
-            started.append(hook.start_batch(name, version, body, parallel_count=parallel_count))
-            record(Submission(name, version, tuple(started), len(bodies)))
+            if started.stopped:
+                raise MrsDeploySubmissionKilledError(
+                    f"the task was killed after starting {len(started.ids)} of {len(bodies)} "
+                    "batches; no further batch was started"
+                )
+            batch_id = hook.start_batch(name, version, body, parallel_count=parallel_count)
+            started.ids.append(batch_id)
+            record(Submission(name, version, tuple(started.ids), len(bodies)))
+        if started.stopped:  # killed while the last start was under way
+            raise MrsDeploySubmissionKilledError("the task was killed while submitting")
     except BaseException:
-        if started:
+        if started.ids:
             log.error("Submission failed part-way; cancelling the batches it started")
-            cancel_quietly(hook, BatchRef(name, version, tuple(started)))
+            started.cancel(hook)
         raise
-    return Submission(name, version, tuple(started), len(bodies))
+    return Submission(name, version, tuple(started.ids), len(bodies))

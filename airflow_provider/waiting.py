@@ -6,6 +6,7 @@ so a batch is judged the same way whichever path a task took.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from datetime import timedelta
@@ -13,10 +14,17 @@ from typing import Any
 
 from airflow_provider.api import MrsDeployError
 from airflow_provider.batch_ref import BatchRef
+from airflow_provider.compat import TaskDeferralTimeout
+from airflow_provider.deadlines import calls_end_by
 from airflow_provider.events import BatchEvent, BatchEventStatus
 from airflow_provider.progress import BatchOutcome, BatchProgress, RateEstimator, evaluate_batches
+from airflow_provider.safe_text import printable, redacted
 
 log = logging.getLogger(__name__)
+
+#: Airflow's own deferral timeout ends the wait this long after the trigger's deadline, as a
+#: backstop for a trigger that could not report (a triggerer that died, for instance).
+DEFERRAL_BACKSTOP_GRACE = 60.0
 
 
 class MrsDeployBatchFailedError(MrsDeployError):
@@ -42,6 +50,28 @@ def compute_deadline(
         seconds = limit.total_seconds() if isinstance(limit, timedelta) else float(limit)
         limits.append(now + seconds)
     return min(limits) if limits else None
+
+
+def deferral_timeout(deadline: float | None, now: float) -> timedelta | None:
+    """The ``timeout`` given to ``defer()``: the deadline plus :data:`DEFERRAL_BACKSTOP_GRACE`.
+
+    :param deadline: the wait's absolute deadline (epoch seconds), or None.
+    :param now: current epoch seconds.
+    """
+    if deadline is None:
+        return None
+    return timedelta(seconds=max(deadline - now, 0.0) + DEFERRAL_BACKSTOP_GRACE)
+
+
+def deferral_timed_out(error: BaseException) -> bool:
+    """Whether ``error`` comes from Airflow's deferral timeout (directly or converted by a
+    sensor into ``AirflowSensorTimeout`` or a skip)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, TaskDeferralTimeout):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def check_batches(hook: Any, ref: BatchRef) -> BatchProgress:
@@ -82,7 +112,8 @@ def wait_until_done(
     """Poll from the worker until complete; raise on failure or when the deadline passes."""
     rate = RateEstimator()
     while True:
-        progress = check_batches(hook, ref)
+        with calls_end_by(deadline):
+            progress = check_batches(hook, ref)
         raise_if_failed(ref, progress)
         if progress.outcome is BatchOutcome.COMPLETE:
             log.info("%s complete: %s", ref.describe(), progress.describe())
@@ -115,14 +146,21 @@ def handle_timeout(hook: Any, ref: BatchRef, progress_text: str, cancel_on_timeo
 def complete_from_event(
     hook: Any, ref: BatchRef, event: BatchEvent, *, cancel_on_timeout: bool
 ) -> BatchEvent:
-    """Decide what a validated trigger event means for the task; return it when complete."""
+    """Decide what a validated trigger event means for the task; return it when complete.
+
+    The event's message was written in the triggerer: it is masked again here with the secrets
+    this process knows (the connection's are registered first), and escaped.
+    """
+    with contextlib.suppress(MrsDeployError):
+        hook.settings  # noqa: B018 - registers the connection's password with the masker
+    message = printable(redacted(event.message))
     if event.status is BatchEventStatus.COMPLETE:
-        log.info("%s: %s", ref.describe(), event.message)
+        log.info("%s: %s", ref.describe(), message)
         return event
     if event.status is BatchEventStatus.FAILED:
-        raise MrsDeployBatchFailedError(f"{ref.describe()}: {event.message}")
+        raise MrsDeployBatchFailedError(f"{ref.describe()}: {message}")
     if event.status is BatchEventStatus.TIMEOUT:
         handle_timeout(
             hook, ref, f"{event.completed}/{event.total} rows finished", cancel_on_timeout
         )
-    raise MrsDeployError(f"{ref.describe()}: waiting failed: {event.message}")
+    raise MrsDeployError(f"{ref.describe()}: waiting failed: {message}")

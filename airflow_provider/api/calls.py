@@ -1,7 +1,8 @@
 """Request builders: what to send for each API call, as data (method, path, query, JSON body).
 
 Nothing here opens a socket. Paths are relative to the server base URL and every path segment
-taken from an argument is percent-quoted, so names cannot change the path's shape.
+taken from an argument is checked (:mod:`airflow_provider.api.identifiers`) and percent-quoted,
+so names cannot change the path's shape: a bad value fails before anything is sent.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from airflow_provider.api.errors import MrsDeployConfigurationError
+from airflow_provider.api.identifiers import batch_id_problem, segment_problem, shown
 
 Expect = Literal["json", "bytes", "none", "progress"]
 
@@ -57,9 +59,25 @@ class ApiRequest:
 
 
 def _segment(value: str, what: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise MrsDeployConfigurationError(f"{what} must be a non-empty string (got {value!r})")
+    """``value`` quoted as one path segment; refused when it cannot be one."""
+    problem = segment_problem(value)
+    if problem is not None:
+        raise MrsDeployConfigurationError(
+            f"{what} {shown(value)} cannot be sent in a request path: {problem}. Pass the "
+            f"{what} exactly as the server shows it"
+        )
     return _quoted(value)
+
+
+def _batch_segment(batch_id: str) -> str:
+    """A batch id quoted as one path segment; refused unless it is a usable id."""
+    problem = batch_id_problem(batch_id)
+    if problem is not None:
+        raise MrsDeployConfigurationError(
+            f"batch id {shown(batch_id)} is not a usable batch id: {problem}. Pass the id "
+            "Submit returned (submit.output) or one that list_batches shows"
+        )
+    return _quoted(batch_id)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -80,7 +98,27 @@ def _service_path(name: str, version: str) -> str:
 
 
 def _batch_path(name: str, version: str, batch_id: str) -> str:
-    return f"{_service_path(name, version)}/batch/{_segment(batch_id, 'batch id')}"
+    return f"{_service_path(name, version)}/batch/{_batch_segment(batch_id)}"
+
+
+def check_parallel_count(value: object) -> int:
+    """``value`` when it is a usable ``parallelCount``: an integer >= 1 (not a bool).
+
+    The one rule for the operators (when built and when run) and the request builder.
+
+    :param value: the parallel count given by the user.
+    :raises MrsDeployConfigurationError: for anything else, saying what was given.
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MrsDeployConfigurationError(
+            f"parallel_count must be a whole number >= 1, the rows the server runs at once "
+            f"(got {shown(value)} of type {type(value).__name__})"
+        )
+    if value < 1:
+        raise MrsDeployConfigurationError(
+            f"parallel_count must be >= 1, the rows the server runs at once (got {value})"
+        )
+    return value
 
 
 def login(username: str, password: str) -> ApiRequest:
@@ -167,16 +205,11 @@ def start_batch(name: str, version: str, parallel_count: int) -> ApiRequest:
     :param version: service version.
     :param parallel_count: number of rows the server may run at once (the server may clamp it).
     """
-    if isinstance(parallel_count, bool) or not isinstance(parallel_count, int):
-        raise MrsDeployConfigurationError(
-            f"parallel_count must be an integer (got {parallel_count!r})"
-        )
-    if parallel_count < 1:
-        raise MrsDeployConfigurationError(f"parallel_count must be >= 1 (got {parallel_count})")
+    count = check_parallel_count(parallel_count)
     return ApiRequest(
         "POST",
         f"{_service_path(name, version)}/batch",
-        params={"parallelCount": str(parallel_count)},
+        params={"parallelCount": str(count)},
         content_type=JSON_CONTENT_TYPE,
         idempotent=False,
     )

@@ -16,6 +16,7 @@ from typing import Any
 from airflow.exceptions import AirflowException
 
 from airflow_provider.api.headers import header_value
+from airflow_provider.safe_text import printable
 
 #: How much of a non-JSON error body is kept as the message.
 MAX_MESSAGE_CHARS = 500
@@ -281,10 +282,11 @@ def error_from_response(
         message = _body_text(body) or f"HTTP {status_code} with an empty body"
     cls = error_class_for_status(status_code)
     return cls(
-        message,
+        # Server text, printed in task logs: no line breaks or escapes reach the log as such.
+        printable(message),
         status_code=status_code,
         method=method,
         path=path,
-        exception_type=exception_type,
+        exception_type=None if exception_type is None else printable(exception_type),
         retry_after=parse_retry_after(header_value(headers, "Retry-After"), now),
     )

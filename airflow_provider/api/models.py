@@ -6,12 +6,20 @@ casing in places); user-defined names such as output parameter names keep their 
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from airflow_provider.api.errors import MrsDeployProtocolError
+from airflow_provider.api.identifiers import shown, token_problem
 from airflow_provider.api.state import MrsDeployBatchState
+
+#: Line breaks and spaces a base64 encoder may put between groups (MIME wraps lines).
+_BASE64_SPACING = re.compile(r"[\t\n\r ]+")
+_BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 def _fields(obj: Any, what: str) -> dict[str, Any]:
@@ -79,6 +87,81 @@ def _dict(fields: Mapping[str, Any], key: str, what: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise MrsDeployProtocolError(f"{what}: {key!r} must be an object (got {value!r})")
     return dict(value)
+
+
+def _token(value: str, key: str, what: str) -> str:
+    """``value`` when it can be sent back as a bearer token; the message never quotes it."""
+    problem = token_problem(value)
+    if problem is not None:
+        raise MrsDeployProtocolError(
+            f"{what}: the server's {key!r} cannot be sent as a bearer token: {problem}. A token "
+            "must be visible ASCII without spaces; check that the connection points at the "
+            "server's web node itself, not a proxy or sign-in page answering in its place"
+        )
+    return value
+
+
+def base64_problem(content: str) -> str | None:
+    """Why ``content`` is not a file's content in base64, or None when it is.
+
+    The standard alphabet with its padding, as the API sends ``outputFiles``; line breaks
+    and spaces between groups are allowed. Anything else would be dropped or misread by a
+    lenient decoder, and the file written would not be the one the service produced.
+
+    :param content: the text from the server.
+    """
+    compact = _BASE64_SPACING.sub("", content)
+    if not _BASE64.fullmatch(compact):
+        for position, char in enumerate(compact, start=1):
+            if not (char.isascii() and (char.isalnum() or char in "+/=")):
+                return f"it holds {shown(char)}, which is not in the base64 alphabet"
+            if char == "=" and compact[position:].strip("="):
+                return "it has '=' padding before its end"
+        return "it ends with more than two '=' padding characters"
+    if len(compact) % 4:
+        return f"its length ({len(compact)} without spacing) is not a multiple of 4: cut short?"
+    return None
+
+
+def output_files_problem(files: Mapping[Any, Any]) -> str | None:
+    """Why a result's ``outputFiles`` cannot be written as files, or None when they can.
+
+    :param files: file name to content, from the server.
+    """
+    for name, content in files.items():
+        problem = (
+            base64_problem(content)
+            if isinstance(content, str)
+            else f"it is of type {type(content).__name__}, not a string"
+        )
+        if problem is not None:
+            return (
+                f"output file {shown(name)} is not base64 ({problem}). outputFiles must hold "
+                "each file's content in base64: the service's result breaks the API contract; "
+                "check the service (or its server) that produced it"
+            )
+    return None
+
+
+def decode_output_file(content: str, where: str) -> bytes:
+    """The bytes of a file that came inline in a result (``outputFiles``).
+
+    :param content: the base64 text.
+    :param where: which row and file, for the message (e.g. ``row 3, file 'plot.png'``).
+    :raises MrsDeployProtocolError: when the text is not base64, naming ``where``.
+    """
+    problem: str | None = (
+        base64_problem(content) if isinstance(content, str) else "it is not a string"
+    )
+    if problem is None:
+        try:
+            return base64.b64decode(_BASE64_SPACING.sub("", content), validate=True)
+        except (binascii.Error, ValueError) as err:
+            problem = str(err)
+    raise MrsDeployProtocolError(
+        f"{where}: the file's content is not base64 ({problem}); the service's result breaks "
+        "the API contract, check the service that produced it"
+    )
 
 
 def _number(value: Any, key: str, what: str) -> float:
@@ -183,8 +266,21 @@ class TokenPair:
         """
         what = "token response"
         fields = _fields(obj, what)
-        access_token = _required_str(fields, "access_token", what)
-        refresh_token = _optional_str(fields, "refresh_token", what) or None
+        # Neither token is ever quoted in a message: what the server sent may be a credential.
+        access_token = fields.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            kind = "empty" if access_token == "" else f"of type {type(access_token).__name__}"
+            raise MrsDeployProtocolError(f"{what}: missing or invalid 'access_token' ({kind})")
+        _token(access_token, "access_token", what)
+        refresh_token = fields.get("refresh_token")
+        if isinstance(refresh_token, (int, float)) and not isinstance(refresh_token, bool):
+            refresh_token = str(refresh_token)
+        if refresh_token is not None and not isinstance(refresh_token, str):
+            kind = type(refresh_token).__name__
+            raise MrsDeployProtocolError(f"{what}: 'refresh_token' must be a string (not {kind})")
+        refresh_token = refresh_token or None
+        if refresh_token is not None:
+            _token(refresh_token, "refresh_token", what)
         if fields.get("expires_on") not in (None, ""):
             expires_on = _number(fields["expires_on"], "expires_on", what)
         elif fields.get("expires_in") not in (None, ""):
@@ -220,21 +316,23 @@ class ExecutionResult:
     output_files: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, obj: Any) -> ExecutionResult:
+    def from_json(cls, obj: Any, row: int | None = None) -> ExecutionResult:
         """Build from a ``WebServiceResult`` object.
 
         :param obj: decoded JSON.
+        :param row: the row's index in its batch, for messages (None for a consume answer).
         """
-        what = "execution result"
+        what = "execution result" if row is None else f"batch status: row {row}"
         fields = _fields(obj, what)
         success = fields.get("success")
         if not isinstance(success, bool):
             raise MrsDeployProtocolError(
-                f"{what}: 'success' must be true or false (got {success!r})"
+                f"{what}: 'success' must be true or false (got {shown(success)})"
             )
         output_files = _dict(fields, "outputFiles", what)
-        if not all(isinstance(value, str) for value in output_files.values()):
-            raise MrsDeployProtocolError(f"{what}: 'outputFiles' values must be base64 strings")
+        problem = output_files_problem(output_files)
+        if problem is not None:
+            raise MrsDeployProtocolError(f"{what}: {problem}")
         return cls(
             success=success,
             error_message=_optional_str(fields, "errorMessage", what) or None,
@@ -270,8 +368,8 @@ class BatchStatus:
             completed_item_count=_count(fields, "completedItemCount", what),
             total_item_count=_count(fields, "totalItemCount", what),
             results=tuple(
-                ExecutionResult.from_json(item)
-                for item in _list(fields, "batchExecutionResults", what)
+                ExecutionResult.from_json(item, row)
+                for row, item in enumerate(_list(fields, "batchExecutionResults", what))
             ),
         )
 

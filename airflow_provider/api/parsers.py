@@ -12,7 +12,14 @@ from typing import Any
 import msgspec
 
 from airflow_provider.api.errors import MrsDeployNotFoundError, MrsDeployProtocolError
-from airflow_provider.api.models import BatchStatus, ExecutionResult, ServiceInfo, TokenPair
+from airflow_provider.api.identifiers import batch_id_problem, segment_problem, shown
+from airflow_provider.api.models import (
+    BatchStatus,
+    ExecutionResult,
+    ServiceInfo,
+    TokenPair,
+    output_files_problem,
+)
 
 
 def decode_json(body: bytes, what: str = "response") -> Any:
@@ -84,15 +91,25 @@ def parse_swagger(obj: Any) -> dict[str, Any]:
 def parse_batch_id(obj: Any) -> str:
     """Parse the 202 answer of a batch start: ``{"BatchExecutionId": ...}`` in any key case.
 
+    The id is checked as any batch id the provider sends
+    (:func:`~airflow_provider.api.identifiers.batch_id_problem`): an id such as ``..`` would
+    make every later request of the batch (status, cancel, files) reach another resource.
+
     :param obj: decoded JSON.
     """
     if isinstance(obj, Mapping):
         for key, value in obj.items():
             if str(key).lower() == "batchexecutionid":
-                if isinstance(value, str) and value:
-                    return value
-                raise MrsDeployProtocolError(f"batch start: invalid batchExecutionId {value!r}")
-    raise MrsDeployProtocolError(f"batch start: no batchExecutionId in {obj!r:.200}")
+                problem = batch_id_problem(value)
+                if problem is None:
+                    return str(value)
+                raise MrsDeployProtocolError(
+                    f"batch start: the server answered batchExecutionId {shown(value)}, which "
+                    f"cannot name a batch ({problem}). The server breaks the API contract; the "
+                    "batch may have started there: check the service's batches on the server "
+                    "and that the connection points at an R Server / ML Server web node"
+                )
+    raise MrsDeployProtocolError(f"batch start: no batchExecutionId in {shown(obj, 200)}")
 
 
 def parse_batch_ids(obj: Any) -> list[str]:
@@ -102,8 +119,16 @@ def parse_batch_ids(obj: Any) -> list[str]:
     """
     if obj is None:
         return []
-    if not isinstance(obj, list) or not all(isinstance(item, str) for item in obj):
-        raise MrsDeployProtocolError(f"batch list: expected an array of ids, got {obj!r:.200}")
+    if not isinstance(obj, list):
+        raise MrsDeployProtocolError(f"batch list: expected an array of ids, got {shown(obj, 200)}")
+    for position, item in enumerate(obj):
+        problem = batch_id_problem(item)
+        if problem is not None:
+            raise MrsDeployProtocolError(
+                f"batch list: item {position} is {shown(item)}, which cannot name a batch "
+                f"({problem}). The server breaks the API contract; check that the connection "
+                "points at an R Server / ML Server web node"
+            )
     return list(obj)
 
 
@@ -166,11 +191,22 @@ def parse_batch_status_body(body: bytes, what: str = "batch status") -> BatchSta
             console_output=row.console_output,
             changed_files=tuple(row.changed_files) if row.changed_files else (),
             output_parameters=row.output_parameters if row.output_parameters is not None else {},
-            output_files=row.output_files if row.output_files is not None else {},
+            output_files=_checked_files(row.output_files, position),
         )
-        for row in found.batch_execution_results or ()
+        for position, row in enumerate(found.batch_execution_results or ())
     )
     return dataclasses.replace(_state_and_counts(found), results=results)
+
+
+def _checked_files(files: dict[str, str] | None, row: int) -> dict[str, str]:
+    """A row's ``outputFiles`` once every content is known to be base64, refused with the
+    generic parser's words otherwise."""
+    if not files:
+        return {}
+    problem = output_files_problem(files)
+    if problem is not None:
+        raise MrsDeployProtocolError(f"batch status: row {row}: {problem}")
+    return files
 
 
 _PROGRESS = msgspec.json.Decoder(_Progress)
@@ -299,8 +335,17 @@ def parse_file_list(obj: Any) -> list[str]:
     """
     if obj is None:
         return []
-    if not isinstance(obj, list) or not all(isinstance(item, str) for item in obj):
-        raise MrsDeployProtocolError(f"file list: expected an array of names, got {obj!r:.200}")
+    if not isinstance(obj, list):
+        raise MrsDeployProtocolError(
+            f"file list: expected an array of names, got {shown(obj, 200)}"
+        )
+    for position, item in enumerate(obj):
+        problem = segment_problem(item)
+        if problem is not None:
+            raise MrsDeployProtocolError(
+                f"file list: item {position} is {shown(item)}, which cannot be fetched by name "
+                f"({problem}). The server breaks the API contract"
+            )
     return list(obj)
 
 

@@ -113,6 +113,8 @@ class ResumeState:
     :param policy: the hook's retry policy (attempts and waits between resumes).
     :param log: where resumes are logged.
     :param limit: largest number of bytes accepted (``max_download_bytes``), or None.
+    :param stall_timeout: seconds each chunk may take to arrive (the connection's ``timeout``);
+        a stalled download resumes like a broken one.
     """
 
     def __init__(
@@ -124,8 +126,10 @@ class ResumeState:
         policy: RetryPolicy,
         log: LogLike,
         limit: int | None,
+        stall_timeout: float,
     ):
         self.what = what
+        self.stall_timeout = stall_timeout
         self.method = method
         self.path = path
         self.policy = policy
@@ -263,7 +267,13 @@ class ResumableDownload:
             state.started(first)
             while response is not None:
                 try:
-                    for chunk in iter_stream(response, self.chunk_size, state.method, state.path):
+                    for chunk in iter_stream(
+                        response,
+                        self.chunk_size,
+                        state.method,
+                        state.path,
+                        stall_timeout=state.stall_timeout,
+                    ):
                         fresh = state.deliver(chunk)
                         if fresh is not None:
                             yield fresh
@@ -310,7 +320,11 @@ class AsyncResumableDownload:
             while response is not None:
                 try:
                     async for chunk in aiter_stream(
-                        response, self.chunk_size, state.method, state.path
+                        response,
+                        self.chunk_size,
+                        state.method,
+                        state.path,
+                        stall_timeout=state.stall_timeout,
                     ):
                         fresh = state.deliver(chunk)
                         if fresh is not None:

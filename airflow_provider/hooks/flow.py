@@ -17,6 +17,7 @@ from airflow_provider.api.calls import ApiRequest
 from airflow_provider.api.errors import (
     MrsDeployApiError,
     MrsDeployAuthError,
+    MrsDeployError,
     error_from_response,
     redirect_error,
 )
@@ -168,32 +169,52 @@ class Authenticator:
                 return cached
         refresh_token = self.tokens.refresh_token()
         if refresh_token is not None:
-            request = calls.refresh(refresh_token)
+            token = yield from self._refresh(refresh_token)
+            if token is not None:
+                return token
+            self.tokens.clear()
+        return (yield from self._login())
+
+    def _refresh(self, refresh_token: str) -> Generator[Outgoing, RawResponse, str | None]:
+        """A new access token from the refresh token, or None when refreshing failed.
+
+        Whatever goes wrong (refused, missing endpoint, server error, no answer, an answer that
+        is not a token pair), a fresh login follows: a refresh that cannot work must not stop
+        the call, and its failure must never read as the answer of the call itself.
+        """
+        request = calls.refresh(refresh_token)
+        try:
             response = yield from self._send(Outgoing(request))
             if response.status < 400:
                 return self._store(response)
-            if response.status not in (400, 401, 403):
-                raise self._error(request, response)
-            self.log.info("The refresh token was refused (%d); logging in again", response.status)
-            self.tokens.clear()
-        return (yield from self._login())
+            why = f"answered {response.status}"
+        except MrsDeployError as err:
+            why = f"failed ({err})"
+        self.log.info("Refreshing the token %s; logging in again", why)
+        return None
 
     def _login(self) -> Generator[Outgoing, RawResponse, str]:
         username = self.settings.username or ""
         request = calls.login(username, self.settings.password or "")
         response = yield from self._send(Outgoing(request))
-        if response.status in (400, 401, 403):
+        if 400 <= response.status < 500:
+            # Never "not found" or "bad request" of the call being made: the login failed.
             error = self._error(request, response)
+            if response.status in (400, 401, 403):
+                what = f"login as {username!r} on {self.settings.base_url} was refused"
+                fix = CHECK_CREDENTIALS
+            else:
+                what = f"the login endpoint of {self.settings.base_url} answered {response.status}"
+                fix = "check the connection's host, port and path prefix"
             raise MrsDeployAuthError(
-                f"login as {username!r} on {self.settings.base_url} was refused "
-                f"({error.message}); {CHECK_CREDENTIALS}",
+                f"{what} ({error.message}); {fix}",
                 status_code=error.status_code,
                 method=error.method,
                 path=error.path,
                 exception_type=error.exception_type,
             )
         if response.status >= 400:
-            raise self._error(request, response)
+            raise self._error(request, response)  # 5xx: retried like any server error
         self.log.info("Logged in to %s as %s", self.settings.base_url, username)
         return self._store(response)
 
@@ -213,7 +234,12 @@ def drive(flow: Flow, send: Callable[[Outgoing], RawResponse]) -> RawResponse:
     try:
         outgoing = next(flow)
         while True:
-            outgoing = flow.send(send(outgoing))
+            try:
+                response = send(outgoing)
+            except MrsDeployError as err:
+                outgoing = flow.throw(err)  # the flow may recover (a failed refresh)
+            else:
+                outgoing = flow.send(response)
     except StopIteration as done:
         result: RawResponse = done.value
         return result
@@ -230,7 +256,12 @@ async def adrive(flow: Flow, send: Callable[[Outgoing], Awaitable[RawResponse]])
     try:
         outgoing = next(flow)
         while True:
-            outgoing = flow.send(await send(outgoing))
+            try:
+                response = await send(outgoing)
+            except MrsDeployError as err:
+                outgoing = flow.throw(err)  # the flow may recover (a failed refresh)
+            else:
+                outgoing = flow.send(response)
     except StopIteration as done:
         result: RawResponse = done.value
         return result

@@ -133,6 +133,21 @@ class MrsDeployHook(BaseHook):
             return settings
         return self._settings
 
+    def independent_copy(self) -> MrsDeployHook:
+        """A hook on the same connection and tokens, with HTTP sessions of its own.
+
+        For ``on_kill``: Airflow calls it from a signal handler that may interrupt a call of
+        this hook halfway, whose session must not be reused meanwhile. Nothing is looked up:
+        the connection already read is reused (a lookup from a signal handler could interleave
+        with one the task was making).
+        """
+        copy = MrsDeployHook(
+            self.mrsdeploy_conn_id, timeout=self.timeout, max_retries=self.max_retries
+        )
+        copy._settings = self._settings
+        copy._tokens = self._tokens
+        return copy
+
     @property
     def base_url(self) -> str:
         """Base URL of the server."""
@@ -218,19 +233,21 @@ class MrsDeployHook(BaseHook):
         session = self.get_conn()
         auth = Authenticator(settings, self._tokens, self.log)
         policy = RetryPolicy.from_settings(settings, self.log)
-        retrying = policy.sync(
-            idempotent=request.idempotent, replayable=body is None or body.replayable
-        )
-        try:
-            return retrying(
-                lambda: drive(
+
+        def attempt() -> RawResponse:
+            try:
+                return drive(
                     auth.call(request, body, headers),
                     lambda outgoing: transport_sync.send(session, settings, outgoing),
                 )
-            )
-        finally:
-            for secret, name in self._tokens.take_unmasked():
-                mask(secret, name)
+            finally:
+                # Before anything is logged: the retry warning, the error the task prints.
+                for secret, name in self._tokens.take_unmasked():
+                    mask(secret, name)
+
+        return policy.run(
+            attempt, idempotent=request.idempotent, replayable=body is None or body.replayable
+        )
 
     async def _acall(
         self, request: ApiRequest, headers: Mapping[str, str] | None = None
@@ -264,15 +281,11 @@ class MrsDeployHook(BaseHook):
         # session take turns (``async_sessions``); a retry waits without holding a turn.
         send = functools.partial(transport_async.send, session, settings)
         attempt = functools.partial(attempt_once, auth, request, send, headers)
-        try:
-            return await policy.arun(
-                attempt,
-                idempotent=request.idempotent,
-                gate=async_sessions.request_turn(session, settings, request),
-            )
-        finally:
-            for secret, name in self._tokens.take_unmasked():
-                await amask(secret, name)
+        return await policy.arun(
+            attempt,
+            idempotent=request.idempotent,
+            gate=async_sessions.request_turn(session, settings, request),
+        )
 
     def _json(self, request: ApiRequest) -> Any:
         return decode_json(self._call(request).body, request.describe)
@@ -457,6 +470,7 @@ class MrsDeployHook(BaseHook):
             policy=RetryPolicy.from_settings(settings, self.log),
             log=self.log,
             limit=settings.max_download_bytes,
+            stall_timeout=settings.timeout,
         )
 
     def get_batch_file(
@@ -621,5 +635,13 @@ async def attempt_once(
     send: Callable[[Outgoing], Awaitable[RawResponse]],
     headers: Mapping[str, str] | None,
 ) -> RawResponse:
-    """One attempt of an async call: the authentication flow driven over ``send``."""
-    return await adrive(auth.call(request, headers=headers), send)
+    """One attempt of an async call: the authentication flow driven over ``send``.
+
+    Tokens that arrived during the attempt are registered with the log masker before anything
+    can log them (the retry warning, the error the trigger reports).
+    """
+    try:
+        return await adrive(auth.call(request, headers=headers), send)
+    finally:
+        for secret, name in auth.tokens.take_unmasked():
+            await amask(secret, name)

@@ -1,9 +1,13 @@
-"""The retry policy shared by the sync path (tenacity) and the async path (a plain loop).
+"""The retry policy shared by the sync path and the async path (the same loop, twice).
 
 Retried: connection failures and timeouts, 408, 429, 502, 503, 504 and other 5xx, a bounded
 number of times with jittered exponential backoff, or after exactly ``Retry-After`` when the
 server sent one (capped). Not retried: other 4xx (the request is wrong; the server's message is
 raised at once), 401 (handled by one token renewal in the call flow), TLS verification failures.
+
+Inside a wait's deadline (:mod:`airflow_provider.deadlines`) no wait runs past it: the
+backoff is cut to the time left, and a ``Retry-After`` that ends after the deadline ends the
+retries at once (the server said it will not be ready in time).
 
 Starting a batch is not idempotent: it is only retried when the server cannot have acted on the
 first attempt (connection never established, or 408/429/503), so a retry never starts a second
@@ -14,18 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
 
 from airflow_provider.api.errors import (
     MrsDeployApiError,
@@ -33,6 +31,7 @@ from airflow_provider.api.errors import (
     MrsDeployServerError,
     MrsDeployTransientError,
 )
+from airflow_provider.deadlines import time_left
 from airflow_provider.hooks.logs import LogLike
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 
@@ -90,31 +89,33 @@ class RetryPolicy:
         retry_after = getattr(error, "retry_after", None)
         if isinstance(retry_after, (int, float)):
             return min(max(0.0, float(retry_after)), MAX_RETRY_AFTER)
-        backoff = wait_random_exponential(
-            multiplier=self.min_wait or 0.1, min=self.min_wait, max=self.max_wait
-        )
-        return float(backoff(_state_for(attempt)))
+        # "Full jitter": uniform between the floor and an exponentially growing ceiling.
+        ceiling = (self.min_wait or 0.1) * 2.0 ** min(attempt - 1, 60)
+        ceiling = max(self.min_wait, min(ceiling, self.max_wait))
+        return random.uniform(self.min_wait, ceiling)
 
-    def _kwargs(self, idempotent: bool, retries: int) -> dict[str, Any]:
-        def wait(state: RetryCallState) -> float:
-            error = state.outcome.exception() if state.outcome else None
-            return self.wait_seconds(error, state.attempt_number)
+    def next_wait(
+        self, error: BaseException, number: int, attempts: int, *, idempotent: bool
+    ) -> float | None:
+        """Seconds to wait before trying again after attempt ``number`` failed, or None to
+        give up (and raise ``error``).
 
-        return {
-            "stop": stop_after_attempt(retries + 1),
-            "wait": wait,
-            "retry": retry_if_exception(lambda err: self.should_retry(err, idempotent=idempotent)),
-            "before_sleep": self._log_retry(retries + 1),
-            "reraise": True,
-        }
-
-    def _log_retry(self, attempts: int) -> Any:
-        def log_it(state: RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            wait = state.next_action.sleep if state.next_action else 0.0
-            self._log_attempt(state.attempt_number, attempts, error, wait)
-
-        return log_it
+        :param error: what the attempt raised.
+        :param number: attempts made so far.
+        :param attempts: attempts allowed.
+        :param idempotent: whether the request may safely be performed twice.
+        """
+        if number >= attempts or not self.should_retry(error, idempotent=idempotent):
+            return None
+        wait = self.wait_seconds(error, number)
+        left = time_left()
+        if left is not None:
+            retry_after = getattr(error, "retry_after", None)
+            if left <= 0 or (retry_after is not None and wait > left):
+                return None
+            wait = min(wait, left)
+        self._log_attempt(number, attempts, error, wait)
+        return wait
 
     def _log_attempt(
         self, number: int, attempts: int, error: BaseException | None, wait: float
@@ -133,13 +134,26 @@ class RetryPolicy:
             why,
         )
 
-    def sync(self, *, idempotent: bool = True, replayable: bool = True) -> Retrying:
-        """A tenacity ``Retrying`` for one blocking call.
+    def run(
+        self, attempt: Callable[[], T], *, idempotent: bool = True, replayable: bool = True
+    ) -> T:
+        """Call ``attempt()`` until it succeeds or the policy gives up (then its error is raised).
 
+        :param attempt: makes one attempt.
         :param idempotent: whether the request may safely be performed twice.
         :param replayable: False when the body can be sent only once (no retry at all).
         """
-        return Retrying(**self._kwargs(idempotent, self.max_retries if replayable else 0))
+        attempts = self.max_retries + 1 if replayable else 1
+        number = 1
+        while True:
+            try:
+                return attempt()
+            except Exception as error:
+                wait = self.next_wait(error, number, attempts, idempotent=idempotent)
+                if wait is None:
+                    raise
+            time.sleep(wait)
+            number += 1
 
     async def arun(
         self,
@@ -150,11 +164,10 @@ class RetryPolicy:
     ) -> T:
         """Await ``attempt()`` until it succeeds or the policy gives up (then its error is raised).
 
-        The same rules, waits and log lines as :meth:`sync`, on the event loop (it sleeps with
-        asyncio), but a plain loop rather than tenacity's ``AsyncRetrying``: nearly every call
-        succeeds at once, and a triggerer polling a thousand batches makes a hundred calls a
-        second. Tenacity's per-call retry state (closures, a thread-local, reference cycles)
-        would be garbage only the cyclic collector frees, and collections stop the loop.
+        The same rules, waits and log lines as :meth:`run`, on the event loop (it sleeps with
+        asyncio). A plain loop: nearly every call succeeds at once, and a triggerer polling a
+        thousand batches makes a hundred calls a second, so a call must leave no garbage only
+        the cyclic collector frees (collections stop the loop).
 
         :param attempt: makes one attempt.
         :param idempotent: whether the request may safely be performed twice.
@@ -169,20 +182,8 @@ class RetryPolicy:
                 async with turn:
                     return await attempt()
             except Exception as error:
-                if number >= attempts or not self.should_retry(error, idempotent=idempotent):
+                wait = self.next_wait(error, number, attempts, idempotent=idempotent)
+                if wait is None:
                     raise
-                wait = self.wait_seconds(error, number)
-                self._log_attempt(number, attempts, error, wait)
             await asyncio.sleep(wait)
             number += 1
-
-
-class _AttemptState:
-    """The one attribute tenacity's wait strategies read from a retry state."""
-
-    def __init__(self, attempt_number: int):
-        self.attempt_number = attempt_number
-
-
-def _state_for(attempt: int) -> Any:
-    return _AttemptState(attempt)

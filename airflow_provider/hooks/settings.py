@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from airflow_provider.api.errors import MrsDeployConfigurationError
+from airflow_provider.api.identifiers import shown, token_problem
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5
@@ -17,6 +19,9 @@ DEFAULT_TOKEN_REFRESH_LEAD = 300.0
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 #: Largest file streamed to storage by ``iter_batch_file``: 16 GiB (0 means no limit).
 DEFAULT_MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024 * 1024
+
+#: Whitespace, control characters (C0, DEL, C1) and lone surrogates: none belongs in a host.
+_UNSAFE_HOST = re.compile("[\\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -137,6 +142,58 @@ def _scheme(conn: ConnectionLike, extras: dict[str, Any], port: int | None) -> s
     return "https" if port == 443 else "http"
 
 
+def _check_host(conn: ConnectionLike, host: str) -> None:
+    """Refuse a host that is more than scheme, address, port and path prefix.
+
+    Credentials written into the host (``admin:pw@host``) would end up in the base URL, so in
+    every error message and log line that shows it: that message names neither the host nor
+    any part of it, since the password may be anywhere in it.
+    """
+    if "@" in host:
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: the host holds an '@', as in user:password@host. "
+            "Never write credentials into the host (they would show in every URL and message): "
+            "put the user name in the connection's login and the password in its password, "
+            "and set the host to the server's address alone, e.g. 'mlserver.example.com' or "
+            "'https://mlserver.example.com:12800'"
+        )
+    unsafe = _UNSAFE_HOST.search(host)
+    if unsafe is not None:
+        char = unsafe.group()
+        if char.isspace():
+            kind = "whitespace"
+        elif "\ud800" <= char <= "\udfff":
+            kind = "a lone surrogate"
+        else:
+            kind = "a control character"
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: the host {shown(host)} holds {kind} "
+            f"(U+{ord(char):04X}); remove it, the host is the server's address alone"
+        )
+    if "?" in host or "#" in host:
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: the host {shown(host)} has a query or fragment "
+            "('?...' or '#...'); remove it: give only the scheme, address, port and path "
+            "prefix, the provider builds each request's path and query itself"
+        )
+
+
+def _bad_port(conn: ConnectionLike, host: str) -> MrsDeployConfigurationError:
+    return MrsDeployConfigurationError(
+        f"connection {conn.conn_id!r}: the host {shown(host)} has a bad port; a port is a "
+        "number from 1 to 65535"
+    )
+
+
+def _written_port(conn: ConnectionLike, host: str, text: str) -> int | None:
+    """The port written after the host name's ``:`` (None when empty), checked."""
+    if not text:
+        return None
+    if not (text.isascii() and text.isdigit() and 0 < int(text) < 65536):
+        raise _bad_port(conn, host)
+    return int(text)
+
+
 def _base_url(conn: ConnectionLike, extras: dict[str, Any]) -> str:
     host = (conn.host or "").strip()
     if not host:
@@ -144,12 +201,21 @@ def _base_url(conn: ConnectionLike, extras: dict[str, Any]) -> str:
             f"connection {conn.conn_id!r} has no host: set it to the web node, "
             "e.g. 'mlserver.example.com' or 'https://mlserver.example.com:12800'"
         )
+    _check_host(conn, host)
     if "://" in host:
         parts = urlsplit(host)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
-            raise MrsDeployConfigurationError(f"connection host {host!r} is not an http(s) URL")
-        port = conn.port or parts.port
+            raise MrsDeployConfigurationError(
+                f"connection host {shown(host)} is not an http(s) URL"
+            )
+        try:
+            written = parts.port
+        except ValueError:  # not a number, or out of range
+            raise _bad_port(conn, host) from None
+        if written == 0:
+            raise _bad_port(conn, host)
+        port = conn.port or written
         hostname = parts.hostname
         prefix = parts.path.rstrip("/")
     else:
@@ -157,19 +223,35 @@ def _base_url(conn: ConnectionLike, extras: dict[str, Any]) -> str:
         prefix = f"/{prefix}".rstrip("/") if prefix else ""
         if hostname.count(":") == 1:  # host:port (a bare IPv6 address has several colons)
             hostname, _, port_text = hostname.rpartition(":")
-            try:
-                port = conn.port or int(port_text)
-            except ValueError:
-                raise MrsDeployConfigurationError(
-                    f"connection host {host!r} has a bad port"
-                ) from None
+            port = conn.port or _written_port(conn, host, port_text)
         else:
             port = conn.port
+        if not hostname:
+            raise MrsDeployConfigurationError(
+                f"connection {conn.conn_id!r}: the host {shown(host)} names no server"
+            )
         scheme = _scheme(conn, extras, port)
     if ":" in hostname and not hostname.startswith("["):
         hostname = f"[{hostname}]"
     netloc = f"{hostname}:{port}" if port else hostname
     return f"{scheme}://{netloc}{prefix}"
+
+
+def _check_bearer_token(conn: ConnectionLike, token: str) -> None:
+    """Refuse a bearer token that cannot go into an ``Authorization`` header as it is.
+
+    The message never quotes the token.
+    """
+    problem = token_problem(token)
+    if problem is None:
+        return
+    prefixed = token[:7].lower() == "bearer "
+    raise MrsDeployConfigurationError(
+        f"connection {conn.conn_id!r}: the 'bearer_token' extra cannot be sent as a bearer "
+        f"token: {problem}. Give the token alone, as visible ASCII without spaces, quotes or "
+        "line breaks"
+        + (" (without the 'Bearer ' prefix: the provider adds it)" if prefixed else "")
+    )
 
 
 def settings_from_connection(
@@ -191,6 +273,8 @@ def settings_from_connection(
     bearer_token = extras.get("bearer_token") or None
     if bearer_token is not None and not isinstance(bearer_token, str):
         raise MrsDeployConfigurationError("connection extra 'bearer_token' must be a string")
+    if bearer_token is not None:
+        _check_bearer_token(conn, bearer_token)
     username = conn.login or None
     password = conn.password or None
     if bearer_token is None and not (username and password):

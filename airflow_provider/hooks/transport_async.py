@@ -1,4 +1,9 @@
-"""Async transport (aiohttp): sends one :class:`Outgoing` without blocking the event loop."""
+"""Async transport (aiohttp): sends one :class:`Outgoing` without blocking the event loop.
+
+As on the blocking path, a request's whole answer, headers and body, must arrive within the
+connection's ``timeout`` (cut to the time left before a wait's deadline), and a streamed download
+must deliver each chunk within it.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +15,17 @@ import aiohttp
 
 from airflow_provider.api.calls import ApiRequest, join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
+from airflow_provider.compat import async_timeout
+from airflow_provider.deadlines import request_timeout
 from airflow_provider.hooks.flow import Outgoing, RawResponse
 from airflow_provider.hooks.limits import BodyCollector
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
-from airflow_provider.hooks.transport_errors import Failure, connection_error, scrub
+from airflow_provider.hooks.transport_errors import (
+    Failure,
+    connection_error,
+    scrub,
+    stalled_error,
+)
 from airflow_provider.hooks.transport_sync import ACCEPT_JSON, READ_CHUNK
 
 #: Connections one session keeps open to the server at most (aiohttp's default). A session
@@ -74,68 +86,98 @@ async def send(
     headers: dict[str, str] = dict(outgoing.headers)
     if outgoing.token is not None:
         headers["Authorization"] = f"Bearer {outgoing.token}"
+    seconds = request_timeout(settings.timeout)
+    response: aiohttp.ClientResponse | None = None
     try:
-        response = await session.request(
-            request.method,
-            join_url(settings.base_url, request),
-            params=request.params or None,
-            json=request.json,
-            headers=headers,
-            timeout=_stream_timeout(settings) if request.stream else None,
-            # Never: a redirect would carry the password, tokens or records elsewhere.
-            allow_redirects=False,
-        )
-        if request.stream and 200 <= response.status < 300:
-            return RawResponse(response.status, response.headers, stream=response)
-        try:
+        # The whole exchange, not each read: a server dripping bytes cannot stretch it.
+        async with async_timeout(seconds):
+            response = await session.request(
+                request.method,
+                join_url(settings.base_url, request),
+                params=request.params or None,
+                json=request.json,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=seconds),
+                # Never: a redirect would carry the password, tokens or records elsewhere.
+                allow_redirects=False,
+            )
+            if request.stream and 200 <= response.status < 300:
+                return RawResponse(response.status, response.headers, stream=response)
             body = await _read_body(response, settings, request)
-        finally:
-            response.release()
-        return RawResponse(response.status, dict(response.headers), body)
-    except (aiohttp.ClientSSLError, ssl.SSLError) as err:
-        raise connection_error(Failure.TLS, settings, request, err) from None
-    except asyncio.TimeoutError as err:
-        raise connection_error(Failure.TIMEOUT, settings, request, err) from None
-    except aiohttp.ClientConnectorError as err:
-        raise connection_error(
-            Failure.CONNECT, settings, request, err, may_have_been_sent=False
-        ) from None
-    except aiohttp.ClientError as err:
-        raise connection_error(Failure.OTHER, settings, request, err) from None
+    except BaseException as err:
+        if response is not None:
+            response.close()  # never back to the pool half read
+        raise _request_failed(err, settings, request, seconds) from None
+    response.release()
+    return RawResponse(response.status, dict(response.headers), body)
 
 
-def _stream_timeout(settings: MrsDeployConnectionSettings) -> aiohttp.ClientTimeout:
-    """A streamed download may take long in total; only connecting and each read are bounded
-    (as the blocking transport bounds them)."""
-    return aiohttp.ClientTimeout(
-        total=None, sock_connect=settings.timeout, sock_read=settings.timeout
-    )
+def _request_failed(
+    err: BaseException, settings: MrsDeployConnectionSettings, request: ApiRequest, seconds: float
+) -> BaseException:
+    """The provider's error for an exchange that failed (other exceptions pass unchanged)."""
+    if isinstance(err, (aiohttp.ClientSSLError, ssl.SSLError)):
+        return connection_error(Failure.TLS, settings, request, err)
+    if isinstance(err, asyncio.TimeoutError):
+        return connection_error(Failure.TIMEOUT, settings, request, err, seconds=seconds)
+    if isinstance(err, aiohttp.ClientConnectorError):
+        return connection_error(Failure.CONNECT, settings, request, err, may_have_been_sent=False)
+    if isinstance(err, aiohttp.ClientError):
+        return connection_error(Failure.OTHER, settings, request, err)
+    return err
 
 
 async def aiter_stream(
-    raw: RawResponse, chunk_size: int, method: str, path: str
+    raw: RawResponse, chunk_size: int, method: str, path: str, *, stall_timeout: float
 ) -> AsyncIterator[bytes]:
     """Yield the body of a streamed response in chunks; the connection goes back to the pool
     when the body was read to the end, and is closed otherwise.
 
     :param raw: a successful streamed response from :func:`send`.
-    :param chunk_size: bytes per chunk (at most).
+    :param chunk_size: bytes per chunk (fewer only at the end).
     :param method: request method, for error messages.
     :param path: request path, for error messages.
-    :raises MrsDeployConnectionError: when the connection breaks before the body is complete.
+    :param stall_timeout: seconds each chunk (or the end of the body) may take to arrive.
+    :raises MrsDeployConnectionError: when the connection breaks or stalls before the body is
+        complete.
     """
     response: aiohttp.ClientResponse = raw.stream
-    try:
-        async for chunk in response.content.iter_chunked(chunk_size):
-            yield chunk
-    except (aiohttp.ClientError, asyncio.TimeoutError) as err:
-        response.close()
-        raise MrsDeployConnectionError(
-            f"download interrupted: {scrub(str(err)) or type(err).__name__}",
-            method=method,
-            path=path,
-        ) from None
+    while True:
+        try:
+            async with async_timeout(stall_timeout):
+                chunk = await _read_chunk(response.content, chunk_size)
+        except asyncio.TimeoutError:
+            response.close()
+            raise stalled_error(stall_timeout, chunk_size, method, path) from None
+        except aiohttp.ClientError as err:
+            response.close()
+            raise MrsDeployConnectionError(
+                f"download interrupted: {scrub(str(err)) or type(err).__name__}",
+                method=method,
+                path=path,
+            ) from None
+        if not chunk:
+            break
+        yield chunk
     response.release()
+
+
+async def _read_chunk(content: aiohttp.StreamReader, chunk_size: int) -> bytes:
+    """The next ``chunk_size`` bytes (fewer only at the end; empty when the body is over).
+
+    Pieces are gathered into whole chunks so that a server dripping tiny pieces cannot keep a
+    download alive at a few bytes per timeout.
+    """
+    first = await content.read(chunk_size)
+    if len(first) == chunk_size or not first:
+        return first
+    block = bytearray(first)
+    while len(block) < chunk_size:
+        piece = await content.read(chunk_size - len(block))
+        if not piece:
+            break
+        block += piece
+    return bytes(block)
 
 
 async def _read_body(

@@ -3,21 +3,33 @@
 Library exceptions become ``MrsDeployConnectionError`` here, once. Messages are scrubbed of query
 strings, which can carry a refresh token. Every response is streamed, so a body is never read
 past the connection's size limits (see :mod:`airflow_provider.hooks.limits`).
+
+Every request has a total deadline (:mod:`airflow_provider.hooks.watchdog`): its answer, headers
+and body, arrives within the connection's ``timeout`` (cut to the time left before a wait's
+deadline, :mod:`airflow_provider.deadlines`), however slowly the server sends it. A
+streamed download is long by nature: it must instead deliver each chunk within ``timeout``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 
 import requests
 from urllib3.exceptions import NewConnectionError
 
 from airflow_provider.api.calls import ApiRequest, join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
+from airflow_provider.deadlines import request_timeout
 from airflow_provider.hooks.flow import Outgoing, RawResponse
 from airflow_provider.hooks.limits import BodyCollector
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
-from airflow_provider.hooks.transport_errors import Failure, connection_error, scrub
+from airflow_provider.hooks.transport_errors import (
+    Failure,
+    connection_error,
+    scrub,
+    stalled_error,
+)
+from airflow_provider.hooks.watchdog import GuardedAdapter, guard_connection, guarded
 
 #: Bytes per read while loading a body into memory.
 READ_CHUNK = 1 << 16
@@ -33,6 +45,9 @@ def new_session(settings: MrsDeployConnectionSettings) -> requests.Session:
     session = requests.Session()
     session.headers.update(ACCEPT_JSON)
     session.verify = settings.verify
+    # Connections that join the sending thread's deadline guard (see the watchdog module).
+    session.mount("http://", GuardedAdapter())
+    session.mount("https://", GuardedAdapter())
     return session
 
 
@@ -45,9 +60,9 @@ def _connect_failed(error: requests.ConnectionError) -> bool:
 def send(
     session: requests.Session, settings: MrsDeployConnectionSettings, outgoing: Outgoing
 ) -> RawResponse:
-    """Send one request.
+    """Send one request; its answer must be complete within the request's timeout.
 
-    :param session: the hook's session.
+    :param session: the hook's session (from :func:`new_session`).
     :param settings: connection settings (base URL, timeout, TLS).
     :param outgoing: what to send.
     """
@@ -59,47 +74,71 @@ def send(
     if outgoing.body is not None:
         data = outgoing.body.open()
         headers["Content-Type"] = request.content_type or "application/octet-stream"
-    try:
-        response = session.request(
-            request.method,
-            join_url(settings.base_url, request),
-            params=request.params or None,
-            json=request.json if data is None else None,
-            data=data,
-            headers=headers,
-            timeout=settings.timeout,
-            verify=settings.verify,
-            stream=True,
-            # Never: a redirect would carry the password, tokens or records elsewhere.
-            allow_redirects=False,
-        )
-    except requests.exceptions.SSLError as err:
-        raise connection_error(Failure.TLS, settings, request, err) from None
-    except requests.Timeout as err:
-        sent = not isinstance(err, requests.ConnectTimeout)
-        raise connection_error(
-            Failure.TIMEOUT, settings, request, err, may_have_been_sent=sent
-        ) from None
-    except requests.ConnectionError as err:
-        sent = not _connect_failed(err)
-        raise connection_error(
-            Failure.CONNECT, settings, request, err, may_have_been_sent=sent
-        ) from None
-    except requests.RequestException as err:
-        raise connection_error(Failure.OTHER, settings, request, err) from None
-    if request.stream and 200 <= response.status_code < 300:
-        return RawResponse(response.status_code, response.headers, stream=response)
-    try:
-        body = _read_body(response, settings, request)
-    except requests.RequestException as err:
-        raise MrsDeployConnectionError(
-            f"reading the answer from {settings.base_url} failed: {scrub(str(err))}",
-            method=request.method,
-            path=request.path,
-        ) from None
-    finally:
-        response.close()
+    seconds = request_timeout(settings.timeout)
+    with guarded(seconds, restart_on_response=data is not None) as guard:
+        try:
+            response = session.request(
+                request.method,
+                join_url(settings.base_url, request),
+                params=request.params or None,
+                json=request.json if data is None else None,
+                data=data,
+                headers=headers,
+                timeout=seconds,
+                verify=settings.verify,
+                stream=True,
+                # Never: a redirect would carry the password, tokens or records elsewhere.
+                allow_redirects=False,
+            )
+        except requests.RequestException as err:
+            raise _request_failed(err, settings, request, seconds, guard.fired) from None
+        if request.stream and 200 <= response.status_code < 300:
+            return RawResponse(response.status_code, response.headers, stream=response)
+        try:
+            body = _read_body(response, settings, request)
+        except requests.RequestException as err:
+            if guard.fired:
+                raise _timed_out(settings, request, seconds) from None
+            raise MrsDeployConnectionError(
+                f"reading the answer from {settings.base_url} failed: {scrub(str(err))}",
+                method=request.method,
+                path=request.path,
+            ) from None
+        finally:
+            guard.disarm()  # before the connection can go back to the pool
+            response.close()
+        if guard.fired:  # a body without a length ends where the socket was shut
+            raise _timed_out(settings, request, seconds)
     return RawResponse(response.status_code, response.headers, body)
+
+
+def _timed_out(
+    settings: MrsDeployConnectionSettings, request: ApiRequest, seconds: float
+) -> MrsDeployConnectionError:
+    return connection_error(Failure.TIMEOUT, settings, request, TimeoutError(), seconds=seconds)
+
+
+def _request_failed(
+    err: requests.RequestException,
+    settings: MrsDeployConnectionSettings,
+    request: ApiRequest,
+    seconds: float,
+    fired: bool,
+) -> MrsDeployConnectionError:
+    """The provider's error for a request that got no HTTP answer."""
+    if fired:
+        return _timed_out(settings, request, seconds)
+    if isinstance(err, requests.exceptions.SSLError):
+        return connection_error(Failure.TLS, settings, request, err)
+    if isinstance(err, requests.Timeout):
+        sent = not isinstance(err, requests.ConnectTimeout)
+        return connection_error(
+            Failure.TIMEOUT, settings, request, err, may_have_been_sent=sent, seconds=seconds
+        )
+    if isinstance(err, requests.ConnectionError):
+        sent = not _connect_failed(err)
+        return connection_error(Failure.CONNECT, settings, request, err, may_have_been_sent=sent)
+    return connection_error(Failure.OTHER, settings, request, err)
 
 
 def _read_body(
@@ -118,7 +157,7 @@ def _read_body(
 
 
 def iter_stream(
-    raw: RawResponse, chunk_size: int, method: str, path: str
+    raw: RawResponse, chunk_size: int, method: str, path: str, *, stall_timeout: float
 ) -> Generator[bytes, None, None]:
     """Yield the body of a streamed response in chunks, closing the response in every case.
 
@@ -126,15 +165,44 @@ def iter_stream(
     :param chunk_size: bytes per chunk (at most).
     :param method: request method, for error messages.
     :param path: request path, for error messages.
-    :raises MrsDeployConnectionError: when the connection breaks before the body is complete.
+    :param stall_timeout: seconds each chunk (or the end of the body) may take to arrive.
+    :raises MrsDeployConnectionError: when the connection breaks or stalls before the body is
+        complete.
     """
     response: requests.Response = raw.stream
     with response:
-        try:
-            for chunk in response.iter_content(chunk_size):
-                if chunk:
-                    yield chunk
-        except requests.RequestException as err:
-            raise MrsDeployConnectionError(
-                f"download interrupted: {scrub(str(err))}", method=method, path=path
-            ) from None
+        pieces = response.iter_content(chunk_size)
+        pending = bytearray()
+        ended = False
+        while not ended:
+            guard = guard_connection(response.raw.connection, stall_timeout)
+            try:
+                ended = _fill(pieces, pending, chunk_size)
+            except requests.RequestException as err:
+                if guard.fired:
+                    raise stalled_error(stall_timeout, chunk_size, method, path) from None
+                raise MrsDeployConnectionError(
+                    f"download interrupted: {scrub(str(err))}", method=method, path=path
+                ) from None
+            finally:
+                guard.disarm()
+            if guard.fired:  # the socket was shut: what came may be cut short
+                raise stalled_error(stall_timeout, chunk_size, method, path)
+            while len(pending) >= chunk_size or (ended and pending):
+                chunk = bytes(pending[:chunk_size])
+                del pending[:chunk_size]
+                yield chunk
+
+
+def _fill(pieces: Iterator[bytes], pending: bytearray, chunk_size: int) -> bool:
+    """Read pieces into ``pending`` until it holds a whole chunk; True when the body ended.
+
+    Pieces are gathered into whole chunks so that a server dripping tiny pieces cannot keep a
+    download alive at a few bytes per timeout: each chunk must arrive within the stall timeout.
+    """
+    while len(pending) < chunk_size:
+        piece = next(pieces, None)
+        if piece is None:
+            return True
+        pending += piece
+    return False

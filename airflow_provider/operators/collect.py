@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import Asset, BaseOperator
 
-from airflow_provider.api import BatchStatus, ExecutionResult, MrsDeployError
+from airflow_provider.api import (
+    BatchStatus,
+    ExecutionResult,
+    MrsDeployConfigurationError,
+    MrsDeployError,
+)
+from airflow_provider.api.identifiers import shown
+from airflow_provider.api.models import decode_output_file
 from airflow_provider.batch_ref import BatchRef, resolve_batch_ref, upstream_task_id
 from airflow_provider.outputs import (
     OutputFormat,
@@ -30,6 +36,7 @@ from airflow_provider.outputs import (
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL
 from airflow_provider.progress import BatchOutcome, evaluate_batches
 from airflow_provider.records import load_records
+from airflow_provider.safe_text import printable
 from airflow_provider.waiting import raise_if_failed
 
 if TYPE_CHECKING:
@@ -140,6 +147,10 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         super().__init__(**kwargs)
         if max_concurrent_downloads < 1:
             raise ValueError("max_concurrent_downloads must be at least 1")
+        if not _is_template(output_format):
+            # A wrong format fails when the DAG is parsed, not after the batch has run; a
+            # template is checked when rendered, before anything is fetched.
+            parse_output_format(output_format)
         self.batch_id = batch_id
         self.destination = destination
         self.service_name = service_name
@@ -173,7 +184,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         """Fetch the results once, land files, table and manifest, then apply the row policy."""
         from airflow.sdk import ObjectStoragePath
 
-        output_format = OutputFormat.parse(self.output_format)
+        output_format = parse_output_format(self.output_format)
         check_destination(self.destination)
         ref = resolve_batch_ref(
             context,
@@ -388,7 +399,8 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             plan, written = plans[position], per_row[position]
             for planned in plan.files:
                 if plan.inline:
-                    chunks = _decoded(plan.inline[planned.name])
+                    where = f"row {plan.location.global_index}, file {shown(planned.name)}"
+                    chunks = _decoded(plan.inline[planned.name], where)
                 else:
                     chunks = self.hook.aiter_batch_file(
                         ref.service_name,
@@ -452,7 +464,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         too_many = self.max_failed_rows is not None and len(failed) > self.max_failed_rows
         too_large = self.max_failed_ratio is not None and ratio > self.max_failed_ratio
         quoted = "; ".join(
-            f"row {index}: {message or 'no error message'}"
+            f"row {index}: {printable(message, 500) if message else 'no error message'}"
             for index, message in failed[:QUOTED_FAILURES]
         )
         if too_many or too_large:
@@ -465,8 +477,42 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         self.log.warning("%d of %d rows failed; first errors: %s", len(failed), rows, quoted)
 
 
-async def _decoded(content: str) -> AsyncIterator[bytes]:
-    yield base64.b64decode(content)
+def _is_template(value: object) -> bool:
+    """Whether ``value`` is a Jinja template, rendered only when the task runs."""
+    return isinstance(value, str) and "{{" in value
+
+
+def parse_output_format(value: object) -> OutputFormat:
+    """The table format ``value`` names (any case).
+
+    :raises MrsDeployConfigurationError: for anything else, listing the formats.
+    """
+    if isinstance(value, (str, OutputFormat)):
+        try:
+            return OutputFormat.parse(value)
+        except MrsDeployError:
+            pass
+    choices = ", ".join(f.value for f in OutputFormat)
+    raise MrsDeployConfigurationError(
+        f"output_format {shown(value)} is not a table format; use one of {choices}"
+    )
+
+
+async def _decoded(content: str, where: str) -> AsyncIterator[bytes]:
+    """A file that came inline in a row's result, decoded from base64.
+
+    :param where: the row and file, named by the error when the content is not base64.
+    """
+    yield decode_output_file(content, where)
+
+
+def _loop_running() -> bool:
+    """Whether an event loop runs in this thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _run_coroutine(start: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
@@ -474,10 +520,11 @@ def _run_coroutine(start: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
 
     A task normally runs without an event loop in its thread; when one is running there
     (an operator called from async code), the coroutine gets its own loop in a helper thread.
+    Which of the two is decided before the coroutine runs, outside any ``except`` block: a
+    failure of the coroutine is then reported as itself, not as raised "during handling of"
+    the probe's "no running event loop".
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
+    if not _loop_running():
         return asyncio.run(start())
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(start())).result()

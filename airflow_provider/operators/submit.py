@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider.api.calls import check_parallel_count
 from airflow_provider.batch_ref import (
     XCOM_BATCH_IDS,
     XCOM_SERVICE_NAME,
@@ -20,17 +21,27 @@ from airflow_provider.events import BatchEvent
 from airflow_provider.links import XCOM_STATUS_URL, MrsDeployBatchLink, batch_status_url
 from airflow_provider.records import (
     PreparedRecords,
+    check_has_rows,
     iter_encoded_records,
     load_records,
     prepare_records,
 )
 from airflow_provider.sql_records import DEFAULT_SQL_CHUNK_ROWS, read_sql_records
-from airflow_provider.submission import Submission, SubmissionStore, reusable, start_batches
+from airflow_provider.submission import (
+    MrsDeploySubmissionKilledError,
+    StartedBatches,
+    Submission,
+    SubmissionStore,
+    cancel_quietly,
+    reusable,
+    start_batches,
+)
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting import (
-    cancel_batches,
     complete_from_event,
     compute_deadline,
+    deferral_timed_out,
+    deferral_timeout,
     wait_until_done,
 )
 
@@ -85,6 +96,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         "records_sql",
         "sql_conn_id",
         "mrsdeploy_conn_id",
+        "parallel_count",
     )
     ui_color = "#c9e4ca"
     operator_extra_links = (MrsDeployBatchLink(),)
@@ -125,6 +137,10 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         self.sql_chunk_rows = sql_chunk_rows
         if max_records_per_batch is not None and max_records_per_batch < 1:
             raise ValueError("max_records_per_batch must be at least 1")
+        if not (isinstance(parallel_count, str) and "{{" in parallel_count):
+            # Checked now, while the DAG is parsed; a template is checked once rendered,
+            # before anything is read or sent (run_time_parallel_count).
+            check_parallel_count(parallel_count)
         self.parallel_count = parallel_count
         self.max_records_per_batch = max_records_per_batch
         self.mrsdeploy_conn_id = mrsdeploy_conn_id
@@ -136,6 +152,8 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
         self._ref: BatchRef | None = None
+        #: The batches started so far while submitting (what ``on_kill`` cancels then).
+        self._started: StartedBatches | None = None
 
     @cached_property
     def hook(self) -> MrsDeployHook:
@@ -148,13 +166,14 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         """Validate and send the records (or re-attach on a retry), record the ids, then wait."""
         store = SubmissionStore(context)
         service = (self.service_name, self.service_version)
+        self._started = StartedBatches(service)
         previous = store.load()
-        if previous is not None and reusable(self.hook, previous, service):
-            submission = previous
-        else:
-            submission = self._submit(store)
+        reattached = previous is not None and reusable(self.hook, previous, service)
+        submission = previous if previous is not None and reattached else self._submit(store)
         ref = submission.ref
+        self._started.adopt(ref.batch_ids)
         self._ref = ref
+        self._stop_if_killed(reattached)
         ti = context["ti"]
         ti.xcom_push(key=XCOM_SERVICE_NAME, value=self.service_name)
         ti.xcom_push(key=XCOM_SERVICE_VERSION, value=self.service_version)
@@ -165,7 +184,9 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
                 self.hook.base_url, self.service_name, self.service_version, ref.batch_ids[0]
             ),
         )
-        deadline = compute_deadline(time.time(), self.timeout, self.execution_timeout)
+        self._stop_if_killed(reattached)
+        now = time.time()
+        deadline = compute_deadline(now, self.timeout, self.execution_timeout)
         if self.deferrable:
             self.defer(
                 trigger=MrsDeployBatchTrigger(
@@ -179,6 +200,8 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
                     cancel_on_kill=self.cancel_on_kill,
                 ),
                 method_name="execute_complete",
+                # Airflow's backstop, should the trigger be unable to report the deadline.
+                timeout=deferral_timeout(deadline, now),
             )
         if self.wait_for_completion:
             wait_until_done(
@@ -193,8 +216,10 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
 
     def _submit(self, store: SubmissionStore) -> Submission:
         """Check the records against the service and start one batch per chunk of rows."""
-        service = self.hook.get_service(self.service_name, self.service_version)
+        parallel_count = run_time_parallel_count(self.parallel_count)
         frame = self._read_records()
+        check_has_rows(frame)  # before any request: an empty batch is refused anyway
+        service = self.hook.get_service(self.service_name, self.service_version)
         prepared = prepare_records(frame, service.input_parameters)
         if prepared.dropped_columns:
             self.log.info(
@@ -207,14 +232,15 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
             self.service_name,
             self.service_version,
             len(parts),
-            self.parallel_count,
+            parallel_count,
         )
         submission = start_batches(
             self.hook,
             (self.service_name, self.service_version),
             [partial(iter_encoded_records, part) for part in parts],
-            self.parallel_count,
+            parallel_count,
             store.save,
+            self._started,
         )
         self.log.info("Started %s", submission.ref.describe())
         return submission
@@ -232,6 +258,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         """Resume after deferral: act on the trigger's event and return the batch id(s)."""
         parsed = BatchEvent.from_payload(event)
         ref = BatchRef(self.service_name, self.service_version, parsed.batch_ids)
+        self._ref = ref  # what lineage reports: this instance is new after deferral
         complete_from_event(self.hook, ref, parsed, cancel_on_timeout=self.cancel_on_timeout)
         SubmissionStore(context, warn=False).forget()  # execute() already warned
         return submission_result(ref)
@@ -258,10 +285,56 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
             sql=self.records_sql,
         )
 
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        """Resume after deferral; when Airflow's backstop ended the deferral (the trigger never
+        reported), cancel the batches as the deadline asks before failing."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except Exception as err:
+            if deferral_timed_out(err) and self.cancel_on_timeout:
+                batch_ids = context["ti"].xcom_pull(task_ids=self.task_id, key=XCOM_BATCH_IDS)
+                if batch_ids:
+                    self.log.error("The wait passed its deadline: cancelling the batches")
+                    ref = BatchRef(self.service_name, self.service_version, tuple(batch_ids))
+                    cancel_quietly(self.hook, ref)  # the timeout is the error to report
+            raise
+
+    def _stop_if_killed(self, reattached: bool) -> None:
+        """Raise when ``on_kill`` ran meanwhile: Airflow lets ``execute`` go on after its
+        signal handler, and a killed task must neither hand over nor wait for its batches.
+
+        A submission killed part-way is cancelled whole; batches handed over (or re-attached
+        to) are cancelled unless ``cancel_on_kill=False``.
+        """
+        started = self._started
+        if started is None or not started.stopped:
+            return
+        if (started.stopped_while_submitting and not reattached) or self.cancel_on_kill:
+            started.cancel(self.hook)
+            outcome = "its batches were cancelled"
+        else:
+            outcome = "its batches were left running (cancel_on_kill=False)"
+        raise MrsDeploySubmissionKilledError(f"the task was killed while submitting; {outcome}")
+
     def on_kill(self) -> None:
-        """Cancel the started batch when the task is killed while waiting on a worker."""
-        if self.cancel_on_kill and self._ref is not None:
-            cancel_batches(self.hook, self._ref)
+        """When the task is killed: while submitting, start no further batch and cancel those
+        started (a partial submission is never left running); once the batches are handed
+        over, cancel them unless ``cancel_on_kill=False``.
+
+        Airflow calls this from a signal handler that may interrupt a call of the hook, so it
+        works through an independent copy of the hook.
+        """
+        started = self._started
+        if started is None:
+            return
+        hook = self.hook.independent_copy()
+        try:
+            submitting = self._ref is None
+            started.stop(hook, submitting=submitting, cancel=submitting or self.cancel_on_kill)
+        finally:
+            hook.close()
 
 
 def split_records(prepared: PreparedRecords, max_rows: int | None) -> list[PreparedRecords]:
@@ -276,6 +349,17 @@ def split_records(prepared: PreparedRecords, max_rows: int | None) -> list[Prepa
         )
         for start in range(0, total, max_rows)
     ]
+
+
+def run_time_parallel_count(value: object) -> int:
+    """``parallel_count`` once templates are rendered: a rendered template is text, so text
+    holding a whole number counts as that number; then the one rule applies.
+
+    :param value: the rendered ``parallel_count``.
+    """
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    return check_parallel_count(value)
 
 
 def submission_result(ref: BatchRef) -> str | list[str]:

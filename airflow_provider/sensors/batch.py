@@ -13,14 +13,19 @@ from airflow.sdk import BaseSensorOperator
 from airflow_provider.api import MrsDeployError
 from airflow_provider.batch_ref import BatchRef, resolve_batch_ref, upstream_task_id
 from airflow_provider.compat import AirflowSensorTimeout, AirflowTaskTimeout, default_deferrable
+from airflow_provider.deadlines import calls_end_by
 from airflow_provider.events import BatchEvent
 from airflow_provider.progress import BatchOutcome
+from airflow_provider.submission import cancel_quietly
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger, is_transient_poll_error
 from airflow_provider.waiting import (
+    MrsDeployBatchTimeoutError,
     cancel_batches,
     check_batches,
     complete_from_event,
     compute_deadline,
+    deferral_timed_out,
+    deferral_timeout,
     raise_if_failed,
 )
 
@@ -82,6 +87,8 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         self.cancel_on_kill = cancel_on_kill
         self.batch_source_task_id = upstream_task_id(batch_id)
         self._ref: BatchRef | None = None
+        #: When poking: the end of the sensor's timeout, which no check may run past.
+        self._poke_deadline: float | None = None
 
     @cached_property
     def hook(self) -> MrsDeployHook:
@@ -110,7 +117,8 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         """
         ref = self.batch_ref(context)
         try:
-            progress = check_batches(self.hook, ref)
+            with calls_end_by(self._poke_deadline):
+                progress = check_batches(self.hook, ref)
         except (MrsDeployError, OSError) as exc:
             if not is_transient_poll_error(exc):
                 raise
@@ -128,7 +136,8 @@ class MrsDeployBatchSensor(BaseSensorOperator):
             return None
         ref = self.batch_ref(context)
         timeout = self.timeout if isinstance(self.timeout, (int, float, timedelta)) else None
-        deadline = compute_deadline(time.time(), timeout, self.execution_timeout)
+        now = time.time()
+        deadline = compute_deadline(now, timeout, self.execution_timeout)
         self.defer(
             trigger=MrsDeployBatchTrigger(
                 batch_ids=list(ref.batch_ids),
@@ -141,11 +150,15 @@ class MrsDeployBatchSensor(BaseSensorOperator):
                 cancel_on_kill=self.cancel_on_kill,
             ),
             method_name="execute_complete",
+            # Airflow's backstop, should the trigger be unable to report the deadline itself.
+            timeout=deferral_timeout(deadline, now),
         )
         return None
 
     def _execute_poking(self, context: Context) -> Any:
         """Poke or reschedule mode; on the sensor timeout, cancel the batches by default."""
+        if self.mode == "poke" and isinstance(self.timeout, (int, float, timedelta)):
+            self._poke_deadline = compute_deadline(time.time(), self.timeout)
         try:
             return super().execute(context)
         except (AirflowSensorTimeout, AirflowTaskTimeout):
@@ -160,15 +173,43 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         return interval.total_seconds() if isinstance(interval, timedelta) else float(interval)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
-        """Resume after deferral: validate the event and act on its status."""
-        complete_from_event(
-            self.hook,
-            self.batch_ref(context),
-            BatchEvent.from_payload(event),
-            cancel_on_timeout=self.cancel_on_timeout,
-        )
+        """Resume after deferral: validate the event and act on its status.
+
+        A deadline fails the task with ``AirflowSensorTimeout``, as in poke mode: Airflow does
+        not retry it (a retry would only poll the batch that was just cancelled).
+        """
+        try:
+            complete_from_event(
+                self.hook,
+                self.batch_ref(context),
+                BatchEvent.from_payload(event),
+                cancel_on_timeout=self.cancel_on_timeout,
+            )
+        except MrsDeployBatchTimeoutError as err:
+            raise AirflowSensorTimeout(str(err)) from None
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        """Resume after deferral; when Airflow's backstop ended the deferral (the trigger never
+        reported), cancel the batches as the deadline asks before failing."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except Exception as err:
+            if deferral_timed_out(err) and self.cancel_on_timeout:
+                self.log.error("The wait passed its deadline: cancelling the batches")
+                cancel_quietly(self.hook, self.batch_ref(context))  # the timeout is the error
+            raise
 
     def on_kill(self) -> None:
-        """Cancel the batches when the task is killed while poking."""
+        """Cancel the batches when the task is killed while poking.
+
+        Airflow calls this from a signal handler that may interrupt a call of the hook, so it
+        works through an independent copy of the hook.
+        """
         if self.cancel_on_kill and self._ref is not None:
-            cancel_batches(self.hook, self._ref)
+            hook = self.hook.independent_copy()
+            try:
+                cancel_batches(hook, self._ref)
+            finally:
+                hook.close()

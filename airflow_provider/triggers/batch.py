@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -17,8 +18,11 @@ from airflow_provider.api import (
     MrsDeployServerError,
     MrsDeployTransientError,
 )
+from airflow_provider.compat import async_timeout_at
+from airflow_provider.deadlines import calls_end_by
 from airflow_provider.events import BatchEvent, BatchEventStatus
 from airflow_provider.progress import BatchOutcome, RateEstimator, evaluate_batches
+from airflow_provider.safe_text import printable, redacted
 
 
 def is_transient_poll_error(error: BaseException) -> bool:
@@ -30,6 +34,15 @@ def is_transient_poll_error(error: BaseException) -> bool:
     if isinstance(error, MrsDeployConnectionError):
         return error.retryable
     return isinstance(error, (MrsDeployTransientError, MrsDeployServerError, OSError))
+
+
+def _interval(value: float, name: str) -> float:
+    """A poll interval: a finite number of seconds >= 0 (NaN or infinity would make the wait
+    spin or never poll again)."""
+    seconds = float(value)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0 (got {value!r})")
+    return seconds
 
 
 @dataclass
@@ -78,10 +91,14 @@ class MrsDeployBatchTrigger(BaseTrigger):
         self.service_name = service_name
         self.service_version = service_version
         self.mrsdeploy_conn_id = mrsdeploy_conn_id
-        self.poll_interval = float(poll_interval)
+        self.poll_interval = _interval(poll_interval, "poll_interval")
         self.deadline = None if deadline is None else float(deadline)
-        self.max_poll_interval = (
-            self.poll_interval if max_poll_interval is None else float(max_poll_interval)
+        # Never faster than poll_interval, whatever the slowest poll was set to.
+        self.max_poll_interval = max(
+            self.poll_interval,
+            self.poll_interval
+            if max_poll_interval is None
+            else _interval(max_poll_interval, "max_poll_interval"),
         )
         self.cancel_on_kill = cancel_on_kill
 
@@ -118,7 +135,14 @@ class MrsDeployBatchTrigger(BaseTrigger):
         return self._hook()
 
     def _next_interval(self, fraction_done: float) -> float:
-        """Poll slowly while far from done, at ``poll_interval`` when close, never past deadline."""
+        """Poll slowly while far from done, at ``poll_interval`` when close, never past deadline.
+
+        The fraction is clamped: a server reporting more rows done than in the batch, or fewer
+        than before, cannot make the poll faster than ``poll_interval``.
+        """
+        if not math.isfinite(fraction_done):
+            fraction_done = 1.0 if fraction_done > 0 else 0.0  # NaN counts as not started
+        fraction_done = min(max(fraction_done, 0.0), 1.0)
         interval = self.poll_interval + (self.max_poll_interval - self.poll_interval) * (
             1.0 - fraction_done
         )
@@ -132,13 +156,28 @@ class MrsDeployBatchTrigger(BaseTrigger):
         seen = _Seen()
         try:
             while True:
-                event = await self._poll(hook, seen) or self._deadline_event(seen)
+                event = await self._poll_in_time(hook, seen) or self._deadline_event(seen)
                 if event is not None:
                     yield event
                     return
                 await asyncio.sleep(self._next_interval(seen.fraction))
         finally:
             await hook.aclose()
+
+    async def _poll_in_time(self, hook: Any, seen: _Seen) -> TriggerEvent | None:
+        """:meth:`_poll`, abandoned at the deadline: a poll hanging on the server (or waiting out
+        a ``Retry-After``) cannot hold the wait past it. Requests and retry waits are also cut
+        to the time left (:func:`~airflow_provider.deadlines.calls_end_by`)."""
+        if self.deadline is None:
+            return await self._poll(hook, seen)
+        loop = asyncio.get_running_loop()
+        try:
+            with calls_end_by(self.deadline):
+                async with async_timeout_at(loop.time() + (self.deadline - time.time())):
+                    return await self._poll(hook, seen)
+        except TimeoutError:
+            self.log.warning("The deadline passed while polling %s", ",".join(self.batch_ids))
+            return None
 
     async def _poll(self, hook: Any, seen: _Seen) -> TriggerEvent | None:
         """Poll every batch once: the final event, or None while they run.
@@ -161,6 +200,10 @@ class MrsDeployBatchTrigger(BaseTrigger):
                 return self._event(BatchEventStatus.ERROR, seen.completed, seen.total, str(exc))
             self.log.warning("Polling batch status failed, will poll again: %s", exc)
             return None
+        except Exception as exc:  # a bug or an unforeseen answer: report it, never crash
+            self.log.exception("Polling batch status failed unexpectedly")
+            message = f"unexpected {type(exc).__name__} while polling: {exc}"
+            return self._event(BatchEventStatus.ERROR, seen.completed, seen.total, message)
         progress = evaluate_batches(self.batch_ids, statuses)
         if progress.outcome is not BatchOutcome.RUNNING:
             return TriggerEvent(BatchEvent.from_progress(self.batch_ids, progress).to_payload())
@@ -193,7 +236,10 @@ class MrsDeployBatchTrigger(BaseTrigger):
     def _event(
         self, status: BatchEventStatus, completed: int, total: int, message: str
     ) -> TriggerEvent:
-        event = BatchEvent(status, tuple(self.batch_ids), completed, total, message)
+        # The message reaches the resumed task in another process, whose masker never saw the
+        # tokens this triggerer obtained: hide them here, and escape the server's text.
+        text = printable(redacted(message))
+        event = BatchEvent(status, tuple(self.batch_ids), completed, total, text)
         return TriggerEvent(event.to_payload())
 
     async def on_kill(self) -> None:

@@ -56,7 +56,7 @@ def test_a_slow_answer_times_out_and_is_retried(
     assert hook.get_batch_status(*MT, batch_id).total_item_count == len(CARS)
     assert proxy.stats.delayed == 1
     retried = [line for line in all_logs().splitlines() if "retrying in" in line]
-    assert len(retried) == 1 and "no answer" in retried[0] and "within 0.5 s" in retried[0]
+    assert len(retried) == 1 and "no complete answer" in retried[0] and "within 0.5 s" in retried[0]
 
 
 def test_lost_answer_to_submit_is_not_resent(

@@ -124,4 +124,4 @@ def test_trigger_logs_in_again_when_the_refresh_token_expired_too(
     assert payload["status"] == "complete" and payload["completed"] == 3
     # One shared login first; the trigger logged in again after the refused refresh.
     assert refreshes >= 1 and logins >= 2
-    assert "The refresh token was refused (401); logging in again" in all_logs()
+    assert "Refreshing the token answered 401; logging in again" in all_logs()

@@ -1,0 +1,65 @@
+"""The absolute deadline of the calls made in a scope: a wait's end bounds its requests too.
+
+A wait (the trigger, a poking sensor, ``wait_for_completion``) has a wall-clock deadline. The
+calls it makes on the way must not outlive it: a request's timeout is cut to the time left, and
+a retry the deadline would interrupt is not started (a server asking, with ``Retry-After``, to
+come back after the deadline is taken at its word). The deadline is a context variable, so it
+follows the code that set it across ``await`` and into the tasks it starts, and never leaks into
+another task or thread.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+    "mrsdeploy_calls_deadline", default=None
+)
+
+#: Shortest timeout given to a request: one started with almost no time left still gets an
+#: answer from a server that is up, instead of failing before it could.
+MIN_REQUEST_TIMEOUT = 0.05
+
+
+@contextmanager
+def calls_end_by(deadline: float | None) -> Iterator[None]:
+    """Within the block, no request or retry wait of the hook runs past ``deadline``.
+
+    Nested scopes keep the earlier deadline.
+
+    :param deadline: epoch seconds, or None for no deadline (the block changes nothing).
+    """
+    current = _DEADLINE.get()
+    if deadline is None or (current is not None and current <= deadline):
+        yield
+        return
+    token = _DEADLINE.set(deadline)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def time_left(now: float | None = None) -> float | None:
+    """Seconds until the scope's deadline (negative once passed), or None without one.
+
+    :param now: epoch seconds (defaults to the clock).
+    """
+    deadline = _DEADLINE.get()
+    if deadline is None:
+        return None
+    return deadline - (time.time() if now is None else now)
+
+
+def request_timeout(timeout: float) -> float:
+    """The timeout of one request: the connection's ``timeout``, cut to the time left.
+
+    :param timeout: the connection's per-request timeout, seconds.
+    """
+    left = time_left()
+    if left is None:
+        return timeout
+    return max(min(timeout, left), MIN_REQUEST_TIMEOUT)
