@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from airflow_provider.api import MrsDeployError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 DEFAULT_SQL_CHUNK_ROWS = 100_000
 
@@ -29,4 +32,6 @@ def read_sql_records(
     chunks = list(hook.get_df_by_chunks(sql, chunksize=chunk_rows, df_type="pandas"))
     if not chunks:
         raise MrsDeployError(f"records_sql returned no result set: {sql!r}")
+    import pandas as pd  # at run time only: parsing a DAG must not import pandas
+
     return pd.concat(chunks, ignore_index=True)

@@ -10,10 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from multidict import CIMultiDict, CIMultiDictProxy
-from requests.structures import CaseInsensitiveDict
+#: Mapping types whose ``get`` ignores case; each transport registers its library's types, so
+#: this module imports no HTTP library.
+_CASE_INSENSITIVE: tuple[type, ...] = ()
 
-_CASE_INSENSITIVE = (CIMultiDictProxy, CIMultiDict, CaseInsensitiveDict)
+
+def register_case_insensitive(*types: type) -> None:
+    """Declare mapping types whose lookups ignore case (a transport's header mappings).
+
+    :param types: the types.
+    """
+    global _CASE_INSENSITIVE
+    _CASE_INSENSITIVE = tuple(dict.fromkeys((*_CASE_INSENSITIVE, *types)))
 
 
 def header_value(headers: Mapping[str, str], name: str) -> str | None:

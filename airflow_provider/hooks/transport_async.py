@@ -12,9 +12,11 @@ import ssl
 from collections.abc import AsyncIterator
 
 import aiohttp
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from airflow_provider.api.calls import ApiRequest, join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
+from airflow_provider.api.headers import register_case_insensitive
 from airflow_provider.compat import async_timeout
 from airflow_provider.deadlines import request_timeout
 from airflow_provider.hooks.flow import Outgoing, RawResponse
@@ -32,6 +34,8 @@ from airflow_provider.hooks.transport_sync import ACCEPT_JSON, READ_CHUNK
 #: is shared by every hook of a connection in an event loop (see ``async_sessions``), so this
 #: bounds what a triggerer with many waits opens; further requests queue for a free connection.
 CONNECTION_LIMIT = 100
+
+register_case_insensitive(CIMultiDictProxy, CIMultiDict)
 
 
 async def tls_option(settings: MrsDeployConnectionSettings) -> ssl.SSLContext | bool:

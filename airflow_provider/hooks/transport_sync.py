@@ -15,10 +15,12 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 
 import requests
+from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import NewConnectionError
 
 from airflow_provider.api.calls import ApiRequest, join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
+from airflow_provider.api.headers import register_case_insensitive
 from airflow_provider.deadlines import request_timeout
 from airflow_provider.hooks.flow import Outgoing, RawResponse
 from airflow_provider.hooks.limits import BodyCollector
@@ -35,6 +37,8 @@ from airflow_provider.hooks.watchdog import GuardedAdapter, guard_connection, gu
 READ_CHUNK = 1 << 16
 
 ACCEPT_JSON = {"Accept": "application/json"}
+
+register_case_insensitive(CaseInsensitiveDict)
 
 
 def new_session(settings: MrsDeployConnectionSettings) -> requests.Session:

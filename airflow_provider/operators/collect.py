@@ -35,7 +35,6 @@ from airflow_provider.outputs import (
 )
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL
 from airflow_provider.progress import BatchOutcome, evaluate_batches
-from airflow_provider.records import load_records
 from airflow_provider.safe_text import printable
 from airflow_provider.waiting import raise_if_failed
 
@@ -203,6 +202,8 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         file_rows, failed = self._read_results(ref, table)
         inputs = None
         if self.records is not None:
+            from airflow_provider.records import load_records  # pandas: at run time only
+
             inputs = load_records(self.records, self.records_format)
         # Typed and converted now: a value the format cannot hold fails before any download.
         rendered = RenderedTable(table.build(inputs), output_format)
