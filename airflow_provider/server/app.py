@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from airflow_provider.server.auth import ADMIN_USER, Authenticator
+from airflow_provider.server.catalog import build_registry
 from airflow_provider.server.db import BatchRecord, Store
 from airflow_provider.server.errors import ApiError, error_body
 from airflow_provider.server.executor import Executor
@@ -34,8 +34,9 @@ from airflow_provider.server.middleware import (
     FaultInjectionMiddleware,
 )
 from airflow_provider.server.row_files import RowFilesFastPath, file_names, media_type
-from airflow_provider.server.services import ServiceDefinition, ServiceRegistry, build_registry
+from airflow_provider.server.services import ServiceDefinition
 from airflow_provider.server.settings import ServerSettings
+from airflow_provider.server.state import ServerState
 from airflow_provider.server.swagger import build_swagger
 from airflow_provider.server.validation import batch_row_texts, validate_batch, validate_record
 
@@ -46,19 +47,6 @@ SMALL_FILE_BYTES = 256 * 1024
 
 _TRUE = ("true", "1", "yes")
 _FALSE = ("false", "0", "no", "")
-
-
-@dataclass
-class ServerState:
-    """The server's parts, shared by the routes through ``app.state.server``."""
-
-    settings: ServerSettings
-    store: Store
-    auth: Authenticator
-    registry: ServiceRegistry
-    executor: Executor
-    faults: Faults | None
-    generated_admin_password: str | None
 
 
 def _query(request: Request, *names: str) -> str | None:

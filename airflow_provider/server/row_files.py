@@ -34,7 +34,7 @@ from airflow_provider.server.invocation import is_plain_file_name
 from airflow_provider.server.middleware import log_access
 
 if TYPE_CHECKING:
-    from airflow_provider.server.app import ServerState
+    from airflow_provider.server.state import ServerState
 
 #: Files up to this size are read on the event loop by the fast path (a few microseconds from
 #: the page cache); larger ones go to the route, which reads them in a worker thread.

@@ -13,14 +13,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider.server.validation import PARAMETER_TYPES
 
-if TYPE_CHECKING:
-    from airflow_provider.server.invocation import ServiceContext
-
-ServiceCallable = Callable[["ServiceContext", dict[str, Any]], dict[str, Any]]
+#: A service's function: called with its ``invocation.ServiceContext`` (typed loosely here, so
+#: that this module does not import the one that runs services) and the inputs.
+ServiceCallable = Callable[[Any, dict[str, Any]], dict[str, Any]]
 RUNTIME_TYPES = ("R", "Python", "Realtime")
 
 _STARTED = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
@@ -169,13 +168,3 @@ def load_services_config(path: Path) -> list[ServiceDefinition]:
     if not isinstance(entries, list):
         raise ValueError(f"{path}: expected a list of services or {{'services': [...]}}")
     return [definition_from_config(entry) for entry in entries]
-
-
-def build_registry(services_config: Path | None, include_demo: bool) -> ServiceRegistry:
-    """The demo services (unless disabled) followed by the configured ones."""
-    from airflow_provider.server.demo_services import DEMO_SERVICES
-
-    definitions = [definition_from_config(e) for e in DEMO_SERVICES] if include_demo else []
-    if services_config is not None:
-        definitions.extend(load_services_config(services_config))
-    return ServiceRegistry(definitions)

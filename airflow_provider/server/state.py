@@ -1,0 +1,26 @@
+"""The server's parts, shared by the routes and the fast paths (kept apart from the app so that
+the fast paths need not import it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from airflow_provider.server.auth import Authenticator
+from airflow_provider.server.db import Store
+from airflow_provider.server.executor import Executor
+from airflow_provider.server.faults import Faults
+from airflow_provider.server.services import ServiceRegistry
+from airflow_provider.server.settings import ServerSettings
+
+
+@dataclass
+class ServerState:
+    """The server's parts, shared by the routes through ``app.state.server``."""
+
+    settings: ServerSettings
+    store: Store
+    auth: Authenticator
+    registry: ServiceRegistry
+    executor: Executor
+    faults: Faults | None
+    generated_admin_password: str | None
