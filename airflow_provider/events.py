@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 from airflow_provider.api import MrsDeployError
+from airflow_provider.batch_set import BatchSet
 from airflow_provider.progress import BatchOutcome, BatchProgress
 
 
@@ -29,19 +30,24 @@ class BatchEvent:
     completed: int
     total: int
     message: str
+    #: The batch set waited on (None in events of triggers started by earlier releases).
+    batch_set: BatchSet | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON for ``TriggerEvent``: ids, counts and a message, never results."""
-        return {
+        payload: dict[str, Any] = {
             "status": self.status.value,
             "batch_ids": list(self.batch_ids),
             "completed": self.completed,
             "total": self.total,
             "message": self.message,
         }
+        if self.batch_set is not None:
+            payload["batch_set"] = self.batch_set.to_json()
+        return payload
 
     @classmethod
-    def from_progress(cls, batch_ids: Sequence[str], progress: BatchProgress) -> BatchEvent:
+    def from_progress(cls, batch_set: BatchSet, progress: BatchProgress) -> BatchEvent:
         """The event for a batch set that reached a terminal outcome."""
         if progress.outcome is BatchOutcome.RUNNING:
             raise ValueError("a running batch has no terminal event")
@@ -52,7 +58,9 @@ class BatchEvent:
             message = "batch execution failed on the server: " + ", ".join(
                 progress.failed_batch_ids
             )
-        return cls(status, tuple(batch_ids), progress.completed, progress.total, message)
+        return cls(
+            status, batch_set.batch_ids, progress.completed, progress.total, message, batch_set
+        )
 
     @classmethod
     def from_payload(cls, payload: Mapping[str, Any] | None) -> BatchEvent:
@@ -69,10 +77,15 @@ class BatchEvent:
         batch_ids = payload.get("batch_ids")
         if not isinstance(batch_ids, list) or not all(isinstance(b, str) for b in batch_ids):
             raise MrsDeployError(f"batch trigger event has no valid batch_ids: {payload!r}")
+        raw_set = payload.get("batch_set")
+        batch_set = None if raw_set is None else BatchSet.from_json(raw_set)
+        if batch_set is not None and batch_set.batch_ids != tuple(batch_ids):
+            raise MrsDeployError(f"batch trigger event names two different batch sets: {payload!r}")
         return cls(
             status=status,
             batch_ids=tuple(batch_ids),
             completed=int(payload.get("completed") or 0),
             total=int(payload.get("total") or 0),
             message=str(payload.get("message") or ""),
+            batch_set=batch_set,
         )

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from airflow_provider.batch_ref import BatchRef
+from airflow_provider.batch_set import BatchSet
 
 
 def location_namespace_and_name(location: str) -> tuple[str, str]:
@@ -26,7 +26,7 @@ def location_namespace_and_name(location: str) -> tuple[str, str]:
     return f"{parts.scheme}://{bucket}", parts.path.lstrip("/").rstrip("/") or "/"
 
 
-def batch_dataset_names(base_url: str, ref: BatchRef) -> list[tuple[str, str]]:
+def batch_dataset_names(base_url: str, ref: BatchSet) -> list[tuple[str, str]]:
     """Each batch as a dataset on the server: namespace = server, name = service/version/id."""
     return [
         (base_url.rstrip("/"), f"{ref.service_name}/{ref.service_version}/batch/{batch_id}")

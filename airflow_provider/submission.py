@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider.api import MrsDeployError, MrsDeployNotFoundError
-from airflow_provider.batch_ref import BatchRef
+from airflow_provider.batch_set import BatchSet, is_batch_set_json
 from airflow_provider.progress import BatchOutcome, evaluate_batches
 
 log = logging.getLogger(__name__)
@@ -24,48 +23,25 @@ log = logging.getLogger(__name__)
 STATE_KEY = "mrsdeploy_submission"
 
 
-@dataclass(frozen=True)
-class Submission:
-    """What a Submit task started: the service and its batches, and how many were planned."""
+def read_recorded(value: Any) -> BatchSet | None:
+    """A batch set recorded in the state store, or None when nothing usable is there.
 
-    service_name: str
-    service_version: str
-    batch_ids: tuple[str, ...]
-    planned_batches: int
-
-    @property
-    def ref(self) -> BatchRef:
-        """The batches as a :class:`BatchRef`."""
-        return BatchRef(self.service_name, self.service_version, self.batch_ids)
-
-    @property
-    def is_whole(self) -> bool:
-        """Every planned batch was created (a crash may have stopped part-way)."""
-        return len(self.batch_ids) == self.planned_batches
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON for the state store."""
-        return {
-            "service_name": self.service_name,
-            "service_version": self.service_version,
-            "batch_ids": list(self.batch_ids),
-            "planned_batches": self.planned_batches,
-        }
-
-    @classmethod
-    def from_json(cls, value: Any) -> Submission | None:
-        """Read back what :meth:`to_json` stored; anything unreadable counts as nothing stored."""
-        if not isinstance(value, dict):
-            return None
+    Reads what this provider records (the batch set) and what earlier releases recorded
+    (service, ids and planned count, without rows).
+    """
+    if is_batch_set_json(value):
         try:
-            return cls(
-                str(value["service_name"]),
-                str(value["service_version"]),
-                tuple(str(b) for b in value["batch_ids"]),
-                int(value["planned_batches"]),
-            )
-        except (KeyError, TypeError, ValueError):
+            return BatchSet.from_json(value)
+        except MrsDeployError:
             return None
+    if not isinstance(value, dict):
+        return None
+    try:
+        ids = [str(b) for b in value["batch_ids"]]
+        service = (str(value["service_name"]), str(value["service_version"]))
+        return BatchSet.of_ids(service, ids, int(value["planned_batches"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class SubmissionStore:
@@ -84,16 +60,16 @@ class SubmissionStore:
         """Whether submissions survive a retry."""
         return self._store is not None
 
-    def load(self) -> Submission | None:
-        """The submission a previous try recorded, if any."""
+    def load(self) -> BatchSet | None:
+        """The batch set a previous try recorded, if any."""
         if self._store is None:
             return None
-        return Submission.from_json(self._store.get(STATE_KEY))
+        return read_recorded(self._store.get(STATE_KEY))
 
-    def save(self, submission: Submission) -> None:
-        """Record the submission (called after every batch is created)."""
+    def save(self, batch_set: BatchSet) -> None:
+        """Record the batch set (called after every batch is created)."""
         if self._store is not None:
-            self._store.set(STATE_KEY, submission.to_json())
+            self._store.set(STATE_KEY, batch_set.to_json())
 
     def forget(self) -> None:
         """Drop the record, so the next run of this task instance submits afresh."""
@@ -101,7 +77,7 @@ class SubmissionStore:
             self._store.delete(STATE_KEY)
 
 
-def reusable(hook: Any, submission: Submission, service: tuple[str, str]) -> bool:
+def reusable(hook: Any, submission: BatchSet, service: tuple[str, str]) -> bool:
     """Whether a recorded submission can be waited on instead of submitting again.
 
     It must be for the same service, whole, and every batch must still exist and not have
@@ -123,16 +99,16 @@ def reusable(hook: Any, submission: Submission, service: tuple[str, str]) -> boo
             if progress.outcome is not BatchOutcome.FAILED:
                 log.info(
                     "Re-attaching to %s started by an earlier try (%s)",
-                    submission.ref.describe(),
+                    submission.describe(),
                     progress.describe(),
                 )
                 return True
             log.info("Recorded batches failed on the server; submitting afresh")
-    cancel_quietly(hook, submission.ref)
+    cancel_quietly(hook, submission)
     return False
 
 
-def cancel_quietly(hook: Any, ref: BatchRef) -> None:
+def cancel_quietly(hook: Any, ref: BatchSet) -> None:
     """Cancel batches while already handling a failure: log problems, never raise them."""
     for batch_id in ref.batch_ids:
         try:
@@ -158,7 +134,7 @@ class StartedBatches:
     """
 
     def __init__(self, service: tuple[str, str]) -> None:
-        self.service_name, self.service_version = service
+        self.service = service
         self.ids: list[str] = []
         self.cancelled: set[str] = set()
         #: The task was killed: start nothing more, and do not go on to wait.
@@ -188,31 +164,32 @@ class StartedBatches:
             if batch_id in self.cancelled:
                 continue
             self.cancelled.add(batch_id)
-            cancel_quietly(hook, BatchRef(self.service_name, self.service_version, (batch_id,)))
+            cancel_quietly(hook, BatchSet.of_ids(self.service, (batch_id,)))
 
 
 def start_batches(
     hook: Any,
     service: tuple[str, str],
-    bodies: Sequence[Callable[[], Any]],
+    bodies: Sequence[tuple[Callable[[], Any], int]],
     parallel_count: int,
-    record: Callable[[Submission], None],
+    record: Callable[[BatchSet], None],
     started: StartedBatches | None = None,
-) -> Submission:
-    """Start one batch per body, recording after each; on any failure (or a kill) cancel what
-    was started.
+) -> BatchSet:
+    """Start one batch per body, recording the set after each; on any failure (or a kill)
+    cancel what was started.
 
     :param hook: the hook.
     :param service: the service name and version.
-    :param bodies: one body supplier per batch.
+    :param bodies: per batch, in input order: its body supplier and its number of rows.
     :param parallel_count: ``parallelCount`` of each batch.
-    :param record: called with the submission so far after each batch starts.
+    :param record: called with the batch set so far after each batch starts.
     :param started: where the started batches are tracked (shared with ``on_kill``).
     """
     name, version = service
     started = started if started is not None else StartedBatches(service)
+    counts: list[tuple[str, int]] = []
     try:
-        for body in bodies:
+        for body, rows in bodies:
             if started.stopped:
                 raise MrsDeploySubmissionKilledError(
                     f"the task was killed after starting {len(started.ids)} of {len(bodies)} "
@@ -220,7 +197,8 @@ def start_batches(
                 )
             batch_id = hook.start_batch(name, version, body, parallel_count=parallel_count)
             started.ids.append(batch_id)
-            record(Submission(name, version, tuple(started.ids), len(bodies)))
+            counts.append((batch_id, rows))
+            record(BatchSet.of_row_counts(service, counts, len(bodies)))
         if started.stopped:  # killed while the last start was under way
             raise MrsDeploySubmissionKilledError("the task was killed while submitting")
     except BaseException:
@@ -228,4 +206,4 @@ def start_batches(
             log.error("Submission failed part-way; cancelling the batches it started")
             started.cancel(hook)
         raise
-    return Submission(name, version, tuple(started.ids), len(bodies))
+    return BatchSet.of_row_counts(service, counts, len(bodies))

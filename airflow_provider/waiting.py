@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow_provider.api import MrsDeployError
-from airflow_provider.batch_ref import BatchRef
+from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import TaskDeferralTimeout
 from airflow_provider.deadlines import calls_end_by
 from airflow_provider.events import BatchEvent, BatchEventStatus
@@ -74,7 +74,7 @@ def deferral_timed_out(error: BaseException) -> bool:
     return False
 
 
-def check_batches(hook: Any, ref: BatchRef) -> BatchProgress:
+def check_batches(hook: Any, ref: BatchSet) -> BatchProgress:
     """One sync status check of every batch in ``ref``."""
     statuses = [
         hook.get_batch_progress(ref.service_name, ref.service_version, batch_id)
@@ -83,7 +83,7 @@ def check_batches(hook: Any, ref: BatchRef) -> BatchProgress:
     return evaluate_batches(ref.batch_ids, statuses)
 
 
-def raise_if_failed(ref: BatchRef, progress: BatchProgress) -> None:
+def raise_if_failed(ref: BatchSet, progress: BatchProgress) -> None:
     """Fail the task with the server's verdict when any batch failed."""
     if progress.outcome is BatchOutcome.FAILED:
         raise MrsDeployBatchFailedError(
@@ -93,7 +93,7 @@ def raise_if_failed(ref: BatchRef, progress: BatchProgress) -> None:
         )
 
 
-def cancel_batches(hook: Any, ref: BatchRef) -> None:
+def cancel_batches(hook: Any, ref: BatchSet) -> None:
     """Cancel every batch in ``ref``; a batch already gone is not an error."""
     for batch_id in ref.batch_ids:
         log.info("Cancelling batch %s of %s %s", batch_id, ref.service_name, ref.service_version)
@@ -102,7 +102,7 @@ def cancel_batches(hook: Any, ref: BatchRef) -> None:
 
 def wait_until_done(
     hook: Any,
-    ref: BatchRef,
+    ref: BatchSet,
     *,
     poll_interval: float,
     deadline: float | None,
@@ -130,7 +130,7 @@ def wait_until_done(
         sleep(max(wait, 0.0))
 
 
-def handle_timeout(hook: Any, ref: BatchRef, progress_text: str, cancel_on_timeout: bool) -> None:
+def handle_timeout(hook: Any, ref: BatchSet, progress_text: str, cancel_on_timeout: bool) -> None:
     """Cancel (by default) and fail with a message that says what happened to the batch."""
     if cancel_on_timeout:
         cancel_batches(hook, ref)
@@ -144,7 +144,7 @@ def handle_timeout(hook: Any, ref: BatchRef, progress_text: str, cancel_on_timeo
 
 
 def complete_from_event(
-    hook: Any, ref: BatchRef, event: BatchEvent, *, cancel_on_timeout: bool
+    hook: Any, ref: BatchSet, event: BatchEvent, *, cancel_on_timeout: bool
 ) -> BatchEvent:
     """Decide what a validated trigger event means for the task; return it when complete.
 

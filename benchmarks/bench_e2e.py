@@ -10,7 +10,9 @@ share is mostly the server running the rows. Two measures:
 - split: 1,000,000 rows (200,000 with ``--quick``) with ``max_records_per_batch`` a quarter of
   that, so Submit starts four batches, the sensor waits for all of them and Collect merges them
   back. The outputs table must hold every index from 0 to N-1 exactly once, in input order, each
-  with the score of its own input row; the benchmark fails otherwise.
+  with the score of its own input row, and the batch set Submit returned (``submit.output``, all
+  the Sensor and Collect are given) must name the manifest's batches, each holding its quarter of
+  the rows in input order; the benchmark fails otherwise.
 
 Run: ``python -m benchmarks.bench_e2e [--quick]``.
 """
@@ -63,8 +65,38 @@ def child(dag_id: str, records: str, destination: str, report: str) -> None:
     }
     # dag.test() runs every task in this process: its peak is the whole run's.
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    figures = {"state": str(run.state), "seconds": seconds, "peak_mib": peak_mib, **tasks}
     Path(report).write_text(
-        json.dumps({"state": str(run.state), "seconds": seconds, "peak_mib": peak_mib, **tasks})
+        json.dumps({**figures, "batch_set": submitted_batch_set(dag_id, run.run_id)})
+    )
+
+
+def submitted_batch_set(dag_id: str, run_id: str) -> Any:
+    """What the run's Submit task returned (``submit.output``: the batch set JSON), or None."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    query = XComModel.get_many(run_id=run_id, dag_ids=dag_id, task_ids="submit", key="return_value")
+    with create_session() as session:
+        row = session.scalars(query).first()
+        return None if row is None else XComModel.deserialize_value(row)
+
+
+def check_batch_set(value: Any, batch_ids: list[str], rows: int, parts: int) -> bool:
+    """Whether the batch set Submit returned names the manifest's batches, in order, each
+    holding its consecutive share (``rows / parts``) of the input rows."""
+    from airflow_provider.batch_set import BatchSet, MrsDeployBatchSetError
+
+    try:
+        batch_set = BatchSet.from_json(value)
+    except MrsDeployBatchSetError:
+        return False
+    share = rows // parts
+    expected = [(i * share, share) for i in range(parts)]
+    return (
+        (batch_set.service_name, batch_set.service_version) == ("wideService", "v1")
+        and list(batch_set.batch_ids) == batch_ids
+        and [(p.first_row, p.row_count) for p in batch_set.parts] == expected
     )
 
 
@@ -161,18 +193,22 @@ def main() -> None:
     with reference_server(workdir, "--max-parallel-count", "100") as server:
         env["AIRFLOW_CONN_MRSDEPLOY_DEFAULT"] = connection_env(server.url, server.admin_password)
         report = run_dag(workdir, env, "mrsdeploy_bench_e2e", records, "one")
-        _, correct, _ = check_outputs(records, workdir / "one")
+        _, correct, one_ids = check_outputs(records, workdir / "one")
+        one_set_right = check_batch_set(report.get("batch_set"), one_ids, rows, 1)
         show(
             f"end to end: {rows:,} rows x 11 numeric columns in one batch, submit -> deferred "
             "sensor -> collect",
             rows,
             report,
         )
-        say(f"  scores correct: {correct}")
+        say(f"  scores correct: {correct}; batch set handed over right: {one_set_right}")
         shutil.rmtree(workdir / "one", ignore_errors=True)
 
         split_report = run_dag(workdir, env, "mrsdeploy_bench_e2e_split", split_records, "split")
         split_in_order, split_correct, batch_ids = check_outputs(split_records, workdir / "split")
+        split_set_right = check_batch_set(
+            split_report.get("batch_set"), batch_ids, split_rows, SPLIT_PARTS
+        )
         show(
             f"split: {split_rows:,} rows x 11 numeric columns, max_records_per_batch="
             f"{batch_rows:,}, submit -> deferred sensor (all batches) -> collect (merged)",
@@ -181,9 +217,11 @@ def main() -> None:
         )
         say(
             f"  {len(batch_ids)} batches; every index 0..{split_rows - 1:,} present exactly "
-            f"once, in input order: {split_in_order}; scores correct: {split_correct}"
+            f"once, in input order: {split_in_order}; scores correct: {split_correct}; "
+            f"batch set handed over right: {split_set_right}"
         )
-    if not (correct and split_correct and len(batch_ids) == SPLIT_PARTS):
+    sets_right = one_set_right and split_set_right
+    if not (correct and split_correct and sets_right and len(batch_ids) == SPLIT_PARTS):
         raise RuntimeError(f"the outputs are wrong; see the tables under {workdir}")
     ratio("e2e_rows_per_second_per_1000", rows / report["seconds"] / 1000)
     ratio("e2e_split_rows_per_second_per_1000", split_rows / split_report["seconds"] / 1000)

@@ -98,6 +98,7 @@ class GcPauses:
 
 
 async def run_triggers(batch_ids: list[str], interval: float, window: float) -> dict[str, Any]:
+    from airflow_provider.batch_set import BatchSet
     from airflow_provider.hooks import MrsDeployHook
     from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 
@@ -136,10 +137,9 @@ async def run_triggers(batch_ids: list[str], interval: float, window: float) -> 
     for batch_id in batch_ids:
         await asyncio.sleep(0)
         await asyncio.sleep(0)
+        # From the kwargs Airflow stores for it: the batch set's JSON form.
         trigger = MrsDeployBatchTrigger(
-            batch_ids=[batch_id],
-            service_name=SERVICE,
-            service_version=VERSION,
+            batch_set=BatchSet.of_ids((SERVICE, VERSION), [batch_id]).to_json(),
             poll_interval=interval,
         )
         tasks.append(asyncio.create_task(drain(trigger)))
@@ -194,6 +194,7 @@ async def finish_poll(batch_id: str, way: str) -> dict[str, Any]:
     import resource
 
     from airflow_provider.api import calls, decode_json, parse_batch_status
+    from airflow_provider.batch_set import BatchSet
     from airflow_provider.hooks import MrsDeployHook
     from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 
@@ -215,7 +216,7 @@ async def finish_poll(batch_id: str, way: str) -> dict[str, Any]:
     await asyncio.sleep(0.5)
     loop = asyncio.get_running_loop()
     trigger = MrsDeployBatchTrigger(
-        batch_ids=[batch_id], service_name=WIDE_SERVICE, service_version=VERSION
+        batch_set=BatchSet.of_ids((WIDE_SERVICE, VERSION), [batch_id]).to_json()
     )
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     since = loop.time()

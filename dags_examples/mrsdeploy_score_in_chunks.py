@@ -61,13 +61,13 @@ with DAG(
 
     @task
     def collect_arguments(
-        batch_ids: list[str], partition: str, params: Any = None
-    ) -> list[dict[str, str]]:
-        """One Collect per chunk: its batch and its own folder."""
+        batch_sets: list[dict[str, Any]], partition: str, params: Any = None
+    ) -> list[dict[str, Any]]:
+        """One Collect per chunk: the batch set its Submit returned, and its own folder."""
         root = f"{params['destination']}/chunks/{partition}"
         return [
-            {"batch_id": batch_id, "destination": f"{root}/chunk={number:04d}/"}
-            for number, batch_id in enumerate(batch_ids)
+            {"batch_id": batch_set, "destination": f"{root}/chunk={number:04d}/"}
+            for number, batch_set in enumerate(batch_sets)
         ]
 
     submitted = MrsDeploySubmitBatchOperator.partial(

@@ -42,7 +42,7 @@ import aiohttp
 
 from airflow_provider.api.calls import ApiRequest
 from airflow_provider.hooks import transport_async
-from airflow_provider.hooks.settings import MrsDeployConnectionSettings
+from airflow_provider.hooks.settings import MrsDeployConnectionSettings, TransportConfig
 from airflow_provider.hooks.transport_errors import Failure, connection_error
 
 #: Requests of one shared session in progress at once; the others wait for a turn. Enough for a
@@ -60,21 +60,19 @@ class SessionKey:
     :param base_url: the server.
     :param identity: digest of the login name and the password or bearer token, never the
         secret itself.
-    :param verify: TLS verification (True, False or a CA bundle path).
-    :param timeout: seconds per request, set on the session.
+    :param transport: what the session is built from (TLS, timeout, proxies, headers).
     """
 
     base_url: str
     identity: str
-    verify: bool | str
-    timeout: float
+    transport: TransportConfig
 
     @classmethod
     def of(cls, settings: MrsDeployConnectionSettings) -> SessionKey:
         """The key of a connection's settings."""
         secret = settings.bearer_token or settings.password or ""
         identity = hashlib.sha256(f"{settings.username or ''}\0{secret}".encode()).hexdigest()
-        return cls(settings.base_url, identity, settings.verify, settings.timeout)
+        return cls(settings.base_url, identity, settings.transport)
 
 
 class Turns:

@@ -220,7 +220,10 @@ class MrsDeployHook(BaseHook):
         settings = self.settings
         if self._renewal_due(request, settings):
             with self._tokens.renewal_lock:
-                return self._call_once(request, settings, body, headers)
+                # Checked again once in, as on the async path: whoever held the lock has
+                # usually just renewed the token, and this call need not hold the others up.
+                if self._renewal_due(request, settings):
+                    return self._call_once(request, settings, body, headers)
         return self._call_once(request, settings, body, headers)
 
     def _call_once(

@@ -47,6 +47,37 @@ class ConnectionLike(Protocol):
     def extra_dejson(self) -> dict[str, Any]: ...
 
 
+def _user_agent() -> str:
+    from airflow_provider import __version__
+
+    return f"airflow-provider-mrsdeploy/{__version__}"
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    """Everything the HTTP sessions of a connection are built from, on both transports.
+
+    The blocking session (requests) and the async session (aiohttp) are built from this one
+    value, and async sessions are shared only between hooks whose values are equal: a setting
+    added here reaches both transports and the sharing rule at once.
+
+    :param verify: TLS verification: True, False, or the path of a CA bundle.
+    :param timeout: seconds allowed for each request.
+    :param trust_env: honour the proxy variables and ``.netrc``.
+    :param user_agent: the ``User-Agent`` sent (the provider and its version).
+    """
+
+    verify: bool | str = True
+    timeout: float = DEFAULT_TIMEOUT
+    trust_env: bool = True
+    user_agent: str = field(default_factory=_user_agent)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers every request carries."""
+        return {"Accept": "application/json", "User-Agent": self.user_agent}
+
+
 @dataclass(frozen=True)
 class MrsDeployConnectionSettings:
     """Resolved settings of an ``mrsdeploy`` connection.
@@ -66,6 +97,8 @@ class MrsDeployConnectionSettings:
     :param max_response_bytes: largest response body read into memory; a larger one fails
         instead of exhausting the worker's memory.
     :param max_download_bytes: largest file streamed by ``iter_batch_file``; None for no limit.
+    :param trust_env: honour the proxy variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
+        ``NO_PROXY``) and ``.netrc``, on both transports alike.
     """
 
     base_url: str
@@ -80,6 +113,12 @@ class MrsDeployConnectionSettings:
     token_refresh_lead: float = DEFAULT_TOKEN_REFRESH_LEAD
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     max_download_bytes: int | None = DEFAULT_MAX_DOWNLOAD_BYTES
+    trust_env: bool = True
+
+    @property
+    def transport(self) -> TransportConfig:
+        """What the HTTP sessions are built from (see :class:`TransportConfig`)."""
+        return TransportConfig(verify=self.verify, timeout=self.timeout, trust_env=self.trust_env)
 
     @property
     def uses_bearer_token(self) -> bool:
@@ -328,4 +367,17 @@ def settings_from_connection(
         token_refresh_lead=_number(extras, "token_refresh_lead", DEFAULT_TOKEN_REFRESH_LEAD, 0),
         max_response_bytes=max_response_bytes,
         max_download_bytes=max_download_bytes or None,
+        trust_env=_flag(extras, "trust_env", default=True),
     )
+
+
+def _flag(extras: dict[str, Any], key: str, *, default: bool) -> bool:
+    value = extras.get(key)
+    if value is None or value == "":
+        return default
+    parsed = _bool_or_path(value, key)
+    if not isinstance(parsed, bool):
+        raise MrsDeployConfigurationError(
+            f"connection extra {key!r} must be true or false (got {value!r})"
+        )
+    return parsed

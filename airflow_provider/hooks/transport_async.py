@@ -28,7 +28,7 @@ from airflow_provider.hooks.transport_errors import (
     scrub,
     stalled_error,
 )
-from airflow_provider.hooks.transport_sync import ACCEPT_JSON, READ_CHUNK
+from airflow_provider.hooks.transport_sync import READ_CHUNK
 
 #: Connections one session keeps open to the server at most (aiohttp's default). A session
 #: is shared by every hook of a connection in an event loop (see ``async_sessions``), so this
@@ -65,10 +65,13 @@ def build_session(
     :param tls: from :func:`tls_option`.
     :param limit: connections kept open at most.
     """
+    config = settings.transport
     return aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=tls, limit=limit),
-        headers=ACCEPT_JSON,
-        timeout=aiohttp.ClientTimeout(total=settings.timeout),
+        headers=config.headers,
+        timeout=aiohttp.ClientTimeout(total=config.timeout),
+        # Proxies from the environment, exactly when the blocking session uses them.
+        trust_env=config.trust_env,
     )
 
 

@@ -36,19 +36,20 @@ from airflow_provider.hooks.watchdog import GuardedAdapter, guard_connection, gu
 #: Bytes per read while loading a body into memory.
 READ_CHUNK = 1 << 16
 
-ACCEPT_JSON = {"Accept": "application/json"}
-
 register_case_insensitive(CaseInsensitiveDict)
 
 
 def new_session(settings: MrsDeployConnectionSettings) -> requests.Session:
-    """A session with the provider's defaults (``Accept: application/json``, TLS setting).
+    """A session built from the connection's transport configuration (headers, TLS, proxies
+    from the environment or not), as the async session is.
 
     :param settings: connection settings.
     """
+    config = settings.transport
     session = requests.Session()
-    session.headers.update(ACCEPT_JSON)
-    session.verify = settings.verify
+    session.headers.update(config.headers)
+    session.verify = config.verify
+    session.trust_env = config.trust_env
     # Connections that join the sending thread's deadline guard (see the watchdog module).
     session.mount("http://", GuardedAdapter())
     session.mount("https://", GuardedAdapter())

@@ -20,7 +20,7 @@ from airflow_provider.api import (
 )
 from airflow_provider.api.identifiers import shown
 from airflow_provider.api.models import decode_output_file
-from airflow_provider.batch_ref import BatchRef, resolve_batch_ref, upstream_task_id
+from airflow_provider.batch_set import BatchPart, BatchSet, to_batch_set
 from airflow_provider.outputs import (
     OutputFormat,
     OutputsTable,
@@ -84,11 +84,12 @@ class MrsDeployCollectBatchOperator(BaseOperator):
     docs/outputs.md). Returns a small dict: destination, table and manifest paths, row,
     failure and file counts.
 
-    :param batch_id: Batch execution id or list of ids (in submission order); usually
-        ``submit.output``.
+    :param batch_id: The batch set to collect, usually ``submit.output`` (it names its service
+        and which rows each batch holds); or a batch execution id, or a list of ids in
+        submission order, with ``service_name`` and ``service_version``.
     :param destination: Folder to write to; templated, e.g. ``s3://lake/scores/{{ ds }}/``.
-    :param service_name: Service name; read from the submit task's XCom when omitted.
-    :param service_version: Service version; read from the submit task's XCom when omitted.
+    :param service_name: Service name, needed with plain ids (checked against a batch set).
+    :param service_version: Service version, needed with plain ids (checked against a set).
     :param output_format: ``parquet`` (default), ``csv`` or ``jsonl``.
     :param include_files: Download every row's files.
     :param records: The submitted records, to write the inputs beside the outputs (optional).
@@ -168,8 +169,9 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         if not progress_interval > 0:
             raise ValueError("progress_interval must be a positive number of seconds")
         self.progress_interval = progress_interval
-        self.batch_source_task_id = upstream_task_id(batch_id)
-        self._ref: BatchRef | None = None
+        self._ref: BatchSet | None = None
+        #: Which batch produced which rows of the table (filled while reading results).
+        self._produced: list[BatchPart] = []
         self._declares_files = True
 
     @cached_property
@@ -185,13 +187,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
 
         output_format = parse_output_format(self.output_format)
         check_destination(self.destination)
-        ref = resolve_batch_ref(
-            context,
-            self.batch_id,
-            self.service_name,
-            self.service_version,
-            self.batch_source_task_id,
-        )
+        ref = to_batch_set(self.batch_id, self.service_name, self.service_version)
         self._ref = ref
         service = self.hook.get_service(ref.service_name, ref.service_version)
         self._declares_files = bool(service.output_file_names)
@@ -199,6 +195,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             [p.name for p in service.output_parameters],
             output_types={p.name: p.type for p in service.output_parameters},
         )
+        self._produced = []
         file_rows, failed = self._read_results(ref, table)
         inputs = None
         if self.records is not None:
@@ -219,6 +216,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         manifest_path = writer.finish(
             build_manifest(
                 batch_ids=ref.batch_ids,
+                batches=[part.to_json() for part in self._produced],
                 service_name=ref.service_name,
                 service_version=ref.service_version,
                 table_path=table_path,
@@ -274,7 +272,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         )
 
     def _read_results(
-        self, ref: BatchRef, table: OutputsTable
+        self, ref: BatchSet, table: OutputsTable
     ) -> tuple[list[tuple[RowLocation, ExecutionResult]], list[tuple[int, str | None]]]:
         """Fetch every batch's results once, in submission order, into ``table``.
 
@@ -288,12 +286,12 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         incomplete: list[str] = []
         file_rows: list[tuple[RowLocation, ExecutionResult]] = []
         failed: list[tuple[int, str | None]] = []
-        for batch_id in ref.batch_ids:
+        for part in ref.parts:
             status = self.hook.get_batch_status(
-                ref.service_name, ref.service_version, batch_id, show_partial_results=False
+                ref.service_name, ref.service_version, part.batch_id, show_partial_results=False
             )
             states.append(dataclasses.replace(status, results=()))
-            problem = self._take_rows(batch_id, status, table, file_rows, failed)
+            problem = self._take_rows(part, status, table, file_rows, failed)
             if problem is not None:
                 incomplete.append(problem)
             # Dropped before the next batch is fetched, so two batches' results never coexist.
@@ -311,7 +309,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
 
     def _take_rows(
         self,
-        batch_id: str,
+        part: BatchPart,
         status: BatchStatus,
         table: OutputsTable,
         file_rows: list[tuple[RowLocation, ExecutionResult]],
@@ -319,7 +317,12 @@ class MrsDeployCollectBatchOperator(BaseOperator):
     ) -> str | None:
         """Add a complete batch's rows to the table and note its failed rows and rows with
         files; return why its results cannot be used, or None (a batch that is not complete
-        adds nothing: the caller reports it)."""
+        adds nothing: the caller reports it).
+
+        The batch set says where the batch's rows belong (``first_row``) and how many it holds:
+        an answer that disagrees is refused rather than written at the wrong rows.
+        """
+        batch_id = part.batch_id
         if not status.is_terminal or status.is_failed:
             return None
         if len(status.results) != status.total_item_count:
@@ -327,7 +330,19 @@ class MrsDeployCollectBatchOperator(BaseOperator):
                 f"batch {batch_id} reports {status.total_item_count} rows but returned "
                 f"{len(status.results)} results; refusing to write an incomplete table"
             )
+        if part.row_count is not None and part.row_count != len(status.results):
+            return (
+                f"batch {batch_id} returned {len(status.results)} results, but {part.row_count} "
+                "rows were submitted in it; refusing to write a table whose rows would not "
+                "match the input"
+            )
         offset = len(table)
+        if part.first_row is not None and part.first_row != offset:
+            return (
+                f"batch {batch_id} holds the rows from {part.first_row} on, but the batches "
+                f"before it hold {offset} rows: the batch set is not in input order"
+            )
+        self._produced.append(BatchPart(batch_id, offset, len(status.results)))
         table.add(status.results)
         for batch_index, result in enumerate(status.results):
             if not result.success:
@@ -344,7 +359,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
 
     async def _aland(
         self,
-        ref: BatchRef,
+        ref: BatchSet,
         writer: OutputWriter,
         table_name: str,
         rows: Sequence[tuple[RowLocation, ExecutionResult]],
@@ -365,7 +380,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             await self.hook.aclose()
 
     async def _aplan(
-        self, ref: BatchRef, rows: Sequence[tuple[RowLocation, ExecutionResult]]
+        self, ref: BatchSet, rows: Sequence[tuple[RowLocation, ExecutionResult]]
     ) -> list[RowPlan]:
         """Each row's file names (from its result, else listed by the server), made safe."""
         names = [self._file_names_from_result(result) for _, result in rows]
@@ -390,7 +405,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         return plans
 
     async def _aland_files(
-        self, ref: BatchRef, writer: OutputWriter, plans: Sequence[RowPlan]
+        self, ref: BatchSet, writer: OutputWriter, plans: Sequence[RowPlan]
     ) -> list[WrittenFile]:
         total = sum(len(plan.files) for plan in plans)
         progress = ProgressLog("files landed", total, self.log, interval=self.progress_interval)

@@ -10,12 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider.api.calls import check_parallel_count
-from airflow_provider.batch_ref import (
-    XCOM_BATCH_IDS,
-    XCOM_SERVICE_NAME,
-    XCOM_SERVICE_VERSION,
-    BatchRef,
-)
+from airflow_provider.batch_set import XCOM_BATCH_SET, BatchSet
 from airflow_provider.compat import default_deferrable
 from airflow_provider.events import BatchEvent
 from airflow_provider.links import XCOM_STATUS_URL, MrsDeployBatchLink, batch_status_url
@@ -23,7 +18,6 @@ from airflow_provider.sql_records import DEFAULT_SQL_CHUNK_ROWS, read_sql_record
 from airflow_provider.submission import (
     MrsDeploySubmissionKilledError,
     StartedBatches,
-    Submission,
     SubmissionStore,
     cancel_quietly,
     reusable,
@@ -51,8 +45,10 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
     The records are checked against the service's input definitions before anything is sent:
     a missing input column fails with the expected and found columns, extra columns are dropped
     (and logged), and values JSON cannot carry (NaN, inf, missing, wrong type) fail naming the
-    row and column. The batch id is the return value; the service name, version and the list of
-    ids are pushed to XCom too, before any wait, so a sensor or collect task can find them.
+    row and column. The return value is the batch set (:class:`~airflow_provider.batch_set.
+    BatchSet`, as JSON): the service and the batches with the rows each holds, which a sensor or
+    collect task given ``batch_id=submit.output`` needs and nothing else. It is also pushed to
+    XCom (key ``batch_set``) before any wait.
 
     On Airflow 3.3+ the started batches are also recorded in the task instance's state store:
     a retry re-attaches to them when they still exist and have not failed, instead of starting
@@ -69,7 +65,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
     :param sql_chunk_rows: Rows fetched per chunk when reading ``records_sql``.
     :param parallel_count: Rows the server runs at once for this batch (the server may cap it).
     :param max_records_per_batch: Split larger inputs into several batches of at most this many
-        rows (None: one batch). The return value is then the list of ids, in input order.
+        rows (None: one batch). The batch set then lists them in input order.
     :param mrsdeploy_conn_id: Connection to the web node.
     :param wait_for_completion: Wait in this task until the batch is complete.
     :param deferrable: Wait in the triggerer instead of the worker (implies waiting); defaults
@@ -145,7 +141,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         self.timeout = timeout
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
-        self._ref: BatchRef | None = None
+        self._ref: BatchSet | None = None
         #: The batches started so far while submitting (what ``on_kill`` cancels then).
         self._started: StartedBatches | None = None
 
@@ -156,22 +152,20 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
 
         return MrsDeployHook(self.mrsdeploy_conn_id)
 
-    def execute(self, context: Context) -> str | list[str]:
+    def execute(self, context: Context) -> dict[str, Any]:
         """Validate and send the records (or re-attach on a retry), record the ids, then wait."""
         store = SubmissionStore(context)
         service = (self.service_name, self.service_version)
         self._started = StartedBatches(service)
         previous = store.load()
         reattached = previous is not None and reusable(self.hook, previous, service)
-        submission = previous if previous is not None and reattached else self._submit(store)
-        ref = submission.ref
+        ref = previous if previous is not None and reattached else self._submit(store)
         self._started.adopt(ref.batch_ids)
         self._ref = ref
         self._stop_if_killed(reattached)
         ti = context["ti"]
-        ti.xcom_push(key=XCOM_SERVICE_NAME, value=self.service_name)
-        ti.xcom_push(key=XCOM_SERVICE_VERSION, value=self.service_version)
-        ti.xcom_push(key=XCOM_BATCH_IDS, value=list(ref.batch_ids))
+        # Pushed before any wait: Airflow's deferral backstop reads it back (resume_execution).
+        ti.xcom_push(key=XCOM_BATCH_SET, value=ref.to_json())
         ti.xcom_push(
             key=XCOM_STATUS_URL,
             value=batch_status_url(
@@ -184,9 +178,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         if self.deferrable:
             self.defer(
                 trigger=MrsDeployBatchTrigger(
-                    batch_ids=list(ref.batch_ids),
-                    service_name=self.service_name,
-                    service_version=self.service_version,
+                    batch_set=ref,
                     mrsdeploy_conn_id=self.mrsdeploy_conn_id,
                     poll_interval=self.poll_interval,
                     max_poll_interval=self.max_poll_interval,
@@ -206,9 +198,9 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
                 cancel_on_timeout=self.cancel_on_timeout,
             )
         store.forget()
-        return submission_result(ref)
+        return ref.to_json()
 
-    def _submit(self, store: SubmissionStore) -> Submission:
+    def _submit(self, store: SubmissionStore) -> BatchSet:
         """Check the records against the service and start one batch per chunk of rows."""
         # pandas and pyarrow are imported here, when the task runs, never when the DAG is parsed.
         from airflow_provider.records import check_has_rows, iter_encoded_records, prepare_records
@@ -231,16 +223,16 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
             len(parts),
             parallel_count,
         )
-        submission = start_batches(
+        batch_set = start_batches(
             self.hook,
             (self.service_name, self.service_version),
-            [partial(iter_encoded_records, part) for part in parts],
+            [(partial(iter_encoded_records, part), part.row_count) for part in parts],
             parallel_count,
             store.save,
             self._started,
         )
-        self.log.info("Started %s", submission.ref.describe())
-        return submission
+        self.log.info("Started %s", batch_set.describe())
+        return batch_set
 
     def _read_records(self) -> Any:
         """The records as a DataFrame, from ``records`` or by running ``records_sql``."""
@@ -253,14 +245,16 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None
-    ) -> str | list[str]:
-        """Resume after deferral: act on the trigger's event and return the batch id(s)."""
+    ) -> dict[str, Any]:
+        """Resume after deferral: act on the trigger's event and return the batch set."""
         parsed = BatchEvent.from_payload(event)
-        ref = BatchRef(self.service_name, self.service_version, parsed.batch_ids)
+        ref = parsed.batch_set or BatchSet.of_ids(
+            (self.service_name, self.service_version), parsed.batch_ids
+        )
         self._ref = ref  # what lineage reports: this instance is new after deferral
         complete_from_event(self.hook, ref, parsed, cancel_on_timeout=self.cancel_on_timeout)
         SubmissionStore(context, warn=False).forget()  # execute() already warned
-        return submission_result(ref)
+        return ref.to_json()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """Lineage: the records file (or query) in, the started batches out."""
@@ -293,11 +287,10 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
             return super().resume_execution(next_method, next_kwargs, context)
         except Exception as err:
             if deferral_timed_out(err) and self.cancel_on_timeout:
-                batch_ids = context["ti"].xcom_pull(task_ids=self.task_id, key=XCOM_BATCH_IDS)
-                if batch_ids:
+                pushed = context["ti"].xcom_pull(task_ids=self.task_id, key=XCOM_BATCH_SET)
+                if pushed:
                     self.log.error("The wait passed its deadline: cancelling the batches")
-                    ref = BatchRef(self.service_name, self.service_version, tuple(batch_ids))
-                    cancel_quietly(self.hook, ref)  # the timeout is the error to report
+                    cancel_quietly(self.hook, BatchSet.from_json(pushed))  # the timeout wins
             raise
 
     def _stop_if_killed(self, reattached: bool) -> None:
@@ -361,8 +354,3 @@ def run_time_parallel_count(value: object) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     return check_parallel_count(value)
-
-
-def submission_result(ref: BatchRef) -> str | list[str]:
-    """XCom return value: the id of a single batch, or the ordered list of several."""
-    return ref.batch_ids[0] if len(ref.batch_ids) == 1 else list(ref.batch_ids)

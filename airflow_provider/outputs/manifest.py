@@ -30,6 +30,7 @@ class WrittenFile:
 def build_manifest(
     *,
     batch_ids: Sequence[str],
+    batches: Sequence[Mapping[str, Any]] = (),
     service_name: str,
     service_version: str,
     table_path: str,
@@ -39,9 +40,14 @@ def build_manifest(
     files: Sequence[WrittenFile],
     renamed_outputs: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The manifest of one collect run."""
+    """The manifest of one collect run.
+
+    :param batches: which batch produced which rows of the table (``batch_id``,
+        ``first_row``, ``row_count``), in table order.
+    """
     manifest: dict[str, Any] = {
         "batch_ids": list(batch_ids),
+        "batches": [dict(batch) for batch in batches],
         "service": {"name": service_name, "version": service_version},
         "table": {"path": table_path, "format": output_format.value},
         "counts": {

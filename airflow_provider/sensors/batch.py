@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator
 
 from airflow_provider.api import MrsDeployError
-from airflow_provider.batch_ref import BatchRef, resolve_batch_ref, upstream_task_id
+from airflow_provider.batch_set import BatchSet, to_batch_set
 from airflow_provider.compat import AirflowSensorTimeout, AirflowTaskTimeout, default_deferrable
 from airflow_provider.deadlines import calls_end_by
 from airflow_provider.events import BatchEvent
@@ -44,9 +44,11 @@ class MrsDeployBatchSensor(BaseSensorOperator):
     server reports ``Failed`` fails the task; on the deadline the batch is cancelled unless
     ``cancel_on_timeout=False``.
 
-    :param batch_id: Batch execution id, or a list of ids; usually ``submit.output``.
-    :param service_name: Service name; read from the submit task's XCom when omitted.
-    :param service_version: Service version; read from the submit task's XCom when omitted.
+    :param batch_id: The batch set to act on, usually ``submit.output`` (it names its service);
+        or a batch execution id, or a list of ids, with ``service_name`` and
+        ``service_version``.
+    :param service_name: Service name, needed with plain ids (checked against a batch set).
+    :param service_version: Service version, needed with plain ids (checked against a set).
     :param mrsdeploy_conn_id: Connection to the web node.
     :param deferrable: Wait in the triggerer; defaults to ``[operators] default_deferrable``.
     :param max_poll_interval: Slowest poll while deferred and far from done (defaults to
@@ -85,8 +87,7 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         self.max_poll_interval = max_poll_interval
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
-        self.batch_source_task_id = upstream_task_id(batch_id)
-        self._ref: BatchRef | None = None
+        self._ref: BatchSet | None = None
         #: When poking: the end of the sensor's timeout, which no check may run past.
         self._poke_deadline: float | None = None
 
@@ -97,16 +98,10 @@ class MrsDeployBatchSensor(BaseSensorOperator):
 
         return MrsDeployHook(self.mrsdeploy_conn_id)
 
-    def batch_ref(self, context: Context) -> BatchRef:
-        """Which service and batches this task waits for."""
+    def batch_ref(self, context: Context) -> BatchSet:
+        """Which service and batches this task waits for (the rendered ``batch_id``)."""
         if self._ref is None:
-            self._ref = resolve_batch_ref(
-                context,
-                self.batch_id,
-                self.service_name,
-                self.service_version,
-                self.batch_source_task_id,
-            )
+            self._ref = to_batch_set(self.batch_id, self.service_name, self.service_version)
         return self._ref
 
     def poke(self, context: Context) -> bool:
@@ -140,9 +135,7 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         deadline = compute_deadline(now, timeout, self.execution_timeout)
         self.defer(
             trigger=MrsDeployBatchTrigger(
-                batch_ids=list(ref.batch_ids),
-                service_name=ref.service_name,
-                service_version=ref.service_version,
+                batch_set=ref,
                 mrsdeploy_conn_id=self.mrsdeploy_conn_id,
                 poll_interval=float(self.poke_interval_seconds()),
                 max_poll_interval=self.max_poll_interval,

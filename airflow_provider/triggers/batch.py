@@ -18,6 +18,7 @@ from airflow_provider.api import (
     MrsDeployServerError,
     MrsDeployTransientError,
 )
+from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import async_timeout_at
 from airflow_provider.deadlines import calls_end_by
 from airflow_provider.events import BatchEvent, BatchEventStatus
@@ -34,6 +35,20 @@ def is_transient_poll_error(error: BaseException) -> bool:
     if isinstance(error, MrsDeployConnectionError):
         return error.retryable
     return isinstance(error, (MrsDeployTransientError, MrsDeployServerError, OSError))
+
+
+def _batch_set_of(
+    batch_set: BatchSet | dict[str, Any] | None,
+    batch_ids: list[str] | None,
+    service_name: str | None,
+    service_version: str | None,
+) -> BatchSet:
+    """The batch set of the trigger's kwargs, in either form (see the class)."""
+    if batch_set is None:
+        if batch_ids is None or not service_name or not service_version:
+            raise ValueError("pass batch_set, or batch_ids with service_name and service_version")
+        return BatchSet.of_ids((service_name, service_version), batch_ids)
+    return batch_set if isinstance(batch_set, BatchSet) else BatchSet.from_json(batch_set)
 
 
 def _interval(value: float, name: str) -> float:
@@ -62,9 +77,11 @@ class MrsDeployBatchTrigger(BaseTrigger):
     The trigger may run more than once for the same wait (a triggerer restart re-creates it from
     its kwargs), so it only reads: it never submits, and cancels only from :meth:`on_kill`.
 
-    :param batch_ids: Batch execution ids to wait for, in submission order.
-    :param service_name: Name of the published service.
-    :param service_version: Version of the published service.
+    :param batch_set: The batch set to wait for (its JSON form, or a :class:`BatchSet`).
+    :param batch_ids: Instead of ``batch_set`` (triggers serialized by earlier releases): the
+        batch execution ids, in submission order, with ``service_name`` and ``service_version``.
+    :param service_name: Name of the published service (with ``batch_ids``).
+    :param service_version: Version of the published service (with ``batch_ids``).
     :param mrsdeploy_conn_id: Connection to the R Server / ML Server web node.
     :param poll_interval: Seconds between polls while the batch is well under way.
     :param deadline: Absolute wall-clock deadline (epoch seconds) or None to wait forever.
@@ -77,9 +94,10 @@ class MrsDeployBatchTrigger(BaseTrigger):
     def __init__(
         self,
         *,
-        batch_ids: list[str],
-        service_name: str,
-        service_version: str,
+        batch_set: BatchSet | dict[str, Any] | None = None,
+        batch_ids: list[str] | None = None,
+        service_name: str | None = None,
+        service_version: str | None = None,
         mrsdeploy_conn_id: str = "mrsdeploy_default",
         poll_interval: float = 10.0,
         deadline: float | None = None,
@@ -87,36 +105,78 @@ class MrsDeployBatchTrigger(BaseTrigger):
         cancel_on_kill: bool = True,
     ) -> None:
         super().__init__()
-        self.batch_ids = list(batch_ids)
-        self.service_name = service_name
-        self.service_version = service_version
+        # As given: what serialize() hands back when they cannot be used, so that a re-created
+        # trigger reports the same problem.
+        self._given: dict[str, Any] = {
+            "batch_set": batch_set.to_json() if isinstance(batch_set, BatchSet) else batch_set,
+            "batch_ids": batch_ids,
+            "service_name": service_name,
+            "service_version": service_version,
+            "poll_interval": poll_interval,
+            "deadline": deadline,
+            "max_poll_interval": max_poll_interval,
+        }
         self.mrsdeploy_conn_id = mrsdeploy_conn_id
-        self.poll_interval = _interval(poll_interval, "poll_interval")
-        self.deadline = None if deadline is None else float(deadline)
-        # Never faster than poll_interval, whatever the slowest poll was set to.
-        self.max_poll_interval = max(
-            self.poll_interval,
-            self.poll_interval
-            if max_poll_interval is None
-            else _interval(max_poll_interval, "max_poll_interval"),
-        )
         self.cancel_on_kill = cancel_on_kill
+        self.batch_set: BatchSet | None = None
+        self.poll_interval = self.max_poll_interval = 10.0
+        self.deadline: float | None = None
+        #: Why the arguments cannot be used, reported by run() as an error event. Never raised
+        #: here: the triggerer re-creates triggers in its main loop, where an exception other
+        #: than TypeError stops every other wait it runs.
+        self.problem: str | None = None
+        try:
+            self.batch_set = _batch_set_of(batch_set, batch_ids, service_name, service_version)
+            self.poll_interval = _interval(poll_interval, "poll_interval")
+            # Never faster than poll_interval, whatever the slowest poll was set to.
+            self.max_poll_interval = max(
+                self.poll_interval,
+                self.poll_interval
+                if max_poll_interval is None
+                else _interval(max_poll_interval, "max_poll_interval"),
+            )
+            self.deadline = None if deadline is None else float(deadline)
+        except Exception as err:  # reported by run(), see above
+            self.problem = f"the wait cannot start: {err}"
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and plain-JSON kwargs, exactly the constructor arguments."""
-        return (
-            f"{type(self).__module__}.{type(self).__qualname__}",
-            {
-                "batch_ids": list(self.batch_ids),
-                "service_name": self.service_name,
-                "service_version": self.service_version,
-                "mrsdeploy_conn_id": self.mrsdeploy_conn_id,
+        if self.problem is not None or self.batch_set is None:
+            kwargs = {key: value for key, value in self._given.items() if value is not None}
+        else:
+            kwargs = {
+                "batch_set": self.batch_set.to_json(),
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "max_poll_interval": self.max_poll_interval,
-                "cancel_on_kill": self.cancel_on_kill,
-            },
-        )
+            }
+        kwargs |= {"mrsdeploy_conn_id": self.mrsdeploy_conn_id}
+        kwargs |= {"cancel_on_kill": self.cancel_on_kill}
+        return f"{type(self).__module__}.{type(self).__qualname__}", kwargs
+
+    @property
+    def batch_ids(self) -> tuple[str, ...]:
+        """The ids waited for, in input order (as given, when they cannot be used)."""
+        if self.batch_set is not None:
+            return self.batch_set.batch_ids
+        given = self._given.get("batch_ids")
+        if isinstance(given, list):
+            return tuple(str(item) for item in given)
+        return ()
+
+    @property
+    def service_name(self) -> str:
+        """The service's name."""
+        if self.batch_set is not None:
+            return self.batch_set.service_name
+        return str(self._given.get("service_name") or "")
+
+    @property
+    def service_version(self) -> str:
+        """The service's version."""
+        if self.batch_set is not None:
+            return self.batch_set.service_version
+        return str(self._given.get("service_version") or "")
 
     def _hook(self) -> Any:
         from airflow_provider.hooks import MrsDeployHook
@@ -152,6 +212,10 @@ class MrsDeployBatchTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll until a terminal outcome or the deadline, then yield exactly one event."""
+        if self.problem is not None:
+            self.log.error("%s", self.problem)
+            yield self._event(BatchEventStatus.ERROR, 0, 0, self.problem)
+            return
         hook = await self._ahook()
         seen = _Seen()
         try:
@@ -206,7 +270,8 @@ class MrsDeployBatchTrigger(BaseTrigger):
             return self._event(BatchEventStatus.ERROR, seen.completed, seen.total, message)
         progress = evaluate_batches(self.batch_ids, statuses)
         if progress.outcome is not BatchOutcome.RUNNING:
-            return TriggerEvent(BatchEvent.from_progress(self.batch_ids, progress).to_payload())
+            assert self.batch_set is not None  # run() reports unusable arguments before polling
+            return TriggerEvent(BatchEvent.from_progress(self.batch_set, progress).to_payload())
         rates = seen.rate.observe(time.time(), progress)
         # One line per change of progress, not per poll: a triggerer with many waits would
         # otherwise spend its loop writing identical lines.
@@ -239,12 +304,12 @@ class MrsDeployBatchTrigger(BaseTrigger):
         # The message reaches the resumed task in another process, whose masker never saw the
         # tokens this triggerer obtained: hide them here, and escape the server's text.
         text = printable(redacted(message))
-        event = BatchEvent(status, tuple(self.batch_ids), completed, total, text)
+        event = BatchEvent(status, self.batch_ids, completed, total, text, self.batch_set)
         return TriggerEvent(event.to_payload())
 
     async def on_kill(self) -> None:
         """Cancel the batches when a user kills the deferred task (never on a restart)."""
-        if not self.cancel_on_kill:
+        if not self.cancel_on_kill or self.batch_set is None:
             return
         hook = await self._ahook()
         try:

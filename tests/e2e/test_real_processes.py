@@ -18,6 +18,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from airflow_provider.batch_set import BatchSet, to_batch_set
+from airflow_provider.sample_data import mtcars_csv_path
 from tests.e2e.cluster import AirflowCluster
 from tests.support.server import ReferenceServer
 
@@ -25,6 +27,7 @@ pytestmark = pytest.mark.e2e
 
 SCORE_DAG = "mrsdeploy_score_mtcars"
 RETRY_DAG = "mrsdeploy_e2e_submit_retry"
+BATCH_SET_DAG = "mrsdeploy_e2e_batch_set"
 REPORT_DAG = "mrsdeploy_scores_report"
 TRIGGER_CLASSPATH = "airflow_provider.triggers.batch.MrsDeployBatchTrigger"
 MTCARS_ROWS = 32
@@ -42,7 +45,7 @@ def _new_batches(list_batches: BatchLister, before: list[str]) -> list[str]:
     return [batch_id for batch_id in list_batches() if batch_id not in before]
 
 
-def _wait_deferred(cluster: AirflowCluster, run_id: str) -> dict[str, Any]:
+def _wait_deferred(cluster: AirflowCluster, run_id: str, dag_id: str = SCORE_DAG) -> dict[str, Any]:
     """Wait until the sensor is deferred and its trigger taken, and the deferring process ended.
 
     The last step avoids a race in Airflow 3.3's scheduler: when the trigger fires before the
@@ -50,15 +53,15 @@ def _wait_deferred(cluster: AirflowCluster, run_id: str) -> dict[str, Any]:
     resumed try, which is then marked ``up_for_retry`` ("finished with state success, but the
     task instance's state attribute is running"). The batch is kept slow until then.
     """
-    cluster.wait_for_task_state(SCORE_DAG, run_id, "wait", "deferred", STATE_TIMEOUT)
+    cluster.wait_for_task_state(dag_id, run_id, "wait", "deferred", STATE_TIMEOUT)
 
     def assigned() -> dict[str, Any] | None:
-        ti = cluster.api.task_instance(SCORE_DAG, run_id, "wait")
+        ti = cluster.api.task_instance(dag_id, run_id, "wait")
         trigger = ti.get("trigger") or {}
         return ti if ti["state"] == "deferred" and trigger.get("triggerer_id") else None
 
     ti = cluster.wait_until(f"the trigger of {run_id}/wait to be assigned", assigned, 60)
-    key = f"TaskInstanceKey(dag_id='{SCORE_DAG}', task_id='wait', run_id='{run_id}', try_number=1"
+    key = f"TaskInstanceKey(dag_id='{dag_id}', task_id='wait', run_id='{run_id}', try_number=1"
     cluster.wait_for_log(
         "scheduler",
         f"Received executor event with state success for task instance {key}",
@@ -71,12 +74,27 @@ def _fired(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [r for r in records if r.get("event") == "Trigger fired event"]
 
 
-def _assert_fired_complete(records: list[dict[str, Any]], batch_id: str) -> None:
-    """The triggerer fired exactly one event: the batch's completion."""
+def _assert_fired_complete(records: list[dict[str, Any]], *batch_ids: str) -> None:
+    """The triggerer fired exactly one event: the batches' completion, carrying their set."""
     fired = _fired(records)
     assert len(fired) == 1, records
     result = fired[0]["result"]
-    assert "'status': 'complete'" in result and batch_id in result, result
+    assert "'status': 'complete'" in result, result
+    assert "'batch_set': {'kind': 'mrsdeploy_batch_set'" in result, result
+    assert all(batch_id in result for batch_id in batch_ids), result
+
+
+def _submitted_set(cluster: AirflowCluster, dag_id: str, run_id: str) -> BatchSet:
+    """What the Submit task returned (``submit.output``), read back through the API server: the
+    batch set, the same value it pushed as ``batch_set`` before waiting."""
+    returned = to_batch_set(cluster.api.xcom(dag_id, run_id, "submit"))
+    assert to_batch_set(cluster.api.xcom(dag_id, run_id, "submit", "batch_set")) == returned
+    assert (returned.service_name, returned.service_version) == ("mtService", "v1.0.0")
+    return returned
+
+
+def _rows(batch_set: BatchSet) -> list[tuple[int | None, int | None]]:
+    return [(part.first_row, part.row_count) for part in batch_set.parts]
 
 
 def _assert_success(cluster: AirflowCluster, dag_id: str, run_id: str) -> None:
@@ -104,7 +122,7 @@ def test_example_dags_import_in_the_dag_processor(cluster: AirflowCluster) -> No
     cluster.wait_for_every_file()
     assert cluster.api.import_errors() == []
     dag_ids = {dag["dag_id"] for dag in cluster.api.dags()}
-    assert {SCORE_DAG, "mrsdeploy_submit_and_wait", RETRY_DAG} <= dag_ids
+    assert {SCORE_DAG, "mrsdeploy_submit_and_wait", RETRY_DAG, BATCH_SET_DAG} <= dag_ids
 
 
 def test_scheduled_run_updates_the_asset_and_the_report_follows(
@@ -156,6 +174,9 @@ def test_score_mtcars_sensor_defers_to_the_triggerer(
     # The trigger ran in the triggerer process: that triggerer logged the event it fired.
     batches = _new_batches(mtservice_batches, before)
     assert len(batches) == 1, batches
+    # The Sensor and Collect were given only submit.output: the set named the service.
+    submitted = _submitted_set(cluster, SCORE_DAG, run_id)
+    assert list(submitted.batch_ids) == batches and _rows(submitted) == [(0, MTCARS_ROWS)]
     events = cluster.trigger_events(SCORE_DAG, run_id, "wait")
     assert list(events) == [triggerer_id], events
     _assert_fired_complete(events[triggerer_id], batches[0])
@@ -253,6 +274,9 @@ def test_worker_killed_mid_submit_retry_reattaches(
     tries = {t["try_number"]: t["state"] for t in cluster.api.tries(RETRY_DAG, run_id, "submit")}
     assert tries == {1: "failed", 2: "success"}
     assert _new_batches(mtservice_batches, before) == started, "the retry started another batch"
+    # The retry returned the set the first try recorded, rows included.
+    submitted = _submitted_set(cluster, RETRY_DAG, run_id)
+    assert list(submitted.batch_ids) == started and _rows(submitted) == [(0, MTCARS_ROWS)]
 
 
 def test_cli_trigger_without_a_logical_date_lands_the_partition(
@@ -273,3 +297,42 @@ def test_cli_trigger_without_a_logical_date_lands_the_partition(
     batches = _new_batches(mtservice_batches, before)
     assert len(batches) == 1, batches
     _assert_partition(destination / "mtcars" / str(run["run_after"])[:10], batches)
+
+
+def test_sensor_and_collect_given_only_the_batch_set_of_a_split_submission(
+    cluster: AirflowCluster, reference_server: ReferenceServer, mtservice_batches: BatchLister
+) -> None:
+    """32 rows in batches of 10: the set Submit returns says which rows each batch holds; the
+    Sensor, deferred to the triggerer, and Collect get only ``submit.output`` (no service), and
+    the partition holds every row at its input position."""
+    run_id = "e2e_batch_set"
+    destination = cluster.outputs / "batch_set"
+    cluster.wait_for_dag(BATCH_SET_DAG)
+    before = mtservice_batches()
+
+    with reference_server.faults(service="mtService", rowDelaySeconds=ROW_DELAY):
+        cluster.api.trigger(
+            BATCH_SET_DAG, run_id, "2026-05-01T00:00:00+00:00", {"destination": str(destination)}
+        )
+        deferred = _wait_deferred(cluster, run_id, BATCH_SET_DAG)
+    assert deferred["trigger"]["classpath"] == TRIGGER_CLASSPATH
+    triggerer_id = deferred["trigger"]["triggerer_id"]
+
+    _assert_success(cluster, BATCH_SET_DAG, run_id)
+    tis = cluster.api.task_instances(BATCH_SET_DAG, run_id)
+    outcome = {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in tis}
+    assert outcome == {t: ("success", 1) for t in ("submit", "wait", "collect")}, outcome
+
+    submitted = _submitted_set(cluster, BATCH_SET_DAG, run_id)
+    assert _rows(submitted) == [(0, 10), (10, 10), (20, 10), (30, 2)]
+    assert submitted.planned_batches == 4
+    assert sorted(submitted.batch_ids) == sorted(_new_batches(mtservice_batches, before))
+    events = cluster.trigger_events(BATCH_SET_DAG, run_id, "wait")
+    assert list(events) == [triggerer_id], events
+    _assert_fired_complete(events[triggerer_id], *submitted.batch_ids)
+    _assert_partition(destination, list(submitted.batch_ids))
+    table = pd.read_parquet(destination / "outputs.parquet")
+    cars = pd.read_csv(mtcars_csv_path())
+    assert list(table["index"]) == list(range(MTCARS_ROWS))
+    assert list(table["input_hp"]) == list(cars["hp"])  # each row at its input position
+    assert list(table["input_wt"]) == list(cars["wt"])

@@ -12,6 +12,7 @@ from typing import Any, cast
 import requests
 from airflow.triggers.base import TriggerEvent
 
+from airflow_provider.batch_set import BatchSet, is_batch_set_json
 from airflow_provider.operators import (
     MrsDeployCollectBatchOperator,
     MrsDeploySubmitBatchOperator,
@@ -39,8 +40,14 @@ def echo_rows(count: int, text_size: int = 10, repeat: int = 1) -> list[dict[str
     return [{"text": f"row-{i}-".ljust(text_size, "x"), "n": repeat} for i in range(count)]
 
 
-def submit(context: Any, records: Any, service: tuple[str, str] = MT, **kwargs: Any) -> str:
-    """Run the submit operator's ``execute``; its XCom is made visible to later tasks."""
+def submit(
+    context: Any, records: Any, service: tuple[str, str] = MT, **kwargs: Any
+) -> dict[str, Any]:
+    """Run the submit operator's ``execute``; return its batch set (the JSON of its
+    ``return_value``), which later tasks take as ``batch_id`` as they would ``submit.output``.
+
+    Its XCom is made visible to later tasks too.
+    """
     op = MrsDeploySubmitBatchOperator(
         task_id="submit",
         service_name=service[0],
@@ -50,46 +57,75 @@ def submit(context: Any, records: Any, service: tuple[str, str] = MT, **kwargs: 
         **kwargs,
     )
     try:
-        batch_id = op.execute(context)
+        returned = op.execute(context)
     finally:
         op.hook.close()
-    assert isinstance(batch_id, str), batch_id  # one batch per submit in these tests
+    batch_set = BatchSet.from_json(returned)
+    assert (batch_set.service_name, batch_set.service_version) == service, returned
+    if isinstance(records, list):  # every submitted row is in exactly one batch
+        assert batch_set.row_count == len(records), returned
     ti = context["ti"]
-    ti.store[("submit", "return_value")] = batch_id
+    assert ti.pushed["batch_set"] == returned  # pushed before any wait, same value
+    ti.store[("submit", "return_value")] = returned
     for key, value in ti.pushed.items():
         ti.store[("submit", key)] = value
-    return batch_id
+    return dict(returned)
 
 
-def sensor(batch_id: str, service: tuple[str, str] = MT, **kwargs: Any) -> MrsDeployBatchSensor:
-    """A poke-mode sensor polling quickly, bounded by a generous timeout."""
+def only_id(batch_set: Any) -> str:
+    """The one batch of a batch set (JSON or :class:`BatchSet`) that holds a single batch."""
+    parsed = batch_set if isinstance(batch_set, BatchSet) else BatchSet.from_json(batch_set)
+    assert len(parsed.batch_ids) == 1, parsed  # one batch per submit in these tests
+    return parsed.batch_ids[0]
+
+
+def _service_kwargs(batch_id: Any, service: tuple[str, str] | None) -> dict[str, Any]:
+    """``service_name``/``service_version`` for a task given ``batch_id``: as asked, or the
+    default service for plain ids (a batch set names its own service, so none is passed)."""
+    if service is None and not (isinstance(batch_id, BatchSet) or is_batch_set_json(batch_id)):
+        service = MT
+    return {} if service is None else {"service_name": service[0], "service_version": service[1]}
+
+
+def sensor(
+    batch_id: Any, service: tuple[str, str] | None = None, **kwargs: Any
+) -> MrsDeployBatchSensor:
+    """A poke-mode sensor polling quickly, bounded by a generous timeout.
+
+    :param batch_id: a batch set (as :func:`submit` returns), or plain ids of ``service``.
+    :param service: the service of plain ids (default ``MT``); with a batch set, given only
+        to check it against the set's.
+    """
     kwargs.setdefault("poke_interval", 0.2)
     kwargs.setdefault("timeout", 120)
     return MrsDeployBatchSensor(
         task_id="wait",
         batch_id=batch_id,
-        service_name=service[0],
-        service_version=service[1],
         deferrable=False,
         mode="poke",
+        **_service_kwargs(batch_id, service),
         **kwargs,
     )
 
 
 def collect(
     context: Any,
-    batch_id: str,
+    batch_id: Any,
     destination: Path,
-    service: tuple[str, str] = MT,
+    service: tuple[str, str] | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Run the collect operator's ``execute`` into ``destination``."""
+    """Run the collect operator's ``execute`` into ``destination``.
+
+    :param batch_id: a batch set (as :func:`submit` returns), or plain ids of ``service``.
+    :param service: the service of plain ids (default ``MT``); with a batch set, given only
+        to check it against the set's.
+    """
     op = MrsDeployCollectBatchOperator(
         task_id="collect",
         batch_id=batch_id,
         destination=str(destination),
-        service_name=service[0],
-        service_version=service[1],
+        **_service_kwargs(batch_id, service),
         **kwargs,
     )
     try:
@@ -128,13 +164,17 @@ def files_outside(root: Path, destination: Path) -> list[Path]:
 
 
 def batch_trigger(
-    batch_ids: list[str], service: tuple[str, str] = MT, **kwargs: Any
+    batches: list[str] | dict[str, Any] | BatchSet, service: tuple[str, str] = MT, **kwargs: Any
 ) -> MrsDeployBatchTrigger:
-    """A trigger polling quickly."""
+    """A trigger polling quickly, given its batch set as the tasks give it (``batch_set=``).
+
+    :param batches: a batch set (JSON or :class:`BatchSet`), or plain ids of ``service``.
+    :param service: the service of plain ids.
+    """
     kwargs.setdefault("poll_interval", 0.2)
-    return MrsDeployBatchTrigger(
-        batch_ids=batch_ids, service_name=service[0], service_version=service[1], **kwargs
-    )
+    if isinstance(batches, list):
+        batches = BatchSet.of_ids(service, batches)
+    return MrsDeployBatchTrigger(batch_set=batches, **kwargs)
 
 
 async def first_event(trigger: MrsDeployBatchTrigger, timeout: float = 90) -> TriggerEvent:
@@ -150,3 +190,23 @@ def run_trigger(trigger: MrsDeployBatchTrigger, timeout: float = 90) -> dict[str
     """Run a trigger in a fresh event loop until its first event; return the payload."""
     event = asyncio.run(first_event(trigger, timeout))
     return dict(event.payload)
+
+
+def poll_once(path: str, hook: Any, batch_id: str = "b1") -> Any:
+    """One status poll of ``mtService`` on the blocking (``sync``) or the async path, with the
+    hook closed afterwards; returns the status, or the error raised (the result under test)."""
+
+    async def in_loop() -> Any:
+        try:
+            return await hook.aget_batch_progress(*MT, batch_id)
+        finally:
+            await hook.aclose()
+
+    try:
+        if path == "sync":
+            return hook.get_batch_progress(*MT, batch_id)
+        return asyncio.run(in_loop())
+    except Exception as err:  # the error is the result under test
+        return err
+    finally:
+        hook.close()

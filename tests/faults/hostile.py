@@ -19,6 +19,7 @@ import socket
 import ssl
 import threading
 import time
+import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -60,6 +61,7 @@ class Seen:
     path: str
     authorization: str | None
     body: bytes
+    user_agent: str | None = None
 
 
 @dataclass
@@ -88,8 +90,9 @@ class Script:
 
 
 def route_of(method: str, path: str) -> str:
-    """The route name of a request (see :class:`Script`)."""
-    bare = path.split("?", 1)[0]
+    """The route name of a request (see :class:`Script`); a request sent to the server as to a
+    proxy names the whole URL (``http://host:port/path``)."""
+    bare = urllib.parse.urlsplit(path).path if "://" in path else path.split("?", 1)[0]
     parts = [part for part in bare.split("/") if part]
     if bare == "/login":
         return "login"
@@ -115,7 +118,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         script = self.server.script
-        script.seen.append(Seen(self.command, self.path, self.headers.get("Authorization"), body))
+        script.seen.append(
+            Seen(
+                self.command,
+                self.path,
+                self.headers.get("Authorization"),
+                body,
+                self.headers.get("User-Agent"),
+            )
+        )
         route = route_of(self.command, self.path)
         bad = script.routes.get(route)
         if bad is not None and bad.times is not None:
@@ -165,7 +176,8 @@ class _Handler(BaseHTTPRequestHandler):
                 {"state": state, "completedItemCount": completed, "totalItemCount": total}
             ).encode()
         if route == "service":
-            parts = self.path.split("?", 1)[0].split("/")  # /services/<name>/<version>
+            bare = urllib.parse.urlsplit(self.path).path
+            parts = bare.split("/")  # /services/<name>/<version>
             name, version = parts[2], parts[3] if len(parts) > 3 else ""
             service = {
                 "name": name,

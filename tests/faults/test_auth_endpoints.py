@@ -20,8 +20,9 @@ from airflow_provider.api import (
     MrsDeployNotFoundError,
     MrsDeployServerError,
 )
+from airflow_provider.batch_set import BatchSet
 from airflow_provider.hooks import MrsDeployHook
-from airflow_provider.submission import Submission, reusable
+from airflow_provider.submission import reusable
 from tests.faults.conftest import ConnSetter
 from tests.faults.helpers import MT
 from tests.faults.hostile import HostileServer, Misbehaviour
@@ -137,7 +138,7 @@ def test_durable_submit_never_takes_an_auth_failure_for_a_vanished_batch(
     is gone and start a second one (nor cancel the first)."""
     hostile.script.routes["login"] = Misbehaviour(status=404)
     set_default_conn(hostile.port, "the-password")
-    recorded = Submission(MT[0], MT[1], ("b1",), planned_batches=1)
+    recorded = BatchSet.of_row_counts(MT, [("b1", 3)], planned=1)
     with pytest.raises(MrsDeployAuthError):
         reusable(MrsDeployHook(), recorded, MT)
     assert hostile.script.count("cancel") == 0

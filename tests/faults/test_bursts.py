@@ -16,6 +16,7 @@ from tests.faults.helpers import (
     batch_trigger,
     check_manifest,
     collect,
+    only_id,
     run_trigger,
     sensor,
     submit,
@@ -52,12 +53,13 @@ def test_bursts_on_submit_poll_and_download(
         burst(429, 1, "GET", r"/files/answer\.csv$"),
     ]
     with reference_server.faults(httpErrors=bursts):
-        batch_id = submit(task_context, CARS)
-        sensor(batch_id).execute(task_context)
-        result = collect(task_context, batch_id, tmp_path / "out")
+        batch_set = submit(task_context, CARS)
+        sensor(batch_set).execute(task_context)
+        result = collect(task_context, batch_set, tmp_path / "out")
         assert http_faults_left(reference_server) == [0, 0, 0, 0]  # every burst was served
 
-    assert set(hook.list_batches(*MT)) - before == {batch_id}  # exactly one batch created
+    # Exactly one batch created, holding every row.
+    assert set(hook.list_batches(*MT)) - before == {only_id(batch_set)}
     hook.close()
     assert result["rows"] == 4 and result["failed_rows"] == 0
     table = pd.read_parquet(tmp_path / "out" / "outputs.parquet")

@@ -23,6 +23,7 @@ from airflow_provider.api import (
     MrsDeployProtocolError,
 )
 from airflow_provider.hooks import MrsDeployHook
+from airflow_provider.triggers import MrsDeployBatchTrigger
 from tests.faults.conftest import ConnSetter
 from tests.faults.crafted import MT, CraftedServer, status_answer, token_answer
 from tests.faults.helpers import batch_trigger, collect, run_trigger
@@ -161,9 +162,17 @@ def test_the_trigger_reports_an_unusable_batch_id_as_an_error_event(
     crafted: CraftedServer,
 ) -> None:
     """Without the check the trigger would poll the service's own path, which this server
-    answers as a complete batch, and report the wait as complete."""
+    answers as a complete batch, and report the wait as complete.
+
+    The triggerer re-creates the trigger from its stored kwargs (here the form earlier releases
+    stored) and fails it cleanly only when that raises ``TypeError``: anything else raised while
+    it is created stops the triggerer's runner, with every other wait it runs. So the unusable
+    id must come back as an error event, not as an exception of the constructor."""
     crafted.answers.status = status_answer({})
-    payload = run_trigger(batch_trigger([".."]), timeout=60)
+    trigger = MrsDeployBatchTrigger(
+        batch_ids=[".."], service_name=MT[0], service_version=MT[1], poll_interval=0.2
+    )
+    payload = run_trigger(trigger, timeout=60)
     assert payload["status"] == "error"
     assert "batch id '..'" in payload["message"] and printable(payload["message"])
     assert [path for _, path in crafted.answers.requests if not path.startswith("/login")] == []

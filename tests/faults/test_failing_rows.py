@@ -25,11 +25,14 @@ def expected_failures() -> list[int]:
 
 
 @pytest.fixture
-def failed_batch(fast_conn: str, reference_server: ReferenceServer, task_context: Any) -> str:
+def failed_batch(
+    fast_conn: str, reference_server: ReferenceServer, task_context: Any
+) -> dict[str, Any]:
+    """The batch set of a finished batch whose rows failed as :func:`expected_failures` says."""
     with reference_server.faults(failRatio=RATIO, failSeed=SEED, service=MT[0]):
-        batch_id = submit(task_context, ROWS)
-        sensor(batch_id).execute(task_context)  # rows read the faults as they start
-    return batch_id
+        batch_set = submit(task_context, ROWS)
+        sensor(batch_set).execute(task_context)  # rows read the faults as they start
+    return batch_set
 
 
 def test_seed_gives_a_failure_share_between_the_two_policies() -> None:
@@ -38,7 +41,7 @@ def test_seed_gives_a_failure_share_between_the_two_policies() -> None:
 
 
 def test_all_rows_written_with_their_errors(
-    failed_batch: str, task_context: Any, tmp_path: Path
+    failed_batch: dict[str, Any], task_context: Any, tmp_path: Path
 ) -> None:
     result = collect(task_context, failed_batch, tmp_path / "out")
     failed = expected_failures()
@@ -57,7 +60,7 @@ def test_all_rows_written_with_their_errors(
 
 
 def test_ratio_above_the_limit_fails_quoting_the_first_errors(
-    failed_batch: str, task_context: Any, tmp_path: Path
+    failed_batch: dict[str, Any], task_context: Any, tmp_path: Path
 ) -> None:
     failed = expected_failures()
     with pytest.raises(MrsDeployFailedRowsError) as info:
@@ -73,7 +76,9 @@ def test_ratio_above_the_limit_fails_quoting_the_first_errors(
     assert len(table) == len(ROWS)  # the outputs were still written, failures included
 
 
-def test_ratio_under_the_limit_passes(failed_batch: str, task_context: Any, tmp_path: Path) -> None:
+def test_ratio_under_the_limit_passes(
+    failed_batch: dict[str, Any], task_context: Any, tmp_path: Path
+) -> None:
     result = collect(
         task_context, failed_batch, tmp_path / "out", include_files=False, max_failed_ratio=0.5
     )

@@ -8,7 +8,6 @@ process whose masker never saw the token); the text must reach logs and exceptio
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -23,7 +22,7 @@ from airflow_provider.operators.collect import MrsDeployFailedRowsError
 from airflow_provider.outputs import OutputFormat
 from airflow_provider.safe_text import redacted
 from tests.faults.conftest import ConnSetter
-from tests.faults.helpers import MT, batch_trigger, collect, run_trigger
+from tests.faults.helpers import batch_trigger, collect, poll_once, run_trigger
 from tests.faults.hostile import HostileServer, Misbehaviour
 
 FORGED = "bad row\n2026-11-30T00:00:00Z [info     ] Batch complete\x1b[2K\r\u202eok"
@@ -46,19 +45,6 @@ class MaskingLog:
 def hostile() -> Iterator[HostileServer]:
     with HostileServer() as server:
         yield server
-
-
-def poll_once(path: str, hook: MrsDeployHook) -> Any:
-    async def in_loop() -> Any:
-        try:
-            return await hook.aget_batch_progress(*MT, "b1")
-        finally:
-            await hook.aclose()
-
-    try:
-        return hook.get_batch_progress(*MT, "b1") if path == "sync" else asyncio.run(in_loop())
-    except Exception as err:  # the error is the result under test
-        return err
 
 
 def assert_escaped(text: str) -> None:

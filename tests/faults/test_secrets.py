@@ -54,18 +54,17 @@ def test_no_secret_in_any_log_line(
         parallel_count=1,  # four rows of 0.6 s: the waits below outlive the 2 s tokens
         deferrable=False,
     )
-    batch_id = submit.execute(task_context)
-    assert isinstance(batch_id, str)
+    batch_set = submit.execute(task_context)  # submit.output: the batch set
     secrets += tokens_of(submit.hook)
     forget_shared_tokens()  # each task runs in its own worker process, with its own login
 
-    waiting = sensor(batch_id, poke_interval=0.3)
+    waiting = sensor(batch_set, poke_interval=0.3)
     waiting.execute(task_context)
     secrets += tokens_of(waiting.hook)
     forget_shared_tokens()
 
     trigger_hook = MrsDeployHook()
-    trigger = batch_trigger([batch_id])
+    trigger = batch_trigger(batch_set)
     monkeypatch.setattr(MrsDeployBatchTrigger, "_hook", lambda self: trigger_hook)
     payload = asyncio.run(first_event(trigger)).payload
     assert payload["status"] == "complete"
@@ -74,10 +73,8 @@ def test_no_secret_in_any_log_line(
 
     collect = MrsDeployCollectBatchOperator(
         task_id="collect",
-        batch_id=batch_id,
+        batch_id=batch_set,
         destination=str(tmp_path / "out"),
-        service_name=MT[0],
-        service_version=MT[1],
     )
     assert collect.execute(task_context)["rows"] == len(CARS)
     secrets += tokens_of(collect.hook)

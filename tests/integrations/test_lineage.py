@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider.batch_set import BatchSet
 from airflow_provider.lineage import location_namespace_and_name
 from airflow_provider.operators import MrsDeployCollectBatchOperator, MrsDeploySubmitBatchOperator
 from airflow_provider.sample_data import mtcars_csv_path
@@ -36,7 +37,8 @@ def test_submit_and_collect_lineage(
         wait_for_completion=True,
         poll_interval=0.1,
     )
-    batch_id = submit.execute(task_context)
+    output = submit.execute(task_context)
+    (batch_id,) = BatchSet.from_json(output).batch_ids
     submitted = submit.get_openlineage_facets_on_complete(None)
     assert [(d.namespace, d.name) for d in submitted.inputs] == [("file", mtcars_csv_path())]
     batch_dataset = (reference_server.url, f"mtService/v1.0.0/batch/{batch_id}")
@@ -44,14 +46,13 @@ def test_submit_and_collect_lineage(
     facet = submitted.job_facets["mrsdeploy_service"]
     assert (facet.service_name, facet.service_version) == ("mtService", "v1.0.0")
 
+    # Given only the set (submit.output), Collect still knows the service it names.
     collect = MrsDeployCollectBatchOperator(
-        task_id="collect",
-        batch_id=batch_id,
-        destination=str(tmp_path),
-        service_name="mtService",
-        service_version="v1.0.0",
+        task_id="collect", batch_id=output, destination=str(tmp_path)
     )
     collect.execute(task_context)
     collected = collect.get_openlineage_facets_on_complete(None)
     assert [(d.namespace, d.name) for d in collected.inputs] == [batch_dataset]
+    facet = collected.job_facets["mrsdeploy_service"]
+    assert (facet.service_name, facet.service_version) == ("mtService", "v1.0.0")
     assert [(d.namespace, d.name) for d in collected.outputs] == [("file", str(tmp_path))]

@@ -60,15 +60,13 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def collect_to(
-    context: Any, batch_id: str, destination: str, output_format: str = "parquet"
+    context: Any, batch_set: dict[str, Any], destination: str, output_format: str = "parquet"
 ) -> dict[str, Any]:
-    """Collect an mtService batch into ``destination``."""
+    """Collect a Submit task's batch set (it names its service) into ``destination``."""
     return dict(
         MrsDeployCollectBatchOperator(
             task_id="collect",
-            batch_id=batch_id,
-            service_name="mtService",
-            service_version="v1.0.0",
+            batch_id=batch_set,
             destination=destination,
             output_format=output_format,
         ).execute(context)
@@ -88,7 +86,7 @@ def test_submit_from_s3_and_collect_to_s3(
     body = io.BytesIO()
     cars.to_parquet(body)
     s3.put_object(Bucket=BUCKET, Key="cars/2026-01-01.parquet", Body=body.getvalue())
-    batch_id = MrsDeploySubmitBatchOperator(
+    batch_set = MrsDeploySubmitBatchOperator(
         task_id="submit",
         service_name="mtService",
         service_version="v1.0.0",
@@ -100,7 +98,7 @@ def test_submit_from_s3_and_collect_to_s3(
     # An object no collect recorded is someone else's: it stays.
     s3.put_object(Bucket=BUCKET, Key=f"{prefix}/files/99/theirs.csv", Body=b"theirs")
     destination = f"s3://moto_s3@{BUCKET}/{prefix}/"
-    result = collect_to(task_context, batch_id, destination, output_format)
+    result = collect_to(task_context, batch_set, destination, output_format)
     assert result["rows"] == 32
     stored = keys(s3, prefix)
     assert f"{prefix}/manifest.json" in stored
@@ -144,7 +142,7 @@ def test_files_to_s3_land_whole_or_streamed(
     bytes a local collect of the same batch lands."""
     from airflow_provider.outputs import writer
 
-    batch_id = MrsDeploySubmitBatchOperator(
+    batch_set = MrsDeploySubmitBatchOperator(
         task_id="submit",
         service_name="mtService",
         service_version="v1.0.0",
@@ -153,11 +151,11 @@ def test_files_to_s3_land_whole_or_streamed(
         poll_interval=0.1,
     ).execute(task_context)
 
-    collect_to(task_context, batch_id, str(tmp_path / "local"))
+    collect_to(task_context, batch_set, str(tmp_path / "local"))
     expected = json.loads((tmp_path / "local" / "manifest.json").read_text())["files"]
     monkeypatch.setattr(writer, "WHOLE_FILE_BYTES", whole_file_bytes)
     prefix = f"by-size/{whole_file_bytes}"
-    result = collect_to(task_context, batch_id, f"s3://moto_s3@{BUCKET}/{prefix}/")
+    result = collect_to(task_context, batch_set, f"s3://moto_s3@{BUCKET}/{prefix}/")
     assert result["files"] == len(expected) >= 6
     manifest = json.loads(
         s3.get_object(Bucket=BUCKET, Key=f"{prefix}/manifest.json")["Body"].read()
@@ -169,8 +167,9 @@ def test_files_to_s3_land_whole_or_streamed(
     assert not [k for k in keys(s3, prefix) if k.endswith(".tmp")]
 
 
-def scored(task_context: Any, rows: int) -> str:
-    return str(
+def scored(task_context: Any, rows: int) -> dict[str, Any]:
+    """The batch set of ``rows`` mtcars rows, scored."""
+    return dict(
         MrsDeploySubmitBatchOperator(
             task_id="submit",
             service_name="mtService",
@@ -198,8 +197,10 @@ def test_collect_to_s3_replaces_only_what_collect_wrote(
     for key, body in foreign.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
 
-    def collect(batch_id: str, output_format: str = "parquet") -> dict[str, Any]:
-        return collect_to(task_context, batch_id, f"s3://moto_s3@{BUCKET}/{prefix}/", output_format)
+    def collect(batch_set: dict[str, Any], output_format: str = "parquet") -> dict[str, Any]:
+        return collect_to(
+            task_context, batch_set, f"s3://moto_s3@{BUCKET}/{prefix}/", output_format
+        )
 
     collect(scored(task_context, 6), "csv")
     first = set(keys(s3, prefix))

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from airflow_provider.batch_set import BatchSet
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeploySubmitBatchOperator
 from airflow_provider.sample_data import mtcars_csv_path
@@ -45,10 +46,11 @@ def test_submit_from_sql(mrsdeploy_conn: str, cars_db: str, task_context: Any) -
         wait_for_completion=True,
         poll_interval=0.1,
     )
-    batch_id = operator.execute(task_context)
+    batch_set = BatchSet.from_json(operator.execute(task_context))
+    assert [(p.first_row, p.row_count) for p in batch_set.parts] == [(0, 11)]
     hook = MrsDeployHook()
     try:
-        status = hook.get_batch_status("mtService", "v1.0.0", batch_id)
+        status = hook.get_batch_status("mtService", "v1.0.0", batch_set.batch_ids[0])
     finally:
         hook.close()
     assert status.total_item_count == 11  # the 4-cylinder cars of mtcars

@@ -23,6 +23,7 @@ import pytest
 from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
 
 from airflow_provider.api import MrsDeployBatchState, MrsDeployError, MrsDeployNotFoundError
+from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import (
     AirflowSensorTimeout,
     AirflowSkipException,
@@ -33,7 +34,7 @@ from airflow_provider.compat import (
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeploySubmitBatchOperator
 from airflow_provider.sensors import MrsDeployBatchSensor
-from airflow_provider.submission import MrsDeploySubmissionKilledError, Submission
+from airflow_provider.submission import MrsDeploySubmissionKilledError, StartedBatches
 from airflow_provider.triggers import MrsDeployBatchTrigger
 from airflow_provider.waiting import DEFERRAL_BACKSTOP_GRACE
 from tests.faults.helpers import CARS, MT
@@ -184,7 +185,7 @@ def test_kill_while_submitting_starts_nothing_more_and_cancels_every_batch(
     # ... and every batch the task created is gone from the server, none left running.
     assert batches(server) - before == set()
     assert all(is_gone(server, batch_id) for batch_id in kill.created)
-    assert "batch_ids" not in task_context["ti"].pushed  # nothing was handed downstream
+    assert task_context["ti"].pushed == {}  # nothing was handed downstream
 
 
 def test_kill_during_the_only_start_cancels_that_batch(
@@ -271,30 +272,34 @@ def test_kill_once_every_start_returned_does_not_hand_over_cancelled_batches(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The kill lands after the last start returned and the submission was checked, but before
-    the task took the batches as its own (it reads the finished submission's ``ref`` then):
+    the task took the batches as its own (it adopts the finished batch set's ids then):
     ``on_kill`` still stops the submission and cancels every batch, so the task must not go on
-    to push and return their ids as if they were running."""
+    to push and return the batch set as if its batches were running."""
     faults(SLOW_ROWS)
     before = batches(server)
     op = submit_operator(max_records_per_batch=1, parallel_count=1)
-    real_ref = Submission.ref
+    real_adopt = StartedBatches.adopt
     killed: list[set[str]] = []
+    adopted: list[str] = []
 
-    def ref(submission: Submission) -> Any:
+    def adopt(started: StartedBatches, batch_ids: Any) -> None:
         if not killed:
+            assert op._ref is None  # the task has not taken the batches as its own yet
+            adopted.extend(batch_ids)
             op.on_kill()
-            killed.append(batches(server) & set(submission.batch_ids))
-        return real_ref.__get__(submission)
+            killed.append(batches(server) & set(batch_ids))
+        real_adopt(started, batch_ids)
 
-    monkeypatch.setattr(Submission, "ref", property(ref))
+    monkeypatch.setattr(StartedBatches, "adopt", adopt)
     try:
         with pytest.raises(MrsDeploySubmissionKilledError):
             op.execute(task_context)
     finally:
         op.hook.close()
+    assert len(adopted) == 3  # every start had returned
     assert killed == [set()]  # on_kill cancelled all three batches
     assert batches(server) - before == set()
-    assert "batch_ids" not in task_context["ti"].pushed
+    assert task_context["ti"].pushed == {}
 
 
 # -- killed after submitting -----------------------------------------------------------------------
@@ -399,10 +404,12 @@ def test_kill_while_waiting_leaves_the_batch_with_cancel_on_kill_false(
 
     monkeypatch.setattr(op.hook, "get_batch_progress", progress)
     try:
-        batch_id = op.execute(task_context)  # the wait goes on to the end
+        returned = op.execute(task_context)  # the wait goes on to the end
     finally:
         op.hook.close()
-    assert isinstance(batch_id, str)
+    batch_set = BatchSet.from_json(returned)
+    assert [(p.first_row, p.row_count) for p in batch_set.parts] == [(0, 3)]
+    (batch_id,) = batch_set.batch_ids
     assert at_kill[0] in (
         MrsDeployBatchState.PENDING,
         MrsDeployBatchState.READY,
@@ -600,7 +607,7 @@ def test_submit_deferral_timeout_cancels_the_batches_it_pushed(
         op.hook.close()
     check_backstop(deferral, 45.0, before, after)
     publish_xcom(task_context)
-    ids = task_context["ti"].store[("submit", "batch_ids")]
+    ids = BatchSet.from_json(task_context["ti"].store[("submit", "batch_set")]).batch_ids
     assert len(ids) == 2 and not any(is_gone(server, b) for b in ids)
     resumed = submit_operator(**kwargs)  # a new process resumes the deferred task
     failure = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
@@ -624,5 +631,5 @@ def test_submit_without_any_limit_defers_without_a_backstop(
         op.hook.close()
     assert isinstance(deferral.trigger, MrsDeployBatchTrigger)
     assert deferral.trigger.deadline is None and deferral.timeout is None
-    for batch_id in task_context["ti"].pushed["batch_ids"]:
+    for batch_id in BatchSet.from_json(task_context["ti"].pushed["batch_set"]).batch_ids:
         server.cancel_batch(*MT, batch_id)

@@ -1,4 +1,8 @@
-"""Collect against the real reference server: table, files, manifest, re-runs, row failures."""
+"""Collect against the real reference server: table, files, manifest, re-runs, row failures.
+
+Its ``batch_id`` is the Submit task's batch set (which names its service and which rows each
+batch holds), or plain ids with ``service_name`` and ``service_version``.
+"""
 
 from __future__ import annotations
 
@@ -12,11 +16,14 @@ import pandas as pd
 import pytest
 
 from airflow_provider.api import MrsDeployError
-from airflow_provider.batch_ref import BatchRef
+from airflow_provider.batch_set import BatchPart, BatchSet, MrsDeployBatchSetError
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeployCollectBatchOperator
 from airflow_provider.operators.collect import MrsDeployFailedRowsError
 from airflow_provider.waiting import MrsDeployBatchTimeoutError, wait_until_done
+from tests.faults.helpers import submit
+
+SERVICE = ("mtService", "v1.0.0")
 
 CARS = [
     {"hp": 110, "wt": 2.62},
@@ -30,7 +37,7 @@ def finished_batch(rows: list[dict[str, Any]] = CARS) -> str:
     hook = MrsDeployHook()
     try:
         batch_id = hook.start_batch("mtService", "v1.0.0", json.dumps(rows).encode())
-        ref = BatchRef("mtService", "v1.0.0", (batch_id,))
+        ref = BatchSet.of_ids(SERVICE, [batch_id])
         wait_until_done(hook, ref, poll_interval=0.1, deadline=None, cancel_on_timeout=True)
         return batch_id
     finally:
@@ -38,14 +45,19 @@ def finished_batch(rows: list[dict[str, Any]] = CARS) -> str:
 
 
 def collect(batch_id: Any, destination: Path, **kwargs: Any) -> MrsDeployCollectBatchOperator:
+    """A Collect of ``batch_id``: plain ids are of ``mtService`` (their service is passed
+    along); a batch set names its own service, so none is passed with it."""
+    if not isinstance(batch_id, (BatchSet, dict)):
+        kwargs.setdefault("service_name", SERVICE[0])
+        kwargs.setdefault("service_version", SERVICE[1])
     return MrsDeployCollectBatchOperator(
-        task_id="collect",
-        batch_id=batch_id,
-        destination=str(destination),
-        service_name="mtService",
-        service_version="v1.0.0",
-        **kwargs,
+        task_id="collect", batch_id=batch_id, destination=str(destination), **kwargs
     )
+
+
+def submitted(context: Any, rows: list[dict[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    """Run a Submit task that waits for its batches; return ``submit.output`` (the set JSON)."""
+    return submit(context, rows, SERVICE, wait_for_completion=True, poll_interval=0.1, **kwargs)
 
 
 def test_collect_writes_table_files_and_manifest(
@@ -111,7 +123,7 @@ def test_collecting_an_unfinished_batch_is_refused(
         with pytest.raises(MrsDeployError, match="not complete yet"):
             collect(batch_id, tmp_path / "out").execute(task_context)
         assert not (tmp_path / "out" / "manifest.json").exists()
-        ref = BatchRef("mtService", "v1.0.0", (batch_id,))
+        ref = BatchSet.of_ids(SERVICE, [batch_id])
         with pytest.raises(MrsDeployBatchTimeoutError):
             wait_until_done(hook, ref, poll_interval=0.1, deadline=0.0, cancel_on_timeout=True)
     finally:
@@ -206,4 +218,133 @@ def test_a_batch_missing_results_is_refused_before_anything_is_written(
     operator.__dict__["hook"] = Hook()
     with pytest.raises(MrsDeployError, match="batch b2 reports 3 rows but returned 1 results"):
         operator.execute(task_context)
+    assert not (tmp_path / "out").exists()
+
+
+# -- the batch set -----------------------------------------------------------------------------
+
+
+def test_the_submit_tasks_batch_set_alone_is_enough_to_collect(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    """``batch_id=submit.output`` and nothing else: the set names its service and the rows of
+    each batch, and the table comes back in input order. The text a template renders the set
+    to (JSON, or ``str()`` of the dict) works the same way."""
+    rows = [{"hp": 60 + 10 * i, "wt": 1.5 + 0.25 * i} for i in range(7)]
+    output = submitted(task_context, rows, max_records_per_batch=3)
+    batch_set = BatchSet.from_json(output)
+    assert [(p.first_row, p.row_count) for p in batch_set.parts] == [(0, 3), (3, 3), (6, 1)]
+    task_context["ti"].store.clear()  # nothing to read from the upstream task's XCom
+    for name, given in (("set", output), ("json", json.dumps(output)), ("text", str(output))):
+        destination = tmp_path / name
+        operator = MrsDeployCollectBatchOperator(
+            task_id="collect",
+            batch_id=given,
+            destination=str(destination),
+            records=rows,
+            include_files=False,
+        )
+        result = operator.execute(task_context)
+        assert result["rows"] == 7 and result["failed_rows"] == 0
+        table = pd.read_parquet(destination / "outputs.parquet")
+        assert list(table["index"]) == list(range(7))
+        assert list(table["input_hp"]) == [r["hp"] for r in rows]
+        manifest = json.loads((destination / "manifest.json").read_text())
+        assert manifest["batch_ids"] == list(batch_set.batch_ids)
+        assert (manifest["service"]["name"], manifest["service"]["version"]) == SERVICE
+    hook = MrsDeployHook()
+    try:  # each row's answer is the one the service gives that row on its own
+        for i, row in enumerate(rows):
+            expected = hook.consume(*SERVICE, row).output_parameters["answer"]
+            assert table["answer"][i] == pytest.approx(expected, abs=1e-12)
+    finally:
+        hook.close()
+
+
+def test_a_plain_id_without_its_service_is_refused_naming_submit_output(
+    task_context: Any, tmp_path: Path
+) -> None:
+    """The service is no longer read from the upstream task's XCom: a plain id must come with
+    its service, whatever that XCom holds; nothing is asked or written."""
+    task_context["ti"].store[("submit", "service_name")] = "mtService"
+    task_context["ti"].store[("submit", "service_version")] = "v1.0.0"
+    for given in ("abc", ["abc", "def"]):
+        operator = MrsDeployCollectBatchOperator(
+            task_id="collect", batch_id=given, destination=str(tmp_path / "out")
+        )
+        with pytest.raises(MrsDeployBatchSetError, match=r"names no service.*submit\.output"):
+            operator.execute(task_context)
+    assert not (tmp_path / "out").exists()
+
+
+def rows_of(batch_set: BatchSet) -> list[tuple[int | None, int | None]]:
+    return [(part.first_row, part.row_count) for part in batch_set.parts]
+
+
+@pytest.mark.parametrize(
+    ("claimed", "message"),
+    [
+        pytest.param(
+            [(0, 3), (3, 2)],
+            r"returned 2 results, but 3 rows were submitted in it; refusing to write",
+            id="more-rows-than-returned",
+        ),
+        pytest.param(
+            [(0, 2), (2, 1)],
+            r"returned 2 results, but 1 rows were submitted in it; refusing to write",
+            id="fewer-rows-than-returned",
+        ),
+        pytest.param(
+            [(0, 2), (5, 2)],
+            r"holds the rows from 5 on, but the batches before it hold 2 rows",
+            id="a-gap-between-batches",
+        ),
+    ],
+)
+def test_a_batch_set_whose_rows_disagree_with_the_server_is_refused_before_writing(
+    mrsdeploy_conn: str,
+    task_context: Any,
+    tmp_path: Path,
+    claimed: list[tuple[int, int]],
+    message: str,
+) -> None:
+    """The set says which rows each batch holds; a server answer that disagrees is refused,
+    naming the batch, rather than written at the wrong rows. Nothing lands, and what the
+    destination held is left as it was."""
+    output = submitted(task_context, CARS, max_records_per_batch=2)
+    batch_set = BatchSet.from_json(output)
+    assert rows_of(batch_set) == [(0, 2), (2, 2)]
+    wrong = BatchSet(
+        SERVICE[0],
+        SERVICE[1],
+        tuple(
+            BatchPart(part.batch_id, first, count)
+            for part, (first, count) in zip(batch_set.parts, claimed, strict=True)
+        ),
+    )
+    destination = tmp_path / "out"
+    destination.mkdir()
+    (destination / "keep.txt").write_text("keep")
+    bad_batch = next(
+        part.batch_id
+        for part, right in zip(wrong.parts, batch_set.parts, strict=True)
+        if part != right
+    )
+    with pytest.raises(MrsDeployError, match=message) as error:
+        collect(wrong.to_json(), destination).execute(task_context)
+    assert f"batch {bad_batch} " in str(error.value)
+    assert [p.name for p in destination.iterdir()] == ["keep.txt"]
+    # The set as submitted collects fine.
+    assert collect(output, tmp_path / "right").execute(task_context)["rows"] == 4
+
+
+def test_a_batch_set_out_of_input_order_is_refused_before_writing(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    """Batches listed out of input order would put rows at the wrong indexes: refused."""
+    output = submitted(task_context, CARS[:3], max_records_per_batch=2)
+    first, second = BatchSet.from_json(output).parts
+    swapped = BatchSet(SERVICE[0], SERVICE[1], (second, first))
+    with pytest.raises(MrsDeployError, match="not in input order"):
+        collect(swapped.to_json(), tmp_path / "out").execute(task_context)
     assert not (tmp_path / "out").exists()

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import TaskDeferred
 from airflow_provider.events import BatchEvent, BatchEventStatus
 from airflow_provider.operators import MrsDeploySubmitBatchOperator
@@ -42,8 +43,13 @@ def batch_datasets(server: ReferenceServer, batch_ids: list[str]) -> list[tuple[
     return [(server.url, f"{MT[0]}/{MT[1]}/batch/{batch_id}") for batch_id in batch_ids]
 
 
-def as_list(result: str | list[str]) -> list[str]:
-    return [result] if isinstance(result, str) else list(result)
+def ids_of(result: dict[str, Any]) -> list[str]:
+    """The batch ids of a Submit task's return value (the batch set), in input order."""
+    return list(BatchSet.from_json(result).batch_ids)
+
+
+def rows_of(result: dict[str, Any]) -> list[tuple[int | None, int | None]]:
+    return [(part.first_row, part.row_count) for part in BatchSet.from_json(result).parts]
 
 
 def defer_and_wait(op: MrsDeploySubmitBatchOperator, context: Any) -> dict[str, Any]:
@@ -72,8 +78,12 @@ def test_resumed_instance_reports_the_batches_as_outputs(
     )
     event = BatchEvent.from_payload(payload)
     assert event.status is BatchEventStatus.COMPLETE and event.completed == 32
-    pushed = task_context["ti"].pushed["batch_ids"]
+    pushed_set = task_context["ti"].pushed["batch_set"]
+    pushed = ids_of(pushed_set)
     assert list(event.batch_ids) == pushed and len(pushed) == (1 if split is None else 2)
+    # The event carries the set whole, rows included, across the triggerer.
+    assert payload["batch_set"] == pushed_set
+    assert rows_of(pushed_set) == ([(0, 32)] if split is None else [(0, 16), (16, 16)])
 
     resumed = submit_operator(deferrable=True, timeout=120, max_records_per_batch=split)
     # A new instance knows nothing of the batches until the event reaches it ...
@@ -83,8 +93,9 @@ def test_resumed_instance_reports_the_batches_as_outputs(
         lineage = resumed.get_openlineage_facets_on_complete(None)
     finally:
         resumed.hook.close()
-    # ... and once it has, the outputs name every batch of the event, in order.
-    assert as_list(result) == pushed
+    # ... and once it has, the outputs name every batch of the event, in order, and it
+    # returns the set the first instance pushed.
+    assert result == pushed_set
     assert names(lineage.outputs) == batch_datasets(reference_server, pushed)
     assert names(lineage.inputs) == [("file", mtcars_csv_path())]
     facet = lineage.job_facets["mrsdeploy_service"]
@@ -103,7 +114,7 @@ def test_deferred_and_waited_submissions_report_the_same_lineage(
         deferrable=False, wait_for_completion=True, max_records_per_batch=SPLIT
     )
     try:
-        waited_ids = as_list(waited.execute(task_context))
+        waited_ids = ids_of(waited.execute(task_context))
         waited_lineage = waited.get_openlineage_facets_on_complete(None)
     finally:
         waited.hook.close()
@@ -115,7 +126,7 @@ def test_deferred_and_waited_submissions_report_the_same_lineage(
     )
     resumed = submit_operator(deferrable=True, timeout=120, max_records_per_batch=SPLIT)
     try:
-        deferred_ids = as_list(resumed.execute_complete(deferred_context, payload))
+        deferred_ids = ids_of(resumed.execute_complete(deferred_context, payload))
         deferred_lineage = resumed.get_openlineage_facets_on_complete(None)
     finally:
         resumed.hook.close()

@@ -1,4 +1,8 @@
-"""Submit against the real reference server: validation, XCom, deferral and waiting."""
+"""Submit against the real reference server: validation, XCom, deferral and waiting.
+
+The task's return value (and its XCom ``batch_set``) is the batch set: the service, and which
+batch holds which rows of the input.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import TaskDeferred
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeploySubmitBatchOperator
@@ -35,14 +40,25 @@ def batches_on_server() -> list[str]:
         hook.close()
 
 
-def test_submit_csv_pushes_ids_and_service(
+def rows_of(batch_set: BatchSet) -> list[tuple[int | None, int | None]]:
+    """Each batch's ``(first_row, row_count)``, in input order."""
+    return [(part.first_row, part.row_count) for part in batch_set.parts]
+
+
+def test_submit_csv_returns_and_pushes_the_batch_set(
     reference_server: Any, mrsdeploy_conn: str, task_context: Any
 ) -> None:
-    batch_id = submit(mtcars_csv_path(), deferrable=False).execute(task_context)
+    returned = submit(mtcars_csv_path(), deferrable=False).execute(task_context)
+    assert json.loads(json.dumps(returned)) == returned  # plain JSON, as XCom stores it
+    batch_set = BatchSet.from_json(returned)
+    assert (batch_set.service_name, batch_set.service_version) == ("mtService", "v1.0.0")
+    assert rows_of(batch_set) == [(0, 32)] and batch_set.planned_batches == 1
+    (batch_id,) = batch_set.batch_ids
     assert batch_id in batches_on_server()
     pushed = task_context["ti"].pushed
-    assert pushed["service_name"] == "mtService" and pushed["service_version"] == "v1.0.0"
-    assert pushed["batch_ids"] == [batch_id]
+    assert pushed["batch_set"] == returned
+    # The set says the service: nothing else is pushed for downstream tasks to piece together.
+    assert set(pushed) == {"batch_set", "batch_status_url"}
     status_url = pushed["batch_status_url"]
     assert status_url.endswith(f"/api/mtService/v1.0.0/batch/{batch_id}")
     hook = MrsDeployHook()
@@ -52,14 +68,40 @@ def test_submit_csv_pushes_ids_and_service(
     assert response.status_code == 200 and response.json()["totalItemCount"] == 32
 
 
-def test_wait_for_completion_returns_after_complete(mrsdeploy_conn: str, task_context: Any) -> None:
-    frame = pd.DataFrame({"hp": [110, 93], "wt": [2.62, 2.32], "note": ["x", "y"]})
-    batch_id = submit(frame, wait_for_completion=True, deferrable=False, poll_interval=0.2).execute(
+def test_a_split_input_returns_each_batchs_rows_in_input_order(
+    mrsdeploy_conn: str, task_context: Any
+) -> None:
+    returned = submit(mtcars_csv_path(), deferrable=False, max_records_per_batch=10).execute(
         task_context
     )
+    batch_set = BatchSet.from_json(returned)
+    assert (batch_set.service_name, batch_set.service_version) == ("mtService", "v1.0.0")
+    assert rows_of(batch_set) == [(0, 10), (10, 10), (20, 10), (30, 2)]
+    assert batch_set.planned_batches == 4 and batch_set.row_count == 32
+    assert len(set(batch_set.batch_ids)) == 4
+    assert set(batch_set.batch_ids) <= set(batches_on_server())
+    assert task_context["ti"].pushed["batch_set"] == returned
+    hook = MrsDeployHook()
+    try:  # each batch on the server holds the rows the set says it holds
+        for part in batch_set.parts:
+            total = hook.get_batch_status("mtService", "v1.0.0", part.batch_id).total_item_count
+            assert total == part.row_count
+    finally:
+        hook.close()
+    # The status link points at the first batch.
+    assert task_context["ti"].pushed["batch_status_url"].endswith(batch_set.batch_ids[0])
+
+
+def test_wait_for_completion_returns_after_complete(mrsdeploy_conn: str, task_context: Any) -> None:
+    frame = pd.DataFrame({"hp": [110, 93], "wt": [2.62, 2.32], "note": ["x", "y"]})
+    returned = submit(frame, wait_for_completion=True, deferrable=False, poll_interval=0.2).execute(
+        task_context
+    )
+    batch_set = BatchSet.from_json(returned)
+    assert rows_of(batch_set) == [(0, 2)]
     hook = MrsDeployHook()
     try:
-        status = hook.get_batch_status("mtService", "v1.0.0", batch_id)
+        status = hook.get_batch_status("mtService", "v1.0.0", batch_set.batch_ids[0])
     finally:
         hook.close()
     assert status.state.value == "Complete" and status.total_item_count == 2
@@ -75,11 +117,26 @@ def test_deferrable_submit_defers_with_a_plain_json_trigger(
     assert isinstance(trigger, MrsDeployBatchTrigger)
     _, kwargs = trigger.serialize()
     assert json.loads(json.dumps(kwargs)) == kwargs
-    batch_id = task_context["ti"].pushed["batch_ids"][0]
-    assert kwargs["batch_ids"] == [batch_id] and kwargs["deadline"] is not None
+    pushed = task_context["ti"].pushed["batch_set"]  # pushed before deferring
+    batch_set = BatchSet.from_json(pushed)
+    assert rows_of(batch_set) == [(0, 1)]
+    assert kwargs["batch_set"] == pushed and kwargs["deadline"] is not None
+    assert "batch_ids" not in kwargs and "service_name" not in kwargs
     assert deferred.value.method_name == "execute_complete"
-    complete = {"status": "complete", "batch_ids": [batch_id], "completed": 1, "total": 1}
-    assert operator.execute_complete(task_context, complete) == batch_id
+    batch_id = batch_set.batch_ids[0]
+    complete = {
+        "status": "complete",
+        "batch_ids": [batch_id],
+        "completed": 1,
+        "total": 1,
+        "batch_set": pushed,
+    }
+    assert operator.execute_complete(task_context, complete) == pushed
+    # An event of a trigger started by an earlier release names the ids only: the set is then
+    # rebuilt from the task's own service (its rows are no longer known).
+    earlier = {key: value for key, value in complete.items() if key != "batch_set"}
+    resumed = BatchSet.from_json(operator.execute_complete(task_context, earlier))
+    assert resumed == BatchSet.of_ids(("mtService", "v1.0.0"), [batch_id])
 
 
 def test_failed_event_fails_and_timeout_event_cancels(
@@ -87,7 +144,7 @@ def test_failed_event_fails_and_timeout_event_cancels(
 ) -> None:
     faults({"rowDelaySeconds": 2.0})
     operator = submit([{"hp": 110, "wt": 2.62}] * 3, parallel_count=1, deferrable=False)
-    batch_id = operator.execute(task_context)
+    (batch_id,) = BatchSet.from_json(operator.execute(task_context)).batch_ids
     with pytest.raises(MrsDeployBatchFailedError):
         operator.execute_complete(task_context, {"status": "failed", "batch_ids": [batch_id]})
     with pytest.raises(MrsDeployBatchTimeoutError, match="cancelled on the server"):

@@ -1,4 +1,8 @@
-"""The trigger against the real reference server: one event per end state, none while running."""
+"""The trigger against the real reference server: one event per end state, none while running.
+
+It waits on a batch set (``batch_set=``); triggers stored by earlier releases are re-created
+from ``batch_ids``, ``service_name`` and ``service_version``, and must still work.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ import pytest
 import requests
 from airflow.triggers.base import TriggerEvent
 
+from airflow_provider.batch_set import BatchSet
+from airflow_provider.events import BatchEvent, BatchEventStatus
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.triggers import MrsDeployBatchTrigger
 
@@ -28,10 +34,9 @@ def start_batch(rows: list[dict[str, Any]] = ROWS, parallel_count: int = 10) -> 
 
 
 def make_trigger(batch_ids: list[str], **kwargs: Any) -> MrsDeployBatchTrigger:
+    """A trigger on plain ids, given as the tasks give it: a batch set (its JSON form)."""
     kwargs.setdefault("poll_interval", 0.2)
-    return MrsDeployBatchTrigger(
-        batch_ids=batch_ids, service_name=SERVICE[0], service_version=SERVICE[1], **kwargs
-    )
+    return MrsDeployBatchTrigger(batch_set=BatchSet.of_ids(SERVICE, batch_ids).to_json(), **kwargs)
 
 
 async def first_event(trigger: MrsDeployBatchTrigger, timeout: float = 30) -> TriggerEvent:
@@ -43,24 +48,95 @@ async def first_event(trigger: MrsDeployBatchTrigger, timeout: float = 30) -> Tr
 
 
 def test_serialize_round_trip_is_plain_json() -> None:
-    trigger = make_trigger(["a", "b"], deadline=1234.5, max_poll_interval=30.0)
+    batch_set = BatchSet.of_row_counts(SERVICE, [("a", 16), ("b", 3)], 2)
+    trigger = MrsDeployBatchTrigger(
+        batch_set=batch_set, deadline=1234.5, max_poll_interval=30.0, poll_interval=0.2
+    )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider.triggers.batch.MrsDeployBatchTrigger"
     assert json.loads(json.dumps(kwargs)) == kwargs
+    assert set(kwargs) == {
+        "batch_set",
+        "mrsdeploy_conn_id",
+        "poll_interval",
+        "deadline",
+        "max_poll_interval",
+        "cancel_on_kill",
+    }
+    assert kwargs["batch_set"] == batch_set.to_json()  # rows included
     again = MrsDeployBatchTrigger(**kwargs)
     assert again.serialize() == (classpath, kwargs)
+    assert again.batch_set == batch_set
+    assert (again.batch_ids, again.service_name, again.service_version) == (("a", "b"), *SERVICE)
+
+
+def test_kwargs_of_an_earlier_release_are_read_as_a_batch_set() -> None:
+    earlier: dict[str, Any] = {
+        "batch_ids": ["a", "b"],
+        "service_name": SERVICE[0],
+        "service_version": SERVICE[1],
+        "mrsdeploy_conn_id": "mrsdeploy_default",
+        "poll_interval": 0.2,
+        "deadline": None,
+        "max_poll_interval": None,
+        "cancel_on_kill": True,
+    }
+    trigger = MrsDeployBatchTrigger(**earlier)
+    assert trigger.batch_set == BatchSet.of_ids(SERVICE, ["a", "b"])
+    assert (trigger.batch_ids, trigger.service_name, trigger.service_version) == (
+        ("a", "b"),
+        *SERVICE,
+    )
+    # Serialized again in today's form.
+    _, kwargs = trigger.serialize()
+    assert kwargs["batch_set"] == BatchSet.of_ids(SERVICE, ["a", "b"]).to_json()
+    assert not {"batch_ids", "service_name", "service_version"} & set(kwargs)
+    # Half of the earlier form cannot be used: reported when the trigger runs, never raised
+    # while the triggerer re-creates it.
+    unusable = MrsDeployBatchTrigger(batch_ids=["a"], service_name=SERVICE[0])
+    assert unusable.problem is not None and "pass batch_set" in unusable.problem
 
 
 def test_complete_batch_yields_one_complete_event(mrsdeploy_conn: str) -> None:
     batch_id = start_batch()
-    event = asyncio.run(first_event(make_trigger([batch_id])))
+    batch_set = BatchSet.of_row_counts(SERVICE, [(batch_id, 3)], 1)
+    trigger = MrsDeployBatchTrigger(batch_set=batch_set.to_json(), poll_interval=0.2)
+    event = asyncio.run(first_event(trigger))
     assert event.payload == {
         "status": "complete",
         "batch_ids": [batch_id],
         "completed": 3,
         "total": 3,
         "message": "complete: 3/3 rows (100.0%)",
+        "batch_set": batch_set.to_json(),  # handed back whole, rows included
     }
+    assert json.loads(json.dumps(event.payload)) == event.payload
+
+
+def test_a_trigger_of_an_earlier_release_still_polls_and_reports_the_batch_set(
+    mrsdeploy_conn: str,
+) -> None:
+    """A triggerer restarted after the upgrade re-creates a wait deferred before it from the
+    kwargs the earlier release stored: it polls as before, and its event carries the set."""
+    ids = [start_batch(ROWS[:2]), start_batch(ROWS[2:])]
+    earlier: dict[str, Any] = {
+        "batch_ids": ids,
+        "service_name": SERVICE[0],
+        "service_version": SERVICE[1],
+        "mrsdeploy_conn_id": "mrsdeploy_default",
+        "poll_interval": 0.2,
+        "deadline": time.time() + 60,
+        "max_poll_interval": None,
+        "cancel_on_kill": True,
+    }
+    event = asyncio.run(first_event(MrsDeployBatchTrigger(**json.loads(json.dumps(earlier)))))
+    payload = json.loads(json.dumps(event.payload))
+    assert payload["status"] == "complete" and payload["batch_ids"] == ids
+    assert (payload["completed"], payload["total"]) == (3, 3)
+    assert payload["batch_set"] == BatchSet.of_ids(SERVICE, ids).to_json()
+    parsed = BatchEvent.from_payload(payload)
+    assert parsed.status is BatchEventStatus.COMPLETE
+    assert parsed.batch_set == BatchSet.of_ids(SERVICE, ids)
 
 
 def test_several_batches_complete_together(mrsdeploy_conn: str) -> None:
@@ -76,6 +152,7 @@ def test_failed_batch_yields_failed_event(mrsdeploy_conn: str, faults: Any) -> N
     event = asyncio.run(first_event(make_trigger([batch_id])))
     assert event.payload["status"] == "failed"
     assert batch_id in event.payload["message"]
+    assert event.payload["batch_set"] == BatchSet.of_ids(SERVICE, [batch_id]).to_json()
 
 
 def test_running_batch_yields_nothing_then_deadline_event(mrsdeploy_conn: str, faults: Any) -> None:
@@ -91,12 +168,15 @@ def test_running_batch_yields_nothing_then_deadline_event(mrsdeploy_conn: str, f
     event = asyncio.run(scenario())
     assert event.payload["status"] == "timeout"
     assert event.payload["total"] == 3 and event.payload["completed"] < 3
+    assert event.payload["batch_set"] == BatchSet.of_ids(SERVICE, [batch_id]).to_json()
 
 
 def test_unknown_batch_yields_error_event(mrsdeploy_conn: str) -> None:
-    event = asyncio.run(first_event(make_trigger(["00000000-0000-0000-0000-000000000000"])))
+    unknown = "00000000-0000-0000-0000-000000000000"
+    event = asyncio.run(first_event(make_trigger([unknown])))
     assert event.payload["status"] == "error"
     assert "404" in event.payload["message"]
+    assert event.payload["batch_set"] == BatchSet.of_ids(SERVICE, [unknown]).to_json()
 
 
 def test_on_kill_cancels_and_cleanup_does_not(mrsdeploy_conn: str, faults: Any) -> None:

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from airflow_provider.triggers import MrsDeployBatchTrigger
 from tests.faults.conftest import ConnSetter
 from tests.faults.conftest import set_default_conn as set_default_conn  # the fixture
+from tests.faults.helpers import run_trigger
 
 SERVICE = ("oddService", "v1")
 BATCH_ID = "6f1c1d2e-5a4b-4c3d-9e8f-0a1b2c3d4e5f"
@@ -254,3 +255,37 @@ def test_counts_past_the_total_still_poll_at_poll_interval(set_default_conn: Con
     # At poll_interval (the fraction counts as done), not at max_poll_interval: at least one
     # poll more than the slowest pace would make.
     assert len(polls) > RUN_FOR / MAX_POLL + 1, f"{len(polls)} status polls in {RUN_FOR} s"
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"batch_ids": [".."], "service_name": "mtService", "service_version": "v1.0.0"},
+        {"batch_ids": [], "service_name": "mtService", "service_version": "v1.0.0"},
+        {"batch_set": {"kind": "mrsdeploy_batch_set", "version": 2}},
+        {"batch_set": "not a set"},
+        {"batch_ids": ["b1"]},
+        {"batch_ids": ["b1"], "service_name": "s", "service_version": "v", "poll_interval": "x"},
+        {"batch_ids": ["b1"], "service_name": "s", "service_version": "v", "deadline": "soon"},
+    ],
+    ids=[
+        "dot-dot",
+        "no-ids",
+        "newer-set",
+        "junk-set",
+        "no-service",
+        "bad-interval",
+        "bad-deadline",
+    ],
+)
+def test_unusable_kwargs_never_raise_and_end_in_an_error_event(kwargs: dict[str, Any]) -> None:
+    """The triggerer re-creates triggers in its main loop: unusable kwargs (stored by another
+    release, say) must not raise there, and the wait must end with an error event naming the
+    problem, after the same kwargs came back through serialize()."""
+    trigger = MrsDeployBatchTrigger(**kwargs)
+    classpath, again = trigger.serialize()
+    assert classpath.endswith("MrsDeployBatchTrigger")
+    recreated = MrsDeployBatchTrigger(**json.loads(json.dumps(again)))
+    payload = run_trigger(recreated, timeout=30)
+    assert payload["status"] == "error", payload
+    assert payload["message"].startswith("the wait cannot start: ")

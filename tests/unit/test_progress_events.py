@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from airflow_provider.api import BatchStatus, MrsDeployBatchState, MrsDeployError
-from airflow_provider.batch_ref import normalize_batch_ids
+from airflow_provider.batch_set import BatchSet
 from airflow_provider.events import BatchEvent, BatchEventStatus
 from airflow_provider.progress import BatchOutcome, RateEstimator, evaluate_batches
 from airflow_provider.waiting import compute_deadline
@@ -44,7 +44,7 @@ def test_rate_estimator_reports_rate_and_eta() -> None:
 
 def test_event_round_trip_and_validation() -> None:
     progress = evaluate_batches(["a"], [status("Complete", 3, 3)])
-    event = BatchEvent.from_progress(["a"], progress)
+    event = BatchEvent.from_progress(BatchSet.of_ids(("svc", "v1"), ["a"]), progress)
     again = BatchEvent.from_payload(event.to_payload())
     assert again == event and again.status is BatchEventStatus.COMPLETE
     with pytest.raises(MrsDeployError, match="unknown status"):
@@ -59,11 +59,3 @@ def test_deadline_takes_the_earlier_limit() -> None:
     assert compute_deadline(1000.0, None) is None
     assert compute_deadline(1000.0, 60) == 1060.0
     assert compute_deadline(1000.0, 600, timedelta(seconds=30)) == 1030.0
-
-
-def test_normalize_batch_ids() -> None:
-    assert normalize_batch_ids("abc") == ("abc",)
-    assert normalize_batch_ids(["a", "b"]) == ("a", "b")
-    assert normalize_batch_ids('["a", "b"]') == ("a", "b")
-    with pytest.raises(MrsDeployError, match=r"submit\.output"):
-        normalize_batch_ids("")

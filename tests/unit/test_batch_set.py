@@ -1,0 +1,146 @@
+"""The batch set: one value from Submit to the manifest, read back exactly, refused clearly."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from airflow_provider.batch_set import (
+    BatchPart,
+    BatchSet,
+    MrsDeployBatchSetError,
+    to_batch_set,
+)
+from airflow_provider.events import BatchEvent, BatchEventStatus
+from airflow_provider.submission import read_recorded
+
+SERVICE = ("mtService", "v1.0.0")
+
+ids = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters="/\\"),
+    min_size=1,
+    max_size=40,
+).filter(lambda text: text not in (".", ".."))
+
+
+@given(
+    st.lists(
+        st.tuples(ids, st.integers(0, 10_000)), min_size=1, max_size=20, unique_by=lambda t: t[0]
+    )
+)
+def test_the_json_form_reads_back_exactly(batches: list[tuple[str, int]]) -> None:
+    batch_set = BatchSet.of_row_counts(SERVICE, batches, len(batches) + 1)
+    text = json.dumps(batch_set.to_json())  # what XCom, the state store and events hold
+    assert BatchSet.from_json(json.loads(text)) == batch_set
+    assert to_batch_set(json.loads(text)) == batch_set
+    assert to_batch_set(text) == batch_set  # a rendered template (JSON)
+    assert to_batch_set(str(batch_set.to_json())) == batch_set  # rendered with str()
+
+
+def test_rows_are_consecutive_in_input_order() -> None:
+    batch_set = BatchSet.of_row_counts(SERVICE, [("a", 16), ("b", 16), ("c", 1)], 3)
+    assert [(p.first_row, p.row_count) for p in batch_set.parts] == [(0, 16), (16, 16), (32, 1)]
+    assert batch_set.row_count == 33 and batch_set.is_whole
+    assert BatchSet.of_ids(SERVICE, ["a"]).row_count is None
+
+
+def test_plain_ids_need_the_service() -> None:
+    with pytest.raises(MrsDeployBatchSetError, match=r"names no service.*submit\.output"):
+        to_batch_set("abc")
+    assert to_batch_set("abc", *SERVICE) == BatchSet.of_ids(SERVICE, ["abc"])
+    assert to_batch_set(["a", "b"], *SERVICE).batch_ids == ("a", "b")
+    assert to_batch_set('["a", "b"]', *SERVICE).batch_ids == ("a", "b")
+
+
+def test_an_explicit_service_must_match_the_set() -> None:
+    batch_set = BatchSet.of_ids(SERVICE, ["a"]).to_json()
+    assert to_batch_set(batch_set, *SERVICE).service_name == "mtService"
+    with pytest.raises(MrsDeployBatchSetError, match=r"scored by mtService v1\.0\.0, not other"):
+        to_batch_set(batch_set, "other", "v1.0.0")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        [],
+        ["a", ""],
+        ["a", 3],
+        "{not json",
+        {"kind": "mrsdeploy_batch_set", "version": 2},
+        {"kind": "mrsdeploy_batch_set", "version": 1, "service_name": "s", "batches": []},
+        {
+            "kind": "mrsdeploy_batch_set",
+            "version": 1,
+            "service_name": "s",
+            "service_version": "v",
+            "batches": [{"batch_id": ".."}],
+        },
+        {
+            "kind": "mrsdeploy_batch_set",
+            "version": 1,
+            "service_name": "s",
+            "service_version": "v",
+            "batches": [{"batch_id": "a", "row_count": -1}],
+        },
+        {
+            "kind": "mrsdeploy_batch_set",
+            "version": 1,
+            "service_name": "s",
+            "service_version": "v",
+            "batches": [{"batch_id": "a"}, {"batch_id": "b"}],
+            "planned_batches": 1,
+        },
+    ],
+)
+def test_bad_values_are_refused_clearly(value: Any) -> None:
+    with pytest.raises(MrsDeployBatchSetError) as info:
+        to_batch_set(value, *SERVICE)
+    assert isinstance(info.value, ValueError)
+    assert "\n" not in str(info.value)
+
+
+def test_a_set_of_a_newer_provider_says_to_upgrade() -> None:
+    value = BatchSet.of_ids(SERVICE, ["a"]).to_json() | {"version": 2}
+    with pytest.raises(MrsDeployBatchSetError, match="upgrade the provider"):
+        BatchSet.from_json(value)
+
+
+def test_events_carry_the_set_and_read_it_back() -> None:
+    batch_set = BatchSet.of_row_counts(SERVICE, [("a", 2), ("b", 3)], 2)
+    event = BatchEvent(BatchEventStatus.COMPLETE, batch_set.batch_ids, 5, 5, "done", batch_set)
+    payload = json.loads(json.dumps(event.to_payload()))
+    assert BatchEvent.from_payload(payload).batch_set == batch_set
+    # Events of triggers started by an earlier release have ids only.
+    del payload["batch_set"]
+    assert BatchEvent.from_payload(payload).batch_set is None
+    # An event whose ids and set disagree is refused.
+    payload["batch_set"] = BatchSet.of_ids(SERVICE, ["z"]).to_json()
+    with pytest.raises(Exception, match="two different batch sets"):
+        BatchEvent.from_payload(payload)
+
+
+def test_the_state_store_reads_this_and_the_earlier_record() -> None:
+    batch_set = BatchSet.of_row_counts(SERVICE, [("a", 2)], 3)
+    assert read_recorded(batch_set.to_json()) == batch_set
+    earlier = {
+        "service_name": "mtService",
+        "service_version": "v1.0.0",
+        "batch_ids": ["a", "b"],
+        "planned_batches": 2,
+    }
+    assert read_recorded(earlier) == BatchSet(
+        "mtService", "v1.0.0", (BatchPart("a"), BatchPart("b")), 2
+    )
+    assert read_recorded({"kind": "mrsdeploy_batch_set", "version": 1}) is None
+    assert read_recorded("junk") is None
+
+
+def test_the_output_of_a_mapped_submit_is_named_as_such() -> None:
+    sets = [BatchSet.of_ids(SERVICE, [name]).to_json() for name in ("a", "b")]
+    with pytest.raises(MrsDeployBatchSetError, match=r"2 batch sets .*mapped Submit.*expand"):
+        to_batch_set(sets)
