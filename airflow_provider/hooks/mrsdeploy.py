@@ -24,25 +24,21 @@ from airflow_provider.api.models import BatchStatus, ExecutionResult, ServiceInf
 from airflow_provider.api.parsers import (
     decode_json,
     parse_batch_id,
-    parse_batch_ids,
-    parse_batch_progress,
-    parse_batch_status_body,
     parse_execution_result,
-    parse_file_list,
     parse_service,
-    parse_services,
-    parse_swagger,
 )
-from airflow_provider.hooks import async_sessions, transport_async, transport_sync
+from airflow_provider.hooks import async_sessions, endpoints, transport_async, transport_sync
 from airflow_provider.hooks.body import BodyInput, RequestBody, request_body
 from airflow_provider.hooks.download import (
     AsyncResumableDownload,
     ResumableDownload,
     ResumeState,
 )
+from airflow_provider.hooks.endpoints import Endpoint
 from airflow_provider.hooks.flow import Authenticator, Outgoing, RawResponse, adrive, drive
 from airflow_provider.hooks.limits import ByteBudget
 from airflow_provider.hooks.masking import Secret, amask, mask
+from airflow_provider.hooks.mock_transport import MockTransport
 from airflow_provider.hooks.retry import RetryPolicy
 from airflow_provider.hooks.settings import (
     DEFAULT_TOKEN_REFRESH_LEAD,
@@ -71,6 +67,8 @@ class MrsDeployHook(BaseHook):
     :param mrsdeploy_conn_id: id of an ``mrsdeploy`` connection.
     :param timeout: seconds per HTTP request; overrides the connection's ``timeout`` extra.
     :param max_retries: retries of retryable failures; overrides the ``max_retries`` extra.
+    :param transport: answers the requests instead of the network, on both paths (unit tests:
+        :class:`~airflow_provider.hooks.mock_transport.MockTransport`).
     """
 
     conn_name_attr = "mrsdeploy_conn_id"
@@ -84,8 +82,10 @@ class MrsDeployHook(BaseHook):
         *,
         timeout: float | None = None,
         max_retries: int | None = None,
+        transport: MockTransport | None = None,
     ):
         super().__init__()
+        self.transport = transport
         self.mrsdeploy_conn_id = mrsdeploy_conn_id
         self.timeout = timeout
         self.max_retries = max_retries
@@ -142,7 +142,10 @@ class MrsDeployHook(BaseHook):
         with one the task was making).
         """
         copy = MrsDeployHook(
-            self.mrsdeploy_conn_id, timeout=self.timeout, max_retries=self.max_retries
+            self.mrsdeploy_conn_id,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            transport=self.transport,
         )
         copy._settings = self._settings
         copy._tokens = self._tokens
@@ -233,16 +236,16 @@ class MrsDeployHook(BaseHook):
         body: RequestBody | None,
         headers: Mapping[str, str] | None,
     ) -> RawResponse:
-        session = self.get_conn()
         auth = Authenticator(settings, self._tokens, self.log)
         policy = RetryPolicy.from_settings(settings, self.log)
+        if self.transport is not None:
+            send = functools.partial(self.transport.send, settings)
+        else:
+            send = functools.partial(transport_sync.send, self.get_conn(), settings)
 
         def attempt() -> RawResponse:
             try:
-                return drive(
-                    auth.call(request, body, headers),
-                    lambda outgoing: transport_sync.send(session, settings, outgoing),
-                )
+                return drive(auth.call(request, body, headers), send)
             finally:
                 # Before anything is logged: the retry warning, the error the task prints.
                 for secret, name in self._tokens.take_unmasked():
@@ -276,9 +279,13 @@ class MrsDeployHook(BaseHook):
         settings: MrsDeployConnectionSettings,
         headers: Mapping[str, str] | None = None,
     ) -> RawResponse:
-        session = await self._aget_session()
         auth = Authenticator(settings, self._tokens, self.log)
         policy = RetryPolicy.from_settings(settings, self.log)
+        if self.transport is not None:
+            mocked = functools.partial(self.transport.asend, settings)
+            attempt = functools.partial(attempt_once, auth, request, mocked, headers)
+            return await policy.arun(attempt, idempotent=request.idempotent)
+        session = await self._aget_session()
         # Partials of plain values, not closures (``attempt_once`` has no free variables): a
         # call waiting for its turn holds as few objects as possible. Requests of the shared
         # session take turns (``async_sessions``); a retry waits without holding a turn.
@@ -293,11 +300,41 @@ class MrsDeployHook(BaseHook):
     def _json(self, request: ApiRequest) -> Any:
         return decode_json(self._call(request).body, request.describe)
 
+    def _run(self, endpoint: Endpoint[_T], *args: Any) -> _T:
+        """One call of the table, blocking (:meth:`_arun` is the same call on the loop)."""
+        request = endpoint.request(*args)
+        try:
+            response = self._call(request)
+        except MrsDeployNotFoundError:
+            if endpoint.when_missing is None:
+                raise
+            return endpoint.when_missing()
+        return endpoint.read(response.body, request.describe)
+
+    async def _arun(self, endpoint: Endpoint[_T], *args: Any) -> _T:
+        """:meth:`_run` on the event loop; a large answer is read in a worker thread."""
+        request = endpoint.request(*args)
+        try:
+            response = await self._acall(request)
+        except MrsDeployNotFoundError:
+            if endpoint.when_missing is None:
+                raise
+            return endpoint.when_missing()
+        return await _aparse(endpoint.read, response.body, request.describe)
+
+    def _log_cancel(self, cancelled: bool, name: str, version: str, batch_id: str) -> None:
+        if cancelled:
+            self.log.info("Cancelled batch %s of %s %s", batch_id, name, version)
+        else:
+            self.log.info(
+                "Batch %s of %s %s is already gone; nothing to cancel", batch_id, name, version
+            )
+
     # -- services ----------------------------------------------------------------------------
 
     def list_services(self) -> list[ServiceInfo]:
         """Every service published on the server."""
-        return parse_services(self._json(calls.list_services()))
+        return self._run(endpoints.LIST_SERVICES)
 
     def get_service(self, name: str, version: str) -> ServiceInfo:
         """One service version.
@@ -325,7 +362,7 @@ class MrsDeployHook(BaseHook):
         :param name: service name.
         :param version: service version.
         """
-        return parse_swagger(self._json(calls.get_swagger(name, version)))
+        return self._run(endpoints.GET_SWAGGER, name, version)
 
     def consume(self, name: str, version: str, inputs: Mapping[str, Any]) -> ExecutionResult:
         """Score one set of inputs synchronously.
@@ -366,7 +403,7 @@ class MrsDeployHook(BaseHook):
         :param name: service name.
         :param version: service version.
         """
-        return parse_batch_ids(self._json(calls.list_batches(name, version)))
+        return self._run(endpoints.LIST_BATCHES, name, version)
 
     def get_batch_status(
         self, name: str, version: str, batch_id: str, *, show_partial_results: bool = False
@@ -378,8 +415,7 @@ class MrsDeployHook(BaseHook):
         :param batch_id: batch execution id.
         :param show_partial_results: include rows finished so far while the batch runs.
         """
-        request = calls.get_batch(name, version, batch_id, show_partial_results)
-        return parse_batch_status_body(self._call(request).body, request.describe)
+        return self._run(endpoints.BATCH_STATUS, name, version, batch_id, show_partial_results)
 
     def get_batch_progress(self, name: str, version: str, batch_id: str) -> BatchStatus:
         """State and counts of a batch, without its row results: all that waiting reads.
@@ -395,8 +431,7 @@ class MrsDeployHook(BaseHook):
         :param version: service version.
         :param batch_id: batch execution id.
         """
-        request = calls.get_batch_progress(name, version, batch_id)
-        return parse_batch_progress(self._call(request).body, request.describe)
+        return self._run(endpoints.BATCH_PROGRESS, name, version, batch_id)
 
     def cancel_batch(self, name: str, version: str, batch_id: str) -> None:
         """Cancel and delete a batch; a batch that is already gone is not an error.
@@ -405,14 +440,8 @@ class MrsDeployHook(BaseHook):
         :param version: service version.
         :param batch_id: batch execution id.
         """
-        try:
-            self._call(calls.cancel_batch(name, version, batch_id))
-        except MrsDeployNotFoundError:
-            self.log.info(
-                "Batch %s of %s %s is already gone; nothing to cancel", batch_id, name, version
-            )
-            return
-        self.log.info("Cancelled batch %s of %s %s", batch_id, name, version)
+        cancelled = self._run(endpoints.CANCEL_BATCH, name, version, batch_id)
+        self._log_cancel(cancelled, name, version, batch_id)
 
     def list_batch_files(self, name: str, version: str, batch_id: str, index: int) -> list[str]:
         """Names of the files one row produced (none when the server answers 404).
@@ -422,12 +451,7 @@ class MrsDeployHook(BaseHook):
         :param batch_id: batch execution id.
         :param index: 0-based row index.
         """
-        try:
-            return parse_file_list(
-                self._json(calls.list_batch_files(name, version, batch_id, index))
-            )
-        except MrsDeployNotFoundError:
-            return []
+        return self._run(endpoints.LIST_BATCH_FILES, name, version, batch_id, index)
 
     def iter_batch_file(
         self,
@@ -547,9 +571,9 @@ class MrsDeployHook(BaseHook):
         :param batch_id: batch execution id.
         :param show_partial_results: include rows finished so far while the batch runs.
         """
-        request = calls.get_batch(name, version, batch_id, show_partial_results)
-        response = await self._acall(request)
-        return await _aparse(parse_batch_status_body, response.body, request.describe)
+        return await self._arun(
+            endpoints.BATCH_STATUS, name, version, batch_id, show_partial_results
+        )
 
     async def aget_batch_progress(self, name: str, version: str, batch_id: str) -> BatchStatus:
         """Async :meth:`get_batch_progress`: what a trigger polls.
@@ -558,9 +582,7 @@ class MrsDeployHook(BaseHook):
         :param version: service version.
         :param batch_id: batch execution id.
         """
-        request = calls.get_batch_progress(name, version, batch_id)
-        response = await self._acall(request)
-        return await _aparse(parse_batch_progress, response.body, request.describe)
+        return await self._arun(endpoints.BATCH_PROGRESS, name, version, batch_id)
 
     async def acancel_batch(self, name: str, version: str, batch_id: str) -> None:
         """Async :meth:`cancel_batch`.
@@ -569,14 +591,8 @@ class MrsDeployHook(BaseHook):
         :param version: service version.
         :param batch_id: batch execution id.
         """
-        try:
-            await self._acall(calls.cancel_batch(name, version, batch_id))
-        except MrsDeployNotFoundError:
-            self.log.info(
-                "Batch %s of %s %s is already gone; nothing to cancel", batch_id, name, version
-            )
-            return
-        self.log.info("Cancelled batch %s of %s %s", batch_id, name, version)
+        cancelled = await self._arun(endpoints.CANCEL_BATCH, name, version, batch_id)
+        self._log_cancel(cancelled, name, version, batch_id)
 
     async def alist_batch_files(
         self, name: str, version: str, batch_id: str, index: int
@@ -588,12 +604,7 @@ class MrsDeployHook(BaseHook):
         :param batch_id: batch execution id.
         :param index: 0-based row index.
         """
-        request = calls.list_batch_files(name, version, batch_id, index)
-        try:
-            response = await self._acall(request)
-        except MrsDeployNotFoundError:
-            return []
-        return parse_file_list(decode_json(response.body, request.describe))
+        return await self._arun(endpoints.LIST_BATCH_FILES, name, version, batch_id, index)
 
     async def aiter_batch_file(
         self,
