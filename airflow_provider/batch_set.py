@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider.api import MrsDeployError
 from airflow_provider.api.identifiers import batch_id_problem, shown
+from airflow_provider.exceptions import MrsDeployBatchSetError
 
 KIND = "mrsdeploy_batch_set"
 VERSION = 1
@@ -36,10 +36,6 @@ VERSION = 1
 #: XCom key under which a Submit task pushes its batch set before any wait (its return value
 #: is pushed only when it ends).
 XCOM_BATCH_SET = "batch_set"
-
-
-class MrsDeployBatchSetError(MrsDeployError, ValueError):
-    """A value given as a batch set (or batch ids) cannot be read as one."""
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from airflow_provider.api import BatchStatus
+from airflow_provider.api import (
+    BatchStatus,
+    MrsDeployConnectionError,
+    MrsDeployServerError,
+    MrsDeployTransientError,
+)
 
 
 class BatchOutcome(str, Enum):
@@ -90,3 +95,14 @@ class RateEstimator:
         if rate is None or eta is None or math.isinf(eta):
             return "rate unknown yet"
         return f"{rate:.1f} rows/s, ETA {eta:.0f}s"
+
+
+def is_transient_poll_error(error: BaseException) -> bool:
+    """Whether a failed poll should be tried again later rather than end the wait.
+
+    The hook has already retried these; a long wait still outlives them (a proxy restarting,
+    a server under load, a dropped connection). A TLS verification failure will not heal.
+    """
+    if isinstance(error, MrsDeployConnectionError):
+        return error.retryable
+    return isinstance(error, (MrsDeployTransientError, MrsDeployServerError, OSError))

@@ -21,8 +21,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from airflow_provider.api import MrsDeployError, ParameterDefinition
+from airflow_provider.api import ParameterDefinition
 from airflow_provider.api.identifiers import shown
+from airflow_provider.exceptions import MrsDeployRecordsError
 
 RecordsSource = Union[pd.DataFrame, Sequence[Mapping[str, Any]], str, "os.PathLike[str]"]
 
@@ -51,10 +52,6 @@ ROWS_ATTR = "mrsdeploy_records_rows"
 
 #: How rows are numbered in messages, for records that did not come from a file.
 ROW_NUMBERING = "rows are counted from 0, in the order given, as the server numbers them"
-
-
-class MrsDeployRecordsError(MrsDeployError):
-    """Records that cannot be sent to the service as they are."""
 
 
 @dataclass(frozen=True)

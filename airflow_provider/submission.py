@@ -16,6 +16,7 @@ from typing import Any
 
 from airflow_provider.api import MrsDeployError, MrsDeployNotFoundError
 from airflow_provider.batch_set import BatchSet, is_batch_set_json
+from airflow_provider.exceptions import MrsDeploySubmissionKilledError
 from airflow_provider.progress import BatchOutcome, evaluate_batches
 
 log = logging.getLogger(__name__)
@@ -116,10 +117,6 @@ def cancel_quietly(hook: Any, ref: BatchSet) -> None:
             log.info("Cancelled batch %s", batch_id)
         except Exception as exc:  # the original failure is what the user must see
             log.warning("Could not cancel batch %s: %s", batch_id, exc)
-
-
-class MrsDeploySubmissionKilledError(MrsDeployError):
-    """The task was killed while it was starting batches."""
 
 
 class StartedBatches:

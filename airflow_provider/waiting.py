@@ -17,6 +17,7 @@ from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import TaskDeferralTimeout
 from airflow_provider.deadlines import calls_end_by
 from airflow_provider.events import BatchEvent, BatchEventStatus
+from airflow_provider.exceptions import MrsDeployBatchFailedError, MrsDeployBatchTimeoutError
 from airflow_provider.progress import BatchOutcome, BatchProgress, RateEstimator, evaluate_batches
 from airflow_provider.safe_text import printable, redacted
 
@@ -25,14 +26,6 @@ log = logging.getLogger(__name__)
 #: Airflow's own deferral timeout ends the wait this long after the trigger's deadline, as a
 #: backstop for a trigger that could not report (a triggerer that died, for instance).
 DEFERRAL_BACKSTOP_GRACE = 60.0
-
-
-class MrsDeployBatchFailedError(MrsDeployError):
-    """The server reports that a batch execution failed as a whole."""
-
-
-class MrsDeployBatchTimeoutError(MrsDeployError):
-    """The wait for a batch passed its deadline."""
 
 
 def compute_deadline(

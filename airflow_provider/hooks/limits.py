@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from airflow_provider.api.calls import ApiRequest, Expect
-from airflow_provider.api.errors import MrsDeployProtocolError
 from airflow_provider.api.headers import header_value
 from airflow_provider.api.models import BatchStatus
 from airflow_provider.api.parsers import HeadScan, scan_batch_progress
+from airflow_provider.exceptions import MrsDeployResponseTooLargeError
 
 #: Bytes of an error body kept for its message; the rest is not read.
 ERROR_BODY_LIMIT = 64 * 1024
@@ -25,20 +25,6 @@ PROGRESS_SCAN_FROM = 32 * 1024
 #: Bytes of a batch status scanned for its state and counts at most; an answer that has not
 #: shown them by then is read whole.
 PROGRESS_HEAD_BYTES = 256 * 1024
-
-
-class MrsDeployResponseTooLargeError(MrsDeployProtocolError):
-    """The server sent (or announced) more bytes than the connection's limit allows.
-
-    Not retried: the same request would get the same answer.
-
-    :param message: what was too large and which extra raises the limit.
-    :param limit: the limit in bytes.
-    """
-
-    def __init__(self, message: str, *, limit: int):
-        super().__init__(message)
-        self.limit = limit
 
 
 def too_large(what: str, limit: int, extra: str) -> MrsDeployResponseTooLargeError:

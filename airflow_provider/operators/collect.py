@@ -21,6 +21,7 @@ from airflow_provider.api import (
 from airflow_provider.api.identifiers import shown
 from airflow_provider.api.models import decode_output_file
 from airflow_provider.batch_set import BatchPart, BatchSet, to_batch_set
+from airflow_provider.exceptions import MrsDeployFailedRowsError
 from airflow_provider.outputs import (
     OutputFormat,
     OutputsTable,
@@ -47,10 +48,6 @@ _T = TypeVar("_T")
 
 #: How many failed rows an error message quotes.
 QUOTED_FAILURES = 3
-
-
-class MrsDeployFailedRowsError(MrsDeployError):
-    """More rows failed than the task's failure policy allows."""
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,11 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from airflow_provider.api import MrsDeployError
+from airflow_provider.exceptions import UnsafeFileNameError
 
 FILES_DIR = "files"
 MAX_FILE_NAME_BYTES = 200
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\/:*?\"<>|]")
-
-
-class UnsafeFileNameError(MrsDeployError):
-    """A server-supplied file name that cannot be made safe to write."""
 
 
 def safe_file_name(name: str) -> str:

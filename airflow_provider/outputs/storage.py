@@ -13,13 +13,9 @@ import os
 import stat
 from typing import Any, BinaryIO, Protocol, cast
 
-from airflow_provider.api import MrsDeployError
+from airflow_provider.exceptions import MrsDeployDestinationError
 from airflow_provider.outputs.names import FILES_DIR
 from airflow_provider.outputs.ownership import Listing
-
-
-class MrsDeployDestinationError(MrsDeployError):
-    """The destination cannot be written safely; nothing was written."""
 
 
 class FileOps(Protocol):

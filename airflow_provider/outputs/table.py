@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider.api import ExecutionResult, MrsDeployError
+from airflow_provider.exceptions import MrsDeployOutputsError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,10 +40,6 @@ _INT64 = (-(2**63), 2**63 - 1)
 _EXACT_IN_FLOAT = 2**53
 #: How many characters of a refused value an error message quotes.
 _QUOTED_CHARS = 60
-
-
-class MrsDeployOutputsError(MrsDeployError):
-    """The server's outputs cannot be written as a table without losing or mixing values."""
 
 
 def column_name(output: str) -> str:

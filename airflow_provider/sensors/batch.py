@@ -15,9 +15,9 @@ from airflow_provider.batch_set import BatchSet, to_batch_set
 from airflow_provider.compat import AirflowSensorTimeout, AirflowTaskTimeout, default_deferrable
 from airflow_provider.deadlines import calls_end_by
 from airflow_provider.events import BatchEvent
-from airflow_provider.progress import BatchOutcome
+from airflow_provider.progress import BatchOutcome, is_transient_poll_error
 from airflow_provider.submission import cancel_quietly
-from airflow_provider.triggers.batch import MrsDeployBatchTrigger, is_transient_poll_error
+from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting import (
     MrsDeployBatchTimeoutError,
     cancel_batches,

@@ -13,28 +13,19 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider.api import (
-    MrsDeployConnectionError,
     MrsDeployError,
-    MrsDeployServerError,
-    MrsDeployTransientError,
 )
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import async_timeout_at
 from airflow_provider.deadlines import calls_end_by
 from airflow_provider.events import BatchEvent, BatchEventStatus
-from airflow_provider.progress import BatchOutcome, RateEstimator, evaluate_batches
+from airflow_provider.progress import (
+    BatchOutcome,
+    RateEstimator,
+    evaluate_batches,
+    is_transient_poll_error,
+)
 from airflow_provider.safe_text import printable, redacted
-
-
-def is_transient_poll_error(error: BaseException) -> bool:
-    """Whether a failed poll should be tried again later rather than end the wait.
-
-    The hook has already retried these; a long wait still outlives them (a proxy restarting,
-    a server under load, a dropped connection). A TLS verification failure will not heal.
-    """
-    if isinstance(error, MrsDeployConnectionError):
-        return error.retryable
-    return isinstance(error, (MrsDeployTransientError, MrsDeployServerError, OSError))
 
 
 def _batch_set_of(

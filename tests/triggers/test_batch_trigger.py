@@ -216,7 +216,7 @@ def test_transient_errors_do_not_end_the_wait(
 
 def test_definite_errors_are_not_transient() -> None:
     from airflow_provider.api import MrsDeployAuthError, MrsDeployConnectionError
-    from airflow_provider.triggers.batch import is_transient_poll_error
+    from airflow_provider.progress import is_transient_poll_error
 
     assert is_transient_poll_error(MrsDeployConnectionError("reset"))
     assert not is_transient_poll_error(MrsDeployConnectionError("tls", retryable=False))

@@ -1,0 +1,101 @@
+"""Every error the provider raises, in one place.
+
+All derive from :class:`MrsDeployError` (an ``AirflowException``). The errors of the wire
+protocol (an HTTP status, a broken answer, no answer) are defined with it in
+:mod:`airflow_provider.api.errors`, which has no other dependency, and are re-exported here;
+the errors of the tasks, the records and the outputs are defined here. Catch a class, never
+match a message.
+"""
+
+from __future__ import annotations
+
+from airflow_provider.api.errors import (
+    MrsDeployApiError,
+    MrsDeployAuthError,
+    MrsDeployBadRequestError,
+    MrsDeployConfigurationError,
+    MrsDeployConnectionError,
+    MrsDeployError,
+    MrsDeployIndexError,
+    MrsDeployNotFoundError,
+    MrsDeployProtocolError,
+    MrsDeployRedirectError,
+    MrsDeployServerError,
+    MrsDeployTransientError,
+)
+
+
+class MrsDeployBatchSetError(MrsDeployError, ValueError):
+    """A value given as a batch set (or batch ids) cannot be read as one."""
+
+
+class MrsDeploySubmissionKilledError(MrsDeployError):
+    """The task was killed while it was starting batches."""
+
+
+class MrsDeployBatchFailedError(MrsDeployError):
+    """The server reports that a batch execution failed as a whole."""
+
+
+class MrsDeployBatchTimeoutError(MrsDeployError):
+    """The wait for a batch passed its deadline."""
+
+
+class MrsDeployRecordsError(MrsDeployError):
+    """Records that cannot be sent to the service as they are."""
+
+
+class MrsDeployOutputsError(MrsDeployError):
+    """The server's outputs cannot be written as a table without losing or mixing values."""
+
+
+class UnsafeFileNameError(MrsDeployError):
+    """A server-supplied file name that cannot be made safe to write."""
+
+
+class MrsDeployDestinationError(MrsDeployError):
+    """The destination cannot be written safely; nothing was written."""
+
+
+class MrsDeployFailedRowsError(MrsDeployError):
+    """More rows failed than the task's failure policy allows."""
+
+
+class MrsDeployResponseTooLargeError(MrsDeployProtocolError):
+    """The server sent (or announced) more bytes than the connection's limit allows.
+
+    Not retried: the same request would get the same answer.
+
+    :param message: what was too large and which extra raises the limit.
+    :param limit: the limit in bytes.
+    """
+
+    def __init__(self, message: str, *, limit: int):
+        super().__init__(message)
+        self.limit = limit
+
+
+__all__ = [
+    "MrsDeployApiError",
+    "MrsDeployAuthError",
+    "MrsDeployBadRequestError",
+    "MrsDeployBatchFailedError",
+    "MrsDeployBatchSetError",
+    "MrsDeployBatchTimeoutError",
+    "MrsDeployConfigurationError",
+    "MrsDeployConnectionError",
+    "MrsDeployDestinationError",
+    "MrsDeployError",
+    "MrsDeployFailedRowsError",
+    "MrsDeployIndexError",
+    "MrsDeployNotFoundError",
+    "MrsDeployOutputsError",
+    "MrsDeployProtocolError",
+    "MrsDeployRecordsError",
+    "MrsDeployRedirectError",
+    "MrsDeployResponseTooLargeError",
+    "MrsDeployServerError",
+    "MrsDeploySubmissionKilledError",
+    "MrsDeployTransientError",
+    "UnsafeFileNameError",
+]
