@@ -158,7 +158,7 @@ class BatchRun:
             row_dir = self._executor.row_dir(self.batch_id, idx)
             if self._resumed and row_dir.exists():
                 shutil.rmtree(row_dir, ignore_errors=True)
-            if faults is not None and faults.row_fails(service.name, idx):
+            if faults is not None and faults.row_fails(service.name, idx, text):
                 result = failure_result(f"Injected failure for row {idx}.")
             else:
                 result = invoke(service, json.loads(text), row_dir, idx, self.batch_id)

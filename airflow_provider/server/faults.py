@@ -7,6 +7,7 @@ admin, through ``PUT /_faults`` (replace the configuration), ``GET /_faults`` an
 
 from __future__ import annotations
 
+import hashlib
 import random
 import re
 import threading
@@ -23,6 +24,7 @@ _KEYS = {
     "failEvery",
     "failRatio",
     "failSeed",
+    "failOnce",
     "failNextBatches",
     "batchFailureMessage",
     "httpErrors",
@@ -130,6 +132,9 @@ class Faults:
             self._fail_every = 0
             self._fail_ratio = 0.0
             self._fail_seed = 0
+            self._fail_once = False
+            #: Digests of the inputs that already failed once (``failOnce``).
+            self._failed_inputs: set[str] = set()
             self._fail_batches = 0
             self._batch_message = "Injected batch failure."
             self._http: list[HttpFault] = []
@@ -168,6 +173,9 @@ class Faults:
         every = _integer(body, "failEvery", 0)
         seed = _integer(body, "failSeed", 0)
         batches = _integer(body, "failNextBatches", 0)
+        fail_once = body.get("failOnce", False)
+        if not isinstance(fail_once, bool):
+            raise _bad("'failOnce' must be true or false")
         http = [_http_fault(item) for item in http_raw]
         with self._lock:
             self._service = service
@@ -176,6 +184,8 @@ class Faults:
             self._fail_every = every
             self._fail_ratio = ratio
             self._fail_seed = seed
+            self._fail_once = fail_once
+            self._failed_inputs = set()
             self._fail_batches = batches
             self._batch_message = message
             self._http = http
@@ -192,6 +202,7 @@ class Faults:
                 "failEvery": self._fail_every,
                 "failRatio": self._fail_ratio,
                 "failSeed": self._fail_seed,
+                "failOnce": self._fail_once,
                 "failNextBatches": self._fail_batches,
                 "batchFailureMessage": self._batch_message,
                 "httpErrors": [f.to_json() for f in self._http],
@@ -207,19 +218,32 @@ class Faults:
         with self._lock:
             return self._delay if self._applies(service) else 0.0
 
-    def row_fails(self, service: str, index: int) -> bool:
-        """Whether row ``index`` of a ``service`` batch must fail (deterministic)."""
+    def row_fails(self, service: str, index: int, record: str = "") -> bool:
+        """Whether row ``index`` of a ``service`` batch must fail (deterministic).
+
+        With ``failOnce``, a chosen row fails only the first time its input (``record``, the
+        row's JSON text) is run: submitted again, in any batch and at any index, it succeeds.
+        That is a transient failure, the case a repair of failed rows is for.
+        """
         with self._lock:
-            if not self._applies(service):
+            if not self._applies(service) or not self._chosen(index):
                 return False
-            if index in self._fail_rows:
+            if not self._fail_once:
                 return True
-            if self._fail_every and index % self._fail_every == 0:
-                return True
-            if self._fail_ratio > 0:
-                draw = random.Random(f"{self._fail_seed}:{index}").random()
-                return draw < self._fail_ratio
-            return False
+            digest = hashlib.sha256(f"{service}\0{record}".encode()).hexdigest()
+            if digest in self._failed_inputs:
+                return False
+            self._failed_inputs.add(digest)
+            return True
+
+    def _chosen(self, index: int) -> bool:
+        if index in self._fail_rows:
+            return True
+        if self._fail_every and index % self._fail_every == 0:
+            return True
+        if self._fail_ratio > 0:
+            return random.Random(f"{self._fail_seed}:{index}").random() < self._fail_ratio
+        return False
 
     def take_batch_failure(self, service: str) -> str | None:
         """Consume one whole-batch failure for a new ``service`` batch, returning its message."""

@@ -41,6 +41,20 @@ def test_fail_rows_by_index(reference_server: ReferenceServer, api: Api) -> None
     assert _failed_rows(api, 6) == []
 
 
+def test_fail_once_fails_a_row_only_the_first_time_its_input_runs(
+    reference_server: ReferenceServer, api: Api
+) -> None:
+    """A transient failure: the same records submitted again succeed (a repair's case); a new
+    record at a chosen index fails once too."""
+    with reference_server.faults(failRows=[1, 4], failOnce=True):
+        assert _failed_rows(api, 6) == [1, 4]
+        assert _failed_rows(api, 6) == []
+        other = [{"text": "new", "n": 1}] * 2  # index 1 holds an input never run before
+        batch_id = api.start_batch(other, service="echoService")
+        results = api.wait(batch_id, service="echoService")["batchExecutionResults"]
+        assert [r["success"] for r in results] == [True, False]
+
+
 def test_fail_every_kth_row(reference_server: ReferenceServer, api: Api) -> None:
     with reference_server.faults(failEvery=3):
         assert _failed_rows(api, 8) == [0, 3, 6]
@@ -114,6 +128,7 @@ def test_fault_configuration_is_validated_and_readable(
         {"httpErrors": [{"status": 500}]},
         {"failRatio": 2},
         {"rowDelaySeconds": "x"},
+        {"failOnce": "yes"},
         {"httpErrors": [{"status": 429, "pathRegex": "("}]},
         [1],
     ):
