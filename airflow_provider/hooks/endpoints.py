@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from airflow_provider.api import calls
 from airflow_provider.api.calls import ApiRequest
+from airflow_provider.api.errors import MrsDeployNotFoundError
 from airflow_provider.api.models import BatchStatus
 from airflow_provider.api.parsers import (
     decode_json,
@@ -40,6 +41,12 @@ class Endpoint(Generic[T]):
     request: Callable[..., ApiRequest]
     read: Callable[[bytes, str], T]
     when_missing: Callable[[], T] | None = None
+
+    def on_missing(self, error: MrsDeployNotFoundError) -> T:
+        """The result of a 404 (``error``), or ``error`` raised when a 404 has no meaning."""
+        if self.when_missing is None:
+            raise error
+        return self.when_missing()
 
 
 def _json(parse: Callable[[Any], T]) -> Callable[[bytes, str], T]:

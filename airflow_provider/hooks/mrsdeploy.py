@@ -305,10 +305,8 @@ class MrsDeployHook(BaseHook):
         request = endpoint.request(*args)
         try:
             response = self._call(request)
-        except MrsDeployNotFoundError:
-            if endpoint.when_missing is None:
-                raise
-            return endpoint.when_missing()
+        except MrsDeployNotFoundError as error:
+            return endpoint.on_missing(error)
         return endpoint.read(response.body, request.describe)
 
     async def _arun(self, endpoint: Endpoint[_T], *args: Any) -> _T:
@@ -316,10 +314,8 @@ class MrsDeployHook(BaseHook):
         request = endpoint.request(*args)
         try:
             response = await self._acall(request)
-        except MrsDeployNotFoundError:
-            if endpoint.when_missing is None:
-                raise
-            return endpoint.when_missing()
+        except MrsDeployNotFoundError as error:
+            return endpoint.on_missing(error)
         return await _aparse(endpoint.read, response.body, request.describe)
 
     def _log_cancel(self, cancelled: bool, name: str, version: str, batch_id: str) -> None:

@@ -37,6 +37,7 @@ from airflow_provider.outputs import (
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL
 from airflow_provider.progress import BatchOutcome, evaluate_batches
 from airflow_provider.safe_text import printable
+from airflow_provider.templating import is_template
 from airflow_provider.waiting import raise_if_failed
 
 if TYPE_CHECKING:
@@ -144,7 +145,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         super().__init__(**kwargs)
         if max_concurrent_downloads < 1:
             raise ValueError("max_concurrent_downloads must be at least 1")
-        if not _is_template(output_format):
+        if not is_template(output_format):
             # A wrong format fails when the DAG is parsed, not after the batch has run; a
             # template is checked when rendered, before anything is fetched.
             parse_output_format(output_format)
@@ -488,11 +489,6 @@ class MrsDeployCollectBatchOperator(BaseOperator):
                 "and keep every failed row with its error_message."
             )
         self.log.warning("%d of %d rows failed; first errors: %s", len(failed), rows, quoted)
-
-
-def _is_template(value: object) -> bool:
-    """Whether ``value`` is a Jinja template, rendered only when the task runs."""
-    return isinstance(value, str) and "{{" in value
 
 
 def parse_output_format(value: object) -> OutputFormat:

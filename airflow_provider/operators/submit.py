@@ -23,6 +23,7 @@ from airflow_provider.submission import (
     reusable,
     start_batches,
 )
+from airflow_provider.templating import is_template
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting import (
     complete_from_event,
@@ -127,7 +128,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         self.sql_chunk_rows = sql_chunk_rows
         if max_records_per_batch is not None and max_records_per_batch < 1:
             raise ValueError("max_records_per_batch must be at least 1")
-        if not (isinstance(parallel_count, str) and "{{" in parallel_count):
+        if not is_template(parallel_count):
             # Checked now, while the DAG is parsed; a template is checked once rendered,
             # before anything is read or sent (run_time_parallel_count).
             check_parallel_count(parallel_count)
