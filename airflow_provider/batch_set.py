@@ -17,6 +17,11 @@ Its JSON form (``to_json``) is plain and versioned::
 A set named by plain ids (``batch_id="<id>"`` with ``service_name`` and ``service_version``)
 does not know its rows: ``first_row`` and ``row_count`` are then None, and Collect numbers the
 rows in batch order as the server returns them.
+
+A batch that re-scores chosen rows (a repair of failed rows) holds rows that are not
+consecutive: its entry carries a row map, ``"rows": [3, 17, 25]``, the input row of each of its
+results in order. Such a batch replaces those rows' results from the batches before it in the
+set; the batches without a row map hold the input's rows in order.
 """
 
 from __future__ import annotations
@@ -45,15 +50,42 @@ class BatchPart:
     :param batch_id: the batch execution id.
     :param first_row: 0-based position of its first row in the submitted records, or None.
     :param row_count: how many rows it holds, or None.
+    :param rows: the row map of a batch that re-scores chosen rows: the input row of each of
+        its results, in order (None: it holds ``row_count`` rows from ``first_row`` on).
     """
 
     batch_id: str
     first_row: int | None = None
     row_count: int | None = None
+    rows: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.rows is None:
+            return
+        if len(set(self.rows)) != len(self.rows):
+            raise MrsDeployBatchSetError(f"batch {self.batch_id} names one row twice in its rows")
+        if self.row_count is None:
+            object.__setattr__(self, "row_count", len(self.rows))
+        elif self.row_count != len(self.rows):
+            raise MrsDeployBatchSetError(
+                f"batch {self.batch_id} holds {self.row_count} rows but maps {len(self.rows)}"
+            )
+
+    @property
+    def replaces_rows(self) -> bool:
+        """It re-scores chosen rows (it has a row map) instead of holding consecutive ones."""
+        return self.rows is not None
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON."""
-        return {"batch_id": self.batch_id, "first_row": self.first_row, "row_count": self.row_count}
+        value: dict[str, Any] = {
+            "batch_id": self.batch_id,
+            "first_row": self.first_row,
+            "row_count": self.row_count,
+        }
+        if self.rows is not None:
+            value["rows"] = list(self.rows)
+        return value
 
 
 @dataclass(frozen=True)
@@ -113,10 +145,44 @@ class BatchSet:
             first += count
         return cls(service[0], service[1], tuple(parts), planned)
 
+    @classmethod
+    def of_row_maps(
+        cls, service: tuple[str, str], batches: Sequence[tuple[str, Sequence[int]]], planned: int
+    ) -> BatchSet:
+        """A set of batches that re-score chosen rows: ``(batch_id, rows)`` in order.
+
+        :param service: the service name and version.
+        :param batches: each batch's id and the input row of each of its results.
+        :param planned: batches planned.
+        """
+        parts = tuple(BatchPart(batch_id, rows=tuple(rows)) for batch_id, rows in batches)
+        return cls(service[0], service[1], parts, planned)
+
+    def extended(self, parts: Iterable[BatchPart]) -> BatchSet:
+        """This set followed by ``parts`` (batches that replace some of its rows)."""
+        added = tuple(parts)
+        planned = (self.planned_batches or len(self.parts)) + len(added)
+        return BatchSet(self.service_name, self.service_version, self.parts + added, planned)
+
+    @property
+    def base_parts(self) -> tuple[BatchPart, ...]:
+        """The batches that hold the input's rows in order (without a row map)."""
+        return tuple(part for part in self.parts if not part.replaces_rows)
+
+    @property
+    def replacing_parts(self) -> tuple[BatchPart, ...]:
+        """The batches that re-score chosen rows, in the order they replace each other."""
+        return tuple(part for part in self.parts if part.replaces_rows)
+
     @property
     def batch_ids(self) -> tuple[str, ...]:
         """The ids, in input order."""
         return tuple(part.batch_id for part in self.parts)
+
+    @property
+    def base_batch_ids(self) -> tuple[str, ...]:
+        """The ids of the batches that hold the input's rows in order."""
+        return tuple(part.batch_id for part in self.base_parts)
 
     @property
     def is_whole(self) -> bool:
@@ -125,8 +191,9 @@ class BatchSet:
 
     @property
     def row_count(self) -> int | None:
-        """Rows in the whole set, when every batch's count is known."""
-        counts = [part.row_count for part in self.parts]
+        """Rows of the input in the whole set, when every batch's count is known (batches that
+        replace rows add none)."""
+        counts = [part.row_count for part in self.base_parts]
         return None if any(c is None for c in counts) else sum(c or 0 for c in counts)
 
     def describe(self) -> str:
@@ -181,7 +248,12 @@ def _part(item: Any) -> BatchPart:
     for name, number in (("first_row", first), ("row_count", count)):
         if number is not None and not _count(number):
             raise MrsDeployBatchSetError(f"batch set entry with a bad {name}: {shown(item)}")
-    return BatchPart(item["batch_id"], first, count)
+    rows = item.get("rows")
+    if rows is None:
+        return BatchPart(item["batch_id"], first, count)
+    if not isinstance(rows, list) or not rows or not all(_count(row) for row in rows):
+        raise MrsDeployBatchSetError(f"batch set entry with a bad row map: {shown(item)}")
+    return BatchPart(item["batch_id"], None, count, tuple(rows))
 
 
 def is_batch_set_json(value: Any) -> bool:

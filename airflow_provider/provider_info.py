@@ -90,6 +90,7 @@ def provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow_provider.operators.submit",
                     "airflow_provider.operators.collect",
+                    "airflow_provider.operators.repair",
                 ],
             }
         ],

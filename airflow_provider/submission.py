@@ -46,9 +46,14 @@ def read_recorded(value: Any) -> BatchSet | None:
 
 
 class SubmissionStore:
-    """The task instance's state store, or nothing on Airflow versions without one."""
+    """The task instance's state store, or nothing on Airflow versions without one.
 
-    def __init__(self, context: Any, *, warn: bool = True) -> None:
+    :param key: the entry this submission is recorded under (a task that submits several
+        times, like a repair per attempt, uses one key per submission).
+    """
+
+    def __init__(self, context: Any, *, warn: bool = True, key: str = STATE_KEY) -> None:
+        self._key = key
         self._store = context.get("task_state_store") if hasattr(context, "get") else None
         if self._store is None and warn:
             log.warning(
@@ -65,17 +70,17 @@ class SubmissionStore:
         """The batch set a previous try recorded, if any."""
         if self._store is None:
             return None
-        return read_recorded(self._store.get(STATE_KEY))
+        return read_recorded(self._store.get(self._key))
 
     def save(self, batch_set: BatchSet) -> None:
         """Record the batch set (called after every batch is created)."""
         if self._store is not None:
-            self._store.set(STATE_KEY, batch_set.to_json())
+            self._store.set(self._key, batch_set.to_json())
 
     def forget(self) -> None:
         """Drop the record, so the next run of this task instance submits afresh."""
         if self._store is not None:
-            self._store.delete(STATE_KEY)
+            self._store.delete(self._key)
 
 
 def reusable(hook: Any, submission: BatchSet, service: tuple[str, str]) -> bool:
@@ -117,6 +122,16 @@ def cancel_quietly(hook: Any, ref: BatchSet) -> None:
             log.info("Cancelled batch %s", batch_id)
         except Exception as exc:  # the original failure is what the user must see
             log.warning("Could not cancel batch %s: %s", batch_id, exc)
+
+
+def cancel_pushed(context: Any, task_id: str, key: str, hook: Any) -> None:
+    """Cancel the batch set a task pushed to XCom under ``key`` (when Airflow's deferral
+    backstop ended its wait: the trigger never reported, so the task cancels as the deadline
+    asks). Problems are logged, never raised: the timeout is what the user must see."""
+    pushed = context["ti"].xcom_pull(task_ids=task_id, key=key)
+    if pushed:
+        log.error("The wait passed its deadline: cancelling the batches")
+        cancel_quietly(hook, BatchSet.from_json(pushed))
 
 
 class StartedBatches:
@@ -171,6 +186,7 @@ def start_batches(
     parallel_count: int,
     record: Callable[[BatchSet], None],
     started: StartedBatches | None = None,
+    row_maps: Sequence[Sequence[int]] | None = None,
 ) -> BatchSet:
     """Start one batch per body, recording the set after each; on any failure (or a kill)
     cancel what was started.
@@ -181,10 +197,19 @@ def start_batches(
     :param parallel_count: ``parallelCount`` of each batch.
     :param record: called with the batch set so far after each batch starts.
     :param started: where the started batches are tracked (shared with ``on_kill``).
+    :param row_maps: per batch, the input row of each of its records, when the batches re-score
+        chosen rows (a repair) instead of holding the input's rows in order.
     """
     name, version = service
     started = started if started is not None else StartedBatches(service)
     counts: list[tuple[str, int]] = []
+
+    def batch_set() -> BatchSet:
+        if row_maps is None:
+            return BatchSet.of_row_counts(service, counts, len(bodies))
+        mapped = [(batch_id, row_maps[i]) for i, (batch_id, _) in enumerate(counts)]
+        return BatchSet.of_row_maps(service, mapped, len(bodies))
+
     try:
         for body, rows in bodies:
             if started.stopped:
@@ -195,7 +220,7 @@ def start_batches(
             batch_id = hook.start_batch(name, version, body, parallel_count=parallel_count)
             started.ids.append(batch_id)
             counts.append((batch_id, rows))
-            record(BatchSet.of_row_counts(service, counts, len(bodies)))
+            record(batch_set())
         if started.stopped:  # killed while the last start was under way
             raise MrsDeploySubmissionKilledError("the task was killed while submitting")
     except BaseException:
@@ -203,4 +228,4 @@ def start_batches(
             log.error("Submission failed part-way; cancelling the batches it started")
             started.cancel(hook)
         raise
-    return BatchSet.of_row_counts(service, counts, len(bodies))
+    return batch_set()

@@ -19,7 +19,7 @@ from airflow_provider.submission import (
     MrsDeploySubmissionKilledError,
     StartedBatches,
     SubmissionStore,
-    cancel_quietly,
+    cancel_pushed,
     reusable,
     start_batches,
 )
@@ -288,10 +288,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
             return super().resume_execution(next_method, next_kwargs, context)
         except Exception as err:
             if deferral_timed_out(err) and self.cancel_on_timeout:
-                pushed = context["ti"].xcom_pull(task_ids=self.task_id, key=XCOM_BATCH_SET)
-                if pushed:
-                    self.log.error("The wait passed its deadline: cancelling the batches")
-                    cancel_quietly(self.hook, BatchSet.from_json(pushed))  # the timeout wins
+                cancel_pushed(context, self.task_id, XCOM_BATCH_SET, self.hook)
             raise
 
     def _stop_if_killed(self, reattached: bool) -> None:

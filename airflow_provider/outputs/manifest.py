@@ -39,11 +39,16 @@ def build_manifest(
     failed_rows: int,
     files: Sequence[WrittenFile],
     renamed_outputs: Mapping[str, str] | None = None,
+    failed_row_indexes: Sequence[int] | None = None,
 ) -> dict[str, Any]:
     """The manifest of one collect run.
 
-    :param batches: which batch produced which rows of the table (``batch_id``,
-        ``first_row``, ``row_count``), in table order.
+    :param batch_ids: the batches that hold the input's rows, in input order.
+    :param batches: which batch produced which rows of the table: the batches holding the
+        input's rows (``batch_id``, ``first_row``, ``row_count``) in table order, then any
+        batch that re-scored chosen rows (with ``rows``, its row map); a row was produced by
+        the last entry that holds it.
+    :param failed_row_indexes: the index of every failed row (what a repair re-submits).
     """
     manifest: dict[str, Any] = {
         "batch_ids": list(batch_ids),
@@ -63,6 +68,8 @@ def build_manifest(
         ],
         "created": datetime.now(timezone.utc).isoformat(),
     }
+    if failed_row_indexes is not None:
+        manifest["failed_row_indexes"] = list(failed_row_indexes)
     if renamed_outputs:
         manifest["renamed_outputs"] = dict(renamed_outputs)
     return manifest

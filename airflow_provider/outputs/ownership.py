@@ -111,14 +111,11 @@ def _checked(paths: Iterable[Any]) -> tuple[frozenset[str], tuple[str, ...]]:
 
 def manifest_ownership(data: bytes) -> Ownership | None:
     """What a manifest records, or None when the bytes are not a manifest Collect wrote."""
-    try:
-        manifest = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(manifest, dict):
+    manifest = parse_manifest(data)
+    if manifest is None:
         return None
     table, files = manifest.get("table"), manifest.get("files")
-    if not isinstance(table, dict) or not isinstance(files, list) or "batch_ids" not in manifest:
+    if not isinstance(table, dict) or not isinstance(files, list):
         return None
     paths = [table.get("path"), *(f.get("path") if isinstance(f, dict) else f for f in files)]
     owned, ignored = _checked(paths)
@@ -139,14 +136,43 @@ def journal_ownership(data: bytes) -> Ownership | None:
     return Ownership(owned, tokens, ignored)
 
 
-def encode_journal(ownership: Ownership) -> bytes:
-    """The journal's bytes (sorted, so equal records are equal files)."""
-    record = {
+def encode_journal(ownership: Ownership, previous_manifest: dict[str, Any] | None = None) -> bytes:
+    """The journal's bytes (sorted, so equal records are equal files).
+
+    :param previous_manifest: the manifest this run withdrew (or an earlier unfinished run
+        did): what a repair of the destination starts from when the run dies half-way.
+    """
+    record: dict[str, Any] = {
         "format": JOURNAL_FORMAT,
         "owned": sorted(ownership.owned),
         "pending": sorted(ownership.pending),
     }
+    if previous_manifest is not None:
+        record["previous_manifest"] = previous_manifest
     return json.dumps(record, indent=1).encode("utf-8")
+
+
+def parse_manifest(data: bytes) -> dict[str, Any] | None:
+    """A manifest's JSON, or None when the bytes are not a manifest Collect wrote."""
+    try:
+        manifest = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(manifest, dict) or "batch_ids" not in manifest:
+        return None
+    return manifest
+
+
+def journal_previous_manifest(data: bytes) -> dict[str, Any] | None:
+    """The manifest a journal carries (see :func:`encode_journal`), or None."""
+    try:
+        journal = json.loads(data)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(journal, dict) or journal.get("format") != JOURNAL_FORMAT:
+        return None
+    previous = journal.get("previous_manifest")
+    return previous if isinstance(previous, dict) and "batch_ids" in previous else None
 
 
 def ancestors(relative: str) -> list[str]:

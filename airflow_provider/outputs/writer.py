@@ -39,8 +39,10 @@ from airflow_provider.outputs.ownership import (
     encode_journal,
     find_conflicts,
     journal_ownership,
+    journal_previous_manifest,
     leftovers,
     manifest_ownership,
+    parse_manifest,
     quote_paths,
     stale_temporaries,
     temporary_name,
@@ -137,7 +139,7 @@ class OutputWriter:
         paths = {MANIFEST_NAME, *planned}
         self._prepare_base()
         listing = self._files.list(self._base)
-        ownership, problems = self._read_ownership(listing)
+        ownership, problems, previous_manifest = self._read_ownership(listing)
         problems += find_conflicts(paths, listing, ownership.owned)
         if problems:
             raise MrsDeployDestinationError(
@@ -159,7 +161,10 @@ class OutputWriter:
         self._listing, self._ownership = listing, ownership
         self._atomic_bytes(
             JOURNAL_NAME,
-            encode_journal(Ownership(ownership.owned | paths, ownership.pending | {self._token})),
+            encode_journal(
+                Ownership(ownership.owned | paths, ownership.pending | {self._token}),
+                previous_manifest,
+            ),
         )
         self._started = True
         if listing.exists(MANIFEST_NAME):
@@ -192,10 +197,15 @@ class OutputWriter:
                 )
             fs.makedirs(base, exist_ok=True)
 
-    def _read_ownership(self, listing: Listing) -> tuple[Ownership, list[str]]:
-        """What the manifest and the journal record; problems with either file."""
+    def _read_ownership(
+        self, listing: Listing
+    ) -> tuple[Ownership, list[str], dict[str, Any] | None]:
+        """What the manifest and the journal record; problems with either file; and the last
+        complete run's manifest (the current one, else the one an unfinished run withdrew),
+        which the journal carries until this run's manifest replaces it."""
         ownership = Ownership()
         problems = []
+        previous: dict[str, Any] | None = None
         for name, parse in ((MANIFEST_NAME, manifest_ownership), (JOURNAL_NAME, journal_ownership)):
             if name in listing.links:
                 problems.append(f"{name} (a symbolic link)")
@@ -206,9 +216,15 @@ class OutputWriter:
             record = parse(data) if data is not None else None
             if record is not None:
                 ownership = ownership.merge(record)
+                if previous is None and data is not None:
+                    previous = (
+                        parse_manifest(data)
+                        if name == MANIFEST_NAME
+                        else journal_previous_manifest(data)
+                    )
             elif name == JOURNAL_NAME:
                 problems.append(f"{name} (not a record Collect wrote)")
-        return ownership, problems
+        return ownership, problems, previous
 
     def write_file(self, planned: PlannedFile, chunks: Iterable[bytes]) -> WrittenFile:
         """Stream one row file into place, hashing as it goes."""

@@ -61,6 +61,7 @@ def test_examples_import_without_errors(dagbag: Any) -> None:
         "mrsdeploy_score_mtcars",
         "mrsdeploy_submit_and_wait",
         "mrsdeploy_scores_report",
+        "mrsdeploy_repair_failed_rows",
     } <= set(dagbag.dag_ids)
 
 
@@ -193,3 +194,34 @@ def test_examples_run_without_a_logical_date(
     assert manifests(tmp_path / "chunks") == before
     for chunk in chunks:
         check_files(chunk, json.loads((chunk / "manifest.json").read_text()))
+
+
+def test_repair_failed_rows_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -> None:
+    """Transient failures injected into rows 3 and 11 of both batches are repaired: 32 of 32."""
+    dag = dagbag.get_dag("mrsdeploy_repair_failed_rows")
+    run = dag.test(
+        logical_date=datetime(2026, 5, 1, tzinfo=timezone.utc),
+        run_conf={"destination": str(tmp_path)},
+    )
+    assert run.state == "success"
+    destination = tmp_path / "repaired" / "2026-05-01"
+    manifest = json.loads((destination / "manifest.json").read_text())
+    table = pd.read_parquet(destination / "outputs.parquet")
+    assert list(table["index"]) == list(range(32)) and table["success"].all()
+    cars = pd.read_csv(mtcars_csv_path())
+    expected = logistic_answers(cars["hp"].to_numpy(float), cars["wt"].to_numpy(float))
+    np.testing.assert_allclose(table["answer"].to_numpy(float), expected, atol=1e-6)
+    assert list(table["input_model"]) == list(cars["model"])
+    assert manifest["counts"] == {**manifest["counts"], "rows": 32, "failed_rows": 0}
+    assert manifest["failed_row_indexes"] == []
+    (repair,) = manifest["repairs"]
+    assert repair["attempt"] == 1 and repair["rows"] == [3, 11, 19, 27]
+    assert repair["still_failed"] == []
+    # The repair batch is recorded with its row map, after the two batches it repairs.
+    base, repaired = manifest["batches"][:2], manifest["batches"][2:]
+    assert [(b["first_row"], b["row_count"]) for b in base] == [(0, 16), (16, 16)]
+    assert [b["rows"] for b in repaired] == [[3, 11, 19, 27]]
+    assert {entry["index"] for entry in manifest["files"]} == set(range(32))
+    check_files(destination, manifest)
+    summary = run.get_task_instance("check").xcom_pull(task_ids="check")
+    assert summary == "32 of 32 rows successful"

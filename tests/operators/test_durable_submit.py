@@ -16,26 +16,10 @@ from airflow_provider.batch_set import BatchSet
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeployCollectBatchOperator, MrsDeploySubmitBatchOperator
 from airflow_provider.submission import STATE_KEY
+from tests.support.state_store import MemoryStateStore
 
 SERVICE = ("mtService", "v1.0.0")
 CARS = [{"hp": 110, "wt": 2.62}, {"hp": 93, "wt": 2.32}, {"hp": 245, "wt": 3.84}]
-
-
-class MemoryStateStore:
-    def __init__(self, fail_on_set: bool = False) -> None:
-        self.values: dict[str, Any] = {}
-        self.fail_on_set = fail_on_set
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        if self.fail_on_set:
-            raise ConnectionError("state store unreachable")
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
 
 
 def submit(**kwargs: Any) -> MrsDeploySubmitBatchOperator:

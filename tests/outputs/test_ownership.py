@@ -15,6 +15,7 @@ from airflow_provider.outputs.ownership import (
     find_conflicts,
     is_layout_path,
     journal_ownership,
+    journal_previous_manifest,
     leftovers,
     manifest_ownership,
     stale_temporaries,
@@ -135,3 +136,15 @@ def test_layout_paths_never_climb_or_nest(path: str) -> None:
         parts = path.split("/")
         assert ".." not in parts and "" not in parts and not path.startswith("/")
         assert len(parts) in (1, 3)
+
+
+def test_the_journal_carries_the_withdrawn_manifest_and_nothing_foreign() -> None:
+    previous = json.loads(manifest("outputs.parquet", "files/0/a.png"))
+    journal = encode_journal(Ownership(frozenset({"outputs.parquet"})), previous)
+    assert journal_previous_manifest(journal) == previous
+    assert journal_ownership(journal) == Ownership(frozenset({"outputs.parquet"}))
+    assert journal_previous_manifest(encode_journal(Ownership())) is None
+    not_a_manifest = json.loads(encode_journal(Ownership()))
+    not_a_manifest["previous_manifest"] = {"table": "x"}
+    assert journal_previous_manifest(json.dumps(not_a_manifest).encode()) is None
+    assert journal_previous_manifest(manifest("outputs.csv")) is None  # a manifest, not a journal

@@ -144,3 +144,33 @@ def test_the_output_of_a_mapped_submit_is_named_as_such() -> None:
     sets = [BatchSet.of_ids(SERVICE, [name]).to_json() for name in ("a", "b")]
     with pytest.raises(MrsDeployBatchSetError, match=r"2 batch sets .*mapped Submit.*expand"):
         to_batch_set(sets)
+
+
+def test_row_maps_round_trip_and_replace_rows_after_the_base_batches() -> None:
+    base = BatchSet.of_row_counts(SERVICE, [("a", 3), ("b", 2)], 2)
+    repair = BatchSet.of_row_maps(SERVICE, [("r1", [4, 1])], 1)
+    combined = base.extended(repair.parts)
+    assert BatchSet.from_json(json.loads(json.dumps(combined.to_json()))) == combined
+    assert combined.base_batch_ids == ("a", "b") and combined.batch_ids == ("a", "b", "r1")
+    assert combined.replacing_parts == (BatchPart("r1", None, 2, (4, 1)),)
+    assert combined.row_count == 5  # rows of the input: a repair adds none
+    assert combined.is_whole and combined.planned_batches == 3
+    assert read_recorded(repair.to_json()) == repair  # what a repair's state store holds
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"batch_id": "r", "rows": [1, 1]}, "names one row twice"),
+        ({"batch_id": "r", "rows": [1, 2], "row_count": 3}, "holds 3 rows but maps 2"),
+        ({"batch_id": "r", "rows": []}, "bad row map"),
+        ({"batch_id": "r", "rows": [-1]}, "bad row map"),
+        ({"batch_id": "r", "rows": [True]}, "bad row map"),
+        ({"batch_id": "r", "rows": "1,2"}, "bad row map"),
+    ],
+)
+def test_bad_row_maps_are_refused(entry: dict[str, Any], message: str) -> None:
+    batches = [{"batch_id": "a"}, entry]
+    value = {**BatchSet.of_ids(SERVICE, ["a"]).to_json(), "batches": batches, "planned_batches": 2}
+    with pytest.raises(MrsDeployBatchSetError, match=message):
+        BatchSet.from_json(value)

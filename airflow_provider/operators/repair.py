@@ -1,0 +1,531 @@
+"""Repair a collected scoring run: re-score only its failed rows and merge them back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from functools import cached_property, partial
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider.api.calls import check_parallel_count
+from airflow_provider.batch_set import BatchSet
+from airflow_provider.compat import default_deferrable
+from airflow_provider.events import BatchEvent
+from airflow_provider.exceptions import (
+    MrsDeployOutputsError,
+    MrsDeployRecordsError,
+    MrsDeploySubmissionKilledError,
+)
+from airflow_provider.operators.collecting import (
+    CollectedSummary,
+    CollectOptions,
+    Collector,
+    apply_failure_policy,
+    new_table,
+)
+from airflow_provider.operators.submit import run_time_parallel_count
+from airflow_provider.outputs import check_destination
+from airflow_provider.outputs.collected import (
+    REPAIRS_KEY,
+    CollectedRun,
+    failed_rows_of_table,
+    read_collected_run,
+    read_table,
+)
+from airflow_provider.outputs.progress import DEFAULT_INTERVAL
+from airflow_provider.outputs.table import INPUT_PREFIX
+from airflow_provider.submission import (
+    StartedBatches,
+    SubmissionStore,
+    cancel_pushed,
+    cancel_quietly,
+    reusable,
+    start_batches,
+)
+from airflow_provider.templating import is_template
+from airflow_provider.triggers.batch import MrsDeployBatchTrigger
+from airflow_provider.waiting import (
+    complete_from_event,
+    compute_deadline,
+    deferral_timed_out,
+    deferral_timeout,
+    wait_until_done,
+)
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from airflow.sdk import Context, ObjectStoragePath
+
+    from airflow_provider.hooks import MrsDeployHook
+
+#: XCom key of the batch set an attempt started (read back by Airflow's deferral backstop).
+XCOM_REPAIR_BATCH_SET = "repair_batch_set"
+#: State-store entry of an attempt's batches: one per attempt, so a retry re-attaches to the
+#: attempt it interrupted and never to an earlier one.
+STATE_KEY_PREFIX = "mrsdeploy_repair_attempt_"
+
+
+class MrsDeployRepairFailedRowsOperator(BaseOperator):
+    """Re-score the failed rows of a collected run and merge them into the same destination.
+
+    Reads the destination's ``manifest.json`` (written by the Collect operator), re-submits
+    only the rows it lists as failed, waits for them (in the triggerer when deferrable), and
+    rewrites the table with their new results: their files are replaced, every other row's
+    files are kept as they are, and the manifest records which batch produced each row and
+    every repair attempt (see docs/repair.md). Rows that still fail are tried again, up to
+    ``max_attempts`` repairs in all at this destination (counted across task runs); rows that
+    keep failing stay in the table with their error and are reported.
+
+    Durable like Submit: each attempt's batches are recorded in the task instance's state store
+    (Airflow 3.3+), so a retry re-attaches to them instead of re-submitting; a crash while
+    merging leaves the previous manifest in the destination's journal, and the retry merges
+    again. Returns the Collect summary plus ``attempts`` and ``still_failed_rows``.
+
+    :param destination: The collected folder (any ``ObjectStoragePath``); templated.
+    :param records: The records originally submitted (same source, same row order); needed
+        when the table has no ``input_<name>`` columns (Collect was run without ``records``).
+    :param records_format: Format of ``records`` when the file's suffix does not tell.
+    :param max_attempts: Repairs allowed at this destination in all, this one included.
+    :param parallel_count: ``parallelCount`` of each repair batch; templated.
+    :param max_records_per_batch: Split the failed rows into batches of at most this many.
+    :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param poll_interval: Seconds between status checks while waiting.
+    :param max_poll_interval: Slowest poll while deferred and far from done.
+    :param timeout: Seconds each attempt may wait for its batches (None: no limit besides
+        ``execution_timeout``).
+    :param cancel_on_timeout: Cancel an attempt's batches when its wait passes the deadline.
+    :param cancel_on_kill: Cancel an attempt's batches when a user kills the task.
+    :param include_files: Land the repaired rows' files.
+    :param max_concurrent_downloads: Rows whose files are fetched at the same time.
+    :param file_listing: ``auto`` or ``always`` (see the Collect operator).
+    :param progress_interval: Least seconds between two progress lines while landing files.
+    :param max_failed_rows: Fail the task when more rows than this still fail after the last
+        attempt (None: no limit; they are logged).
+    :param max_failed_ratio: Fail the task when a larger share of rows still fails.
+    :param mrsdeploy_conn_id: Connection to the web node.
+    """
+
+    template_fields: Sequence[str] = (
+        "destination",
+        "records",
+        "records_format",
+        "mrsdeploy_conn_id",
+        "parallel_count",
+    )
+    ui_color = "#f1d4c2"
+
+    def __init__(
+        self,
+        *,
+        destination: str,
+        records: Any = None,
+        records_format: str | None = None,
+        max_attempts: int = 3,
+        parallel_count: int = 10,
+        max_records_per_batch: int | None = None,
+        deferrable: bool | None = None,
+        poll_interval: float = 10.0,
+        max_poll_interval: float | None = None,
+        timeout: float | None = None,
+        cancel_on_timeout: bool = True,
+        cancel_on_kill: bool = True,
+        include_files: bool = True,
+        max_concurrent_downloads: int = 8,
+        file_listing: str = "auto",
+        progress_interval: float = DEFAULT_INTERVAL,
+        max_failed_rows: int | None = None,
+        max_failed_ratio: float | None = None,
+        mrsdeploy_conn_id: str = "mrsdeploy_default",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+            raise ValueError(f"max_attempts must be a whole number >= 1, got {max_attempts!r}")
+        if max_records_per_batch is not None and max_records_per_batch < 1:
+            raise ValueError("max_records_per_batch must be at least 1")
+        if max_concurrent_downloads < 1:
+            raise ValueError("max_concurrent_downloads must be at least 1")
+        if file_listing not in ("auto", "always"):
+            raise ValueError("file_listing must be 'auto' or 'always'")
+        if not progress_interval > 0:
+            raise ValueError("progress_interval must be a positive number of seconds")
+        if not is_template(parallel_count):
+            check_parallel_count(parallel_count)
+        self.destination = destination
+        self.records = records
+        self.records_format = records_format
+        self.max_attempts = max_attempts
+        self.parallel_count = parallel_count
+        self.max_records_per_batch = max_records_per_batch
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
+        self.timeout = timeout
+        self.cancel_on_timeout = cancel_on_timeout
+        self.cancel_on_kill = cancel_on_kill
+        self.options = CollectOptions(
+            include_files=include_files,
+            file_listing=file_listing,
+            max_concurrent_downloads=max_concurrent_downloads,
+            progress_interval=progress_interval,
+        )
+        self.max_failed_rows = max_failed_rows
+        self.max_failed_ratio = max_failed_ratio
+        self.mrsdeploy_conn_id = mrsdeploy_conn_id
+        #: The current attempt's batches while they are being started (what ``on_kill``
+        #: cancels), and whether they were handed over to the wait.
+        self._started: StartedBatches | None = None
+        self._handed_over = False
+
+    @cached_property
+    def hook(self) -> MrsDeployHook:
+        """The hook, created on first use (never while the DAG file is parsed)."""
+        from airflow_provider.hooks import MrsDeployHook
+
+        return MrsDeployHook(self.mrsdeploy_conn_id)
+
+    # -- the attempts -------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Start the next attempt (or re-attach to the one a previous try started)."""
+        check_destination(self.destination)
+        return self._next_attempt(context)
+
+    def _next_attempt(self, context: Context) -> dict[str, Any]:
+        """Re-submit the failed rows and wait; or, when none is left or the attempts are used
+        up, report the outcome."""
+        destination = self._destination()
+        run = self._read_run(destination)
+        failed = failed_rows_of_table(destination, run)
+        attempt = len(run.repairs) + 1
+        if not failed or attempt > self.max_attempts:
+            return self._report(run, failed)
+        repair_set = self._start_attempt(context, destination, run, failed, attempt)
+        context["ti"].xcom_push(key=XCOM_REPAIR_BATCH_SET, value=repair_set.to_json())
+        now = time.time()
+        deadline = compute_deadline(now, self.timeout, self.execution_timeout)
+        self._handed_over = True
+        if self.deferrable:
+            self.defer(
+                trigger=MrsDeployBatchTrigger(
+                    batch_set=repair_set,
+                    mrsdeploy_conn_id=self.mrsdeploy_conn_id,
+                    poll_interval=self.poll_interval,
+                    max_poll_interval=self.max_poll_interval,
+                    deadline=deadline,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
+                method_name="execute_complete",
+                kwargs={"attempt": attempt},
+                timeout=deferral_timeout(deadline, now),
+            )
+        wait_until_done(
+            self.hook,
+            repair_set,
+            poll_interval=self.poll_interval,
+            deadline=deadline,
+            cancel_on_timeout=self.cancel_on_timeout,
+        )
+        return self._merge_and_go_on(context, attempt, repair_set)
+
+    def execute_complete(
+        self, context: Context, event: dict[str, Any] | None = None, attempt: int = 1
+    ) -> dict[str, Any]:
+        """Resume after deferral: merge the attempt's rows, then start the next attempt."""
+        parsed = BatchEvent.from_payload(event)
+        pushed = context["ti"].xcom_pull(task_ids=self.task_id, key=XCOM_REPAIR_BATCH_SET)
+        repair_set = parsed.batch_set or BatchSet.from_json(pushed)
+        complete_from_event(self.hook, repair_set, parsed, cancel_on_timeout=self.cancel_on_timeout)
+        return self._merge_and_go_on(context, attempt, repair_set)
+
+    def _merge_and_go_on(
+        self, context: Context, attempt: int, repair_set: BatchSet
+    ) -> dict[str, Any]:
+        destination = self._destination()
+        run = self._read_run(destination)
+        done = len(run.repairs)
+        recorded = run.repairs[attempt - 1] if done >= attempt else None
+        if recorded is not None and recorded.get("batch_ids") == list(repair_set.batch_ids):
+            self.log.info("Repair attempt %d is already merged into %s", attempt, destination)
+        elif done != attempt - 1:
+            cancel_quietly(self.hook, repair_set)
+            raise MrsDeployOutputsError(
+                f"{destination} changed while repair attempt {attempt} ran: it now records "
+                f"{done} repair(s), another task repaired it meanwhile. This attempt's batches "
+                "were not merged; run the repair again to go on from what is there now."
+            )
+        else:
+            self._merge(destination, run, attempt, repair_set)
+        self._store(context, attempt).forget()
+        self._handed_over = False
+        return self._next_attempt(context)
+
+    def _start_attempt(
+        self,
+        context: Context,
+        destination: ObjectStoragePath,
+        run: CollectedRun,
+        failed: Sequence[int],
+        attempt: int,
+    ) -> BatchSet:
+        """The attempt's batches: those a previous try started for the same rows when they are
+        still alive, else new ones."""
+        store = self._store(context, attempt)
+        service = (run.batch_set.service_name, run.batch_set.service_version)
+        self._started = StartedBatches(service)
+        previous = store.load()
+        if previous is not None:
+            if _rows_of(previous) == sorted(failed) and reusable(self.hook, previous, service):
+                self._started.adopt(previous.batch_ids)
+                return previous
+            if _rows_of(previous) != sorted(failed):
+                self.log.info("Recorded repair batches are for other rows; submitting afresh")
+                cancel_quietly(self.hook, previous)
+        return self._submit(destination, run, failed, attempt, store)
+
+    def _submit(
+        self,
+        destination: ObjectStoragePath,
+        run: CollectedRun,
+        failed: Sequence[int],
+        attempt: int,
+        store: SubmissionStore,
+    ) -> BatchSet:
+        from airflow_provider.operators.submit import split_records
+        from airflow_provider.records import ROWS_ATTR, iter_encoded_records, prepare_records
+
+        parallel_count = run_time_parallel_count(self.parallel_count)
+        name, version = run.batch_set.service_name, run.batch_set.service_version
+        service = self.hook.get_service(name, version)
+        source = self._records(destination, run)
+        frame = source.iloc[list(failed)].reset_index(drop=True)
+        frame.attrs.update(source.attrs)
+        frame.attrs[ROWS_ATTR] = (
+            f"rows are counted among the {len(failed)} failed rows re-submitted: row k is "
+            f"table row {_quoted_rows(failed)}[k]"
+        )
+        prepared = prepare_records(frame, service.input_parameters)
+        parts = split_records(prepared, self.max_records_per_batch)
+        maps, first = [], 0
+        for part in parts:
+            maps.append(list(failed[first : first + part.row_count]))
+            first += part.row_count
+        self.log.info(
+            "Repair attempt %d of %d: re-submitting %d failed row(s) of %s to %s %s as %d "
+            "batch(es)",
+            attempt,
+            self.max_attempts,
+            len(failed),
+            destination,
+            name,
+            version,
+            len(parts),
+        )
+        started = self._started or StartedBatches((name, version))
+        repair_set = start_batches(
+            self.hook,
+            (name, version),
+            [(partial(iter_encoded_records, part), part.row_count) for part in parts],
+            parallel_count,
+            store.save,
+            started,
+            row_maps=maps,
+        )
+        if started.stopped:
+            started.cancel(self.hook)
+            raise MrsDeploySubmissionKilledError("the task was killed while submitting")
+        self.log.info("Started %s", repair_set.describe())
+        return repair_set
+
+    def _merge(
+        self, destination: ObjectStoragePath, run: CollectedRun, attempt: int, repair_set: BatchSet
+    ) -> CollectedSummary:
+        """Rewrite the table with the attempt's results; land only the repaired rows' files."""
+        combined = run.batch_set.extended(repair_set.parts)
+        service = self.hook.get_service(combined.service_name, combined.service_version)
+        collector = Collector(self.hook, self.log, self.options)
+        read = collector.read(
+            combined, new_table(service), declares_files=bool(service.output_file_names)
+        )
+        rows = sorted(row for part in repair_set.parts for row in part.rows or ())
+        repaired = set(rows)
+        still_failed = [index for index, _ in read.failed if index in repaired]
+        record = {
+            "attempt": attempt,
+            "batch_ids": list(repair_set.batch_ids),
+            "rows": rows,
+            "still_failed": still_failed,
+            "finished": datetime.now(timezone.utc).isoformat(),
+        }
+        if run.interrupted:
+            self.log.warning(
+                "An earlier run into %s did not finish: landing every row's files again",
+                destination,
+            )
+        summary = collector.write(
+            combined,
+            read,
+            destination,
+            run.output_format,
+            inputs=self._table_inputs(destination, run),
+            land_rows=None if run.interrupted else repaired,
+            kept_files=() if run.interrupted else [f for f in run.files if f.index not in repaired],
+            manifest_extra={REPAIRS_KEY: [*run.repairs, record]},
+        )
+        self.log.info(
+            "Repair attempt %d merged into %s: %d of %d re-submitted row(s) now succeed; "
+            "%d of %d rows failed in all",
+            attempt,
+            summary.destination,
+            len(rows) - len(still_failed),
+            len(rows),
+            len(summary.failed),
+            summary.rows,
+        )
+        return summary
+
+    def _report(self, run: CollectedRun, failed: Sequence[int]) -> dict[str, Any]:
+        """The outcome once nothing is left to try: no failed row, or no attempt left."""
+        destination = self._destination()
+        if failed:
+            self.log.warning(
+                "%d row(s) still fail after %d repair attempt(s) (max_attempts=%d): %s",
+                len(failed),
+                len(run.repairs),
+                self.max_attempts,
+                _quoted_rows(failed),
+            )
+            messages = self._failure_messages(run, failed)
+            apply_failure_policy(
+                self.log,
+                run.rows,
+                messages,
+                max_failed_rows=self.max_failed_rows,
+                max_failed_ratio=self.max_failed_ratio,
+            )
+        else:
+            self.log.info(
+                "All %d rows of %s succeed (after %d repair attempt(s))",
+                run.rows,
+                destination,
+                len(run.repairs),
+            )
+        return {
+            "destination": str(destination),
+            "table": str(destination / run.table_path),
+            "manifest": str(destination / "manifest.json"),
+            "rows": run.rows,
+            "failed_rows": len(failed),
+            "files": len(run.files),
+            "attempts": len(run.repairs),
+            "still_failed_rows": list(failed),
+        }
+
+    def _failure_messages(
+        self, run: CollectedRun, failed: Sequence[int]
+    ) -> list[tuple[int, str | None]]:
+        """The failed rows with their messages from the table (for the failure policy)."""
+        try:
+            frame = read_table(self._destination(), run)
+        except MrsDeployOutputsError:
+            return [(index, None) for index in failed]
+        messages = frame["error_message"].tolist()
+        return [(index, _text(messages[index])) for index in failed]
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def _records(self, destination: ObjectStoragePath, run: CollectedRun) -> pd.DataFrame:
+        """Every row's inputs: from ``records``, else from the table's input columns."""
+        if self.records is not None:
+            from airflow_provider.records import load_records
+
+            frame = load_records(self.records, self.records_format)
+            if len(frame) != run.rows:
+                raise MrsDeployRecordsError(
+                    f"records hold {len(frame)} rows but the collected run at {destination} "
+                    f"has {run.rows}: give the records that were submitted, in the same order"
+                )
+            return frame
+        inputs = self._table_inputs(destination, run)
+        if inputs is None:
+            raise MrsDeployRecordsError(
+                f"the table at {destination} has no input_<name> columns, so the failed rows' "
+                "inputs are unknown: pass records= (the source that was submitted), or collect "
+                "with records= so the table keeps the inputs"
+            )
+        return inputs
+
+    def _table_inputs(self, destination: ObjectStoragePath, run: CollectedRun) -> Any:
+        """The table's input columns without their prefix, or None when it has none."""
+        frame = read_table(destination, run)
+        names = [str(c) for c in frame.columns if str(c).startswith(INPUT_PREFIX)]
+        if not names:
+            return None
+        inputs = frame[names].rename(columns=lambda c: str(c)[len(INPUT_PREFIX) :])
+        inputs.attrs.update(frame.attrs)
+        return inputs
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    def _destination(self) -> ObjectStoragePath:
+        from airflow.sdk import ObjectStoragePath
+
+        return ObjectStoragePath(self.destination)
+
+    def _read_run(self, destination: ObjectStoragePath) -> CollectedRun:
+        run = read_collected_run(destination)
+        if run is None:
+            raise MrsDeployOutputsError(
+                f"{destination} holds no collected run (no manifest.json): run the Collect "
+                "operator into it first; a repair re-scores the failed rows a collect recorded"
+            )
+        if run.batch_set.replacing_parts and not run.repairs:
+            raise MrsDeployOutputsError(
+                f"the manifest at {destination} lists repair batches but no repairs; collect "
+                "into this destination again before repairing it"
+            )
+        return run
+
+    def _store(self, context: Context, attempt: int) -> SubmissionStore:
+        return SubmissionStore(context, warn=False, key=f"{STATE_KEY_PREFIX}{attempt}")
+
+    def resume_execution(
+        self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        """Resume after deferral; when Airflow's backstop ended the wait, cancel the attempt's
+        batches as the deadline asks before failing."""
+        try:
+            return super().resume_execution(next_method, next_kwargs, context)
+        except Exception as err:
+            if deferral_timed_out(err) and self.cancel_on_timeout:
+                cancel_pushed(context, self.task_id, XCOM_REPAIR_BATCH_SET, self.hook)
+            raise
+
+    def on_kill(self) -> None:
+        """Cancel the current attempt's batches: always while they are being started (a
+        partial attempt is never left running), afterwards unless ``cancel_on_kill=False``."""
+        started = self._started
+        if started is None:
+            return
+        hook = self.hook.independent_copy()
+        try:
+            submitting = not self._handed_over
+            started.stop(hook, submitting=submitting, cancel=submitting or self.cancel_on_kill)
+        finally:
+            hook.close()
+
+
+def _rows_of(batch_set: BatchSet) -> list[int]:
+    return sorted(row for part in batch_set.parts for row in part.rows or ())
+
+
+def _quoted_rows(rows: Sequence[int], shown: int = 20) -> str:
+    listed = ", ".join(str(row) for row in rows[:shown])
+    return f"[{listed}{', ...' if len(rows) > shown else ''}]"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None

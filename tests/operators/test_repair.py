@@ -1,0 +1,340 @@
+"""Repairing failed rows against the real reference server: only the failed rows are re-sent,
+merged into the same destination, on the blocking and the deferred path; bounded, durable,
+idempotent, and refusing what it cannot do safely."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from airflow_provider.api import MrsDeployError
+from airflow_provider.batch_set import BatchPart, BatchSet
+from airflow_provider.compat import TaskDeferred
+from airflow_provider.exceptions import (
+    MrsDeployFailedRowsError,
+    MrsDeployOutputsError,
+    MrsDeployRecordsError,
+)
+from airflow_provider.hooks import MrsDeployHook
+from airflow_provider.operators import (
+    MrsDeployCollectBatchOperator,
+    MrsDeployRepairFailedRowsOperator,
+)
+from airflow_provider.outputs import JOURNAL_NAME, MANIFEST_NAME, OutputWriter
+from airflow_provider.submission import StartedBatches
+from airflow_provider.waiting import wait_until_done
+from tests.faults.helpers import run_trigger, submit
+from tests.support.state_store import MemoryStateStore
+
+SERVICE = ("mtService", "v1.0.0")
+CARS = [
+    {"hp": 110, "wt": 2.62},
+    {"hp": 93, "wt": 2.32},
+    {"hp": 245, "wt": 3.84},
+    {"hp": 66, "wt": 1.835},
+    {"hp": 175, "wt": 3.44},
+]
+
+
+def server_batches() -> set[str]:
+    hook = MrsDeployHook()
+    try:
+        return set(hook.list_batches(*SERVICE))
+    finally:
+        hook.close()
+
+
+def scored(
+    context: Any, destination: Path, *, records_in_table: bool = False, **collect: Any
+) -> dict[str, Any]:
+    """Submit CARS (in batches of 3), wait, and collect with failed rows allowed."""
+    batch_set = submit(
+        context, CARS, SERVICE, wait_for_completion=True, poll_interval=0.1, max_records_per_batch=3
+    )
+    if records_in_table:
+        collect["records"] = CARS
+    op = MrsDeployCollectBatchOperator(
+        task_id="collect", batch_id=batch_set, destination=str(destination), **collect
+    )
+    op.execute(context)
+    return batch_set
+
+
+def repair(destination: Path, **kwargs: Any) -> MrsDeployRepairFailedRowsOperator:
+    kwargs.setdefault("deferrable", False)
+    kwargs.setdefault("poll_interval", 0.1)
+    return MrsDeployRepairFailedRowsOperator(
+        task_id="repair", destination=str(destination), **kwargs
+    )
+
+
+def manifest_of(destination: Path) -> dict[str, Any]:
+    return dict(json.loads((destination / MANIFEST_NAME).read_text()))
+
+
+def file_stats(destination: Path) -> dict[str, tuple[int, int]]:
+    """Every row file's inode and modification time: a file replaced shows here."""
+    files = sorted((destination / "files").rglob("*"))
+    return {
+        str(p.relative_to(destination)): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in files
+        if p.is_file()
+    }
+
+
+def check_files(destination: Path, manifest: dict[str, Any]) -> None:
+    on_disk = {str(p.relative_to(destination)) for p in (destination / "files").rglob("*")}
+    on_disk = {p for p in on_disk if (destination / p).is_file()}
+    assert on_disk == {entry["path"] for entry in manifest["files"]}
+    for entry in manifest["files"]:
+        content = (destination / entry["path"]).read_bytes()
+        assert hashlib.sha256(content).hexdigest() == entry["sha256"]
+
+
+def clean_table(context: Any, destination: Path, **collect: Any) -> pd.DataFrame:
+    """The table a collect of CARS without any fault writes (what a repair must end with)."""
+    scored(context, destination, **collect)
+    return pd.read_parquet(destination / "outputs.parquet")
+
+
+def test_only_failed_rows_are_resent_and_merged_keeping_other_files(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+) -> None:
+    expected = clean_table(task_context, tmp_path / "clean")
+    faults({"service": "mtService", "failRows": [1], "failOnce": True})
+    destination = tmp_path / "scores"
+    scored(task_context, destination)
+    before = manifest_of(destination)
+    assert before["failed_row_indexes"] == [1, 4]  # row 1 of each batch of 3
+    kept_before = {k: v for k, v in file_stats(destination).items() if "/1/" not in k}
+    batches_before = server_batches()
+
+    summary = repair(destination, records=CARS).execute(task_context)
+
+    assert summary["rows"] == 5 and summary["failed_rows"] == 0 and summary["attempts"] == 1
+    new_batches = server_batches() - batches_before
+    manifest = manifest_of(destination)
+    (record,) = manifest["repairs"]
+    assert set(record["batch_ids"]) == new_batches and len(new_batches) == 1
+    assert record["rows"] == [1, 4] and record["still_failed"] == []
+    assert manifest["batches"][-1] == {
+        "batch_id": record["batch_ids"][0],
+        "first_row": None,
+        "row_count": 2,
+        "rows": [1, 4],
+    }
+    table = pd.read_parquet(destination / "outputs.parquet")
+    pd.testing.assert_frame_equal(table, expected)
+    # The rows that succeeded kept their files untouched; the repaired rows' are new.
+    after = file_stats(destination)
+    assert {k: v for k, v in after.items() if k in kept_before} == kept_before
+    assert any(path.startswith("files/4/") for path in after)
+    check_files(destination, manifest)
+    assert not (destination / JOURNAL_NAME).exists()
+
+
+def test_deferred_repair_reads_inputs_from_the_table(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+) -> None:
+    """The async path: the attempt waits in a trigger, then merges on resume (CSV table)."""
+    faults({"service": "mtService", "failRows": [0, 2], "failOnce": True})
+    destination = tmp_path / "scores"
+    scored(task_context, destination, records_in_table=True, output_format="csv")
+    op = repair(destination, deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(task_context)
+    trigger = deferred.value.trigger
+    assert sorted(r for p in trigger.batch_set.parts for r in p.rows or ()) == [0, 2, 3]
+    payload = run_trigger(trigger)
+    summary = getattr(op, deferred.value.method_name)(
+        task_context, event=payload, **(deferred.value.kwargs or {})
+    )
+    assert summary["failed_rows"] == 0 and summary["attempts"] == 1
+    table = pd.read_csv(destination / "outputs.csv")
+    assert table["success"].all()
+    assert list(table["input_hp"]) == [car["hp"] for car in CARS]
+    check_files(destination, manifest_of(destination))
+
+
+def test_rows_that_keep_failing_stay_reported_and_attempts_are_bounded(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+) -> None:
+    faults({"service": "mtService", "failRows": [0]})  # permanent: every run of index 0
+    destination = tmp_path / "scores"
+    scored(task_context, destination)
+    summary = repair(destination, records=CARS, max_attempts=2).execute(task_context)
+    # Each attempt re-sends the failing rows as one batch, whose index 0 fails again.
+    manifest = manifest_of(destination)
+    assert [r["attempt"] for r in manifest["repairs"]] == [1, 2]
+    assert manifest["repairs"][0]["rows"] == [0, 3]
+    assert manifest["repairs"][0]["still_failed"] == [0]
+    assert manifest["repairs"][1]["rows"] == [0]
+    assert summary["still_failed_rows"] == [0] and summary["failed_rows"] == 1
+    table = pd.read_parquet(destination / "outputs.parquet")
+    assert list(table["success"]) == [False, True, True, True, True]
+    assert "Injected" in table["error_message"][0]
+
+    # The attempts are used up: another run sends nothing, and can fail on what is left.
+    batches = server_batches()
+    again = repair(destination, records=CARS, max_attempts=2, max_failed_rows=0)
+    with pytest.raises(MrsDeployFailedRowsError, match=r"row 0: .*Injected"):
+        again.execute(task_context)
+    assert server_batches() == batches
+    assert manifest_of(destination)["repairs"] == manifest["repairs"]
+
+
+def test_nothing_to_repair_sends_nothing(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    destination = tmp_path / "scores"
+    scored(task_context, destination)
+    manifest = (destination / MANIFEST_NAME).read_text()
+    batches = server_batches()
+    summary = repair(destination).execute(task_context)
+    assert summary["failed_rows"] == 0 and summary["attempts"] == 0
+    assert server_batches() == batches
+    assert (destination / MANIFEST_NAME).read_text() == manifest
+
+
+def test_a_destination_without_a_collected_run_is_refused(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    with pytest.raises(MrsDeployOutputsError, match=r"no manifest.json.*Collect operator"):
+        repair(tmp_path / "empty").execute(task_context)
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / MANIFEST_NAME).write_text('{"batch_ids": ["x"], "table": 3}')
+    with pytest.raises(MrsDeployOutputsError, match="cannot be read as a collect manifest"):
+        repair(tmp_path / "bad").execute(task_context)
+
+
+def test_unknown_inputs_are_refused_before_anything_is_sent(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+) -> None:
+    faults({"service": "mtService", "failRows": [1]})
+    destination = tmp_path / "scores"
+    scored(task_context, destination)
+    batches = server_batches()
+    with pytest.raises(MrsDeployRecordsError, match=r"no input_<name> columns.*records="):
+        repair(destination).execute(task_context)
+    with pytest.raises(MrsDeployRecordsError, match=r"hold 2 rows but .* has 5"):
+        repair(destination, records=CARS[:2]).execute(task_context)
+    with pytest.raises(MrsDeployRecordsError, match=r"row 1, column 'hp'.*table row \[1, 4\]"):
+        bad = [dict(car) for car in CARS]
+        bad[4]["hp"] = "fast"  # the second failed row: row 1 of the rows re-sent
+        repair(destination, records=bad).execute(task_context)
+    assert server_batches() == batches
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "3"])
+def test_max_attempts_is_checked_when_the_dag_is_parsed(value: Any) -> None:
+    with pytest.raises(ValueError, match="max_attempts"):
+        MrsDeployRepairFailedRowsOperator(task_id="r", destination="/x", max_attempts=value)
+
+
+def test_a_retry_after_a_crash_while_merging_reattaches_and_merges(
+    mrsdeploy_conn: str,
+    task_context: Any,
+    faults: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The try dies after the previous manifest was withdrawn: the journal carries it, the
+    state store the attempt's batches; the retry merges them without sending anything."""
+    task_context["task_state_store"] = MemoryStateStore()
+    faults({"service": "mtService", "failRows": [1], "failOnce": True})
+    destination = tmp_path / "scores"
+    scored(task_context, destination)
+    batches = server_batches()
+    real_write_table = OutputWriter.write_table
+
+    def crash(self: OutputWriter, table: Any) -> str:
+        raise OSError("worker lost")
+
+    monkeypatch.setattr(OutputWriter, "write_table", crash)
+    with pytest.raises(OSError, match="worker lost"):
+        repair(destination, records=CARS).execute(task_context)
+    assert not (destination / MANIFEST_NAME).exists()  # withdrawn while merging
+    assert (destination / JOURNAL_NAME).exists()
+    started = server_batches() - batches
+    assert len(started) == 1
+
+    monkeypatch.setattr(OutputWriter, "write_table", real_write_table)
+    summary = repair(destination, records=CARS).execute(task_context)
+    assert summary["failed_rows"] == 0
+    assert server_batches() - batches == started  # re-attached: nothing sent again
+    manifest = manifest_of(destination)
+    assert [r["batch_ids"] for r in manifest["repairs"]] == [sorted(started)]
+    check_files(destination, manifest)
+    assert task_context["task_state_store"].values == {}  # forgotten once merged
+
+
+def test_collecting_again_keeps_the_repaired_rows(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+) -> None:
+    faults({"service": "mtService", "failRows": [2], "failOnce": True})
+    destination = tmp_path / "scores"
+    batch_set = scored(task_context, destination)
+    repair(destination, records=CARS).execute(task_context)
+    repaired = manifest_of(destination)
+    MrsDeployCollectBatchOperator(
+        task_id="collect", batch_id=batch_set, destination=str(destination)
+    ).execute(task_context)
+    manifest = manifest_of(destination)
+    assert manifest["failed_row_indexes"] == []
+    assert manifest["repairs"] == repaired["repairs"]
+    assert manifest["batches"] == repaired["batches"]
+    assert pd.read_parquet(destination / "outputs.parquet")["success"].all()
+    check_files(destination, manifest)
+
+
+def test_a_destination_repaired_meanwhile_by_another_task_is_not_overwritten(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+) -> None:
+    faults({"service": "mtService", "failRows": [2], "failOnce": True})
+    destination = tmp_path / "scores"
+    scored(task_context, destination)
+    repair(destination, records=CARS).execute(task_context)
+    merged = (destination / MANIFEST_NAME).read_text()
+    # A second worker finishes its own attempt 1 after the first one merged.
+    hook = MrsDeployHook()
+    late_id = hook.start_batch(*SERVICE, json.dumps(CARS[2:3]).encode())
+    hook.close()
+    late = BatchSet(*SERVICE, (BatchPart(late_id, rows=(2,)),))
+    op = repair(destination, records=CARS)
+    op._started = StartedBatches(SERVICE)
+    with pytest.raises(MrsDeployOutputsError, match="another task repaired it meanwhile"):
+        op._merge_and_go_on(task_context, 1, late)
+    assert (destination / MANIFEST_NAME).read_text() == merged
+
+
+def test_a_repair_batch_that_disagrees_with_its_row_map_is_refused(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    """A hostile or broken answer: a repair batch with fewer results than rows it replaces,
+    or replacing a row the table does not have, is refused before anything is written."""
+    destination = tmp_path / "scores"
+    batch_set = BatchSet.from_json(scored(task_context, destination))
+    before = (destination / MANIFEST_NAME).read_text()
+    hook = MrsDeployHook()
+    one_row = hook.start_batch(*SERVICE, json.dumps(CARS[:1]).encode())
+    wait_until_done(
+        hook,
+        BatchSet.of_ids(SERVICE, [one_row]),
+        poll_interval=0.1,
+        deadline=None,
+        cancel_on_timeout=True,
+    )
+    hook.close()
+    for rows, message in (((0, 1), "returned 1 results, but 2 rows"), ((7,), "replaces row 7")):
+        bad = batch_set.extended([BatchPart(one_row, rows=rows)])
+        collect = MrsDeployCollectBatchOperator(
+            task_id="collect", batch_id=bad, destination=str(destination)
+        )
+        with pytest.raises(MrsDeployError, match=message):
+            collect.execute(task_context)
+        assert (destination / MANIFEST_NAME).read_text() == before
