@@ -13,9 +13,9 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
@@ -24,14 +24,16 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from airflow_provider.server.auth import ADMIN_USER, Authenticator
 from airflow_provider.server.catalog import build_registry
 from airflow_provider.server.db import BatchRecord, Store
+from airflow_provider.server.dependencies import User, parse_json_body
 from airflow_provider.server.errors import ApiError, error_body
 from airflow_provider.server.executor import Executor
+from airflow_provider.server.fault_points import NO_FAULTS
+from airflow_provider.server.fault_routes import install_fault_hooks
 from airflow_provider.server.faults import Faults
 from airflow_provider.server.invocation import invoke, is_plain_file_name
 from airflow_provider.server.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
-    FaultInjectionMiddleware,
 )
 from airflow_provider.server.row_files import RowFilesFastPath, file_names, media_type
 from airflow_provider.server.services import ServiceDefinition
@@ -68,15 +70,6 @@ def _flag(request: Request, *names: str) -> bool:
     if value in _FALSE:
         return False
     raise ApiError(400, f"Query parameter '{names[0]}' must be true or false, got {raw!r}.")
-
-
-def _parse_json(raw: bytes) -> Any:
-    if not raw.strip():
-        raise ApiError(400, "The request body is empty; a JSON document is required.")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ApiError(400, f"The request body is not valid JSON: {exc}") from exc
 
 
 def _json_text(text: str, status: int = 200) -> Response:
@@ -136,7 +129,7 @@ def _build_state(settings: ServerSettings) -> ServerState:
     auth.ensure_users(users)
     registry = build_registry(settings.services_config, settings.include_demo_services)
     faults = Faults() if settings.enable_fault_hooks else None
-    executor = Executor(store, registry, settings, faults)
+    executor = Executor(store, registry, settings, faults or NO_FAULTS)
     return ServerState(settings, store, auth, registry, executor, faults, generated)
 
 
@@ -168,7 +161,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.server = state
     _install_error_handlers(app)
     if state.faults is not None:
-        app.add_middleware(FaultInjectionMiddleware, faults=state.faults)
+        install_fault_hooks(app, state.faults)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(AccessLogMiddleware)
     # Outermost: answers the bulk of a collect's requests before any other layer runs.
@@ -176,42 +169,14 @@ def create_app(settings: ServerSettings) -> FastAPI:
     _add_login_routes(app, state)
     _add_service_routes(app, state)
     _add_batch_routes(app, state)
-    if state.faults is not None:
-        _add_fault_routes(app, state.faults)
     return app
-
-
-async def current_user(request: Request) -> str:
-    """Dependency: the user behind the request's bearer token (401 otherwise).
-
-    A token seen before is resolved from memory on the event loop; only a new one costs a
-    database read, in the thread pool.
-    """
-    state: ServerState = request.app.state.server
-    header = request.headers.get("authorization")
-    user = state.auth.cached_user(header)
-    if user is not None:
-        return user
-    return await run_in_threadpool(state.auth.user_for_header, header)
-
-
-async def admin_user(request: Request) -> str:
-    """Dependency: like :func:`current_user`, but only the admin (403 for anyone else)."""
-    user = await current_user(request)
-    if user != ADMIN_USER:
-        raise ApiError(403, "This call is reserved to the admin user.")
-    return user
-
-
-User = Annotated[str, Depends(current_user)]
-Admin = Annotated[str, Depends(admin_user)]
 
 
 def _add_login_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.post("/login")
     async def login(request: Request) -> Response:
-        body = _parse_json(await request.body())
+        body = parse_json_body(await request.body())
         if not isinstance(body, dict) or not all(
             isinstance(body.get(k), str) for k in ("username", "password")
         ):
@@ -221,7 +186,7 @@ def _add_login_routes(app: FastAPI, state: ServerState) -> None:
 
     @app.post("/login/refreshToken")
     async def refresh(request: Request) -> Response:
-        body = _parse_json(await request.body())
+        body = parse_json_body(await request.body())
         if not isinstance(body, dict) or not isinstance(body.get("refreshToken"), str):
             raise ApiError(400, 'The body must be {"refreshToken": ...}.')
         pair = await run_in_threadpool(state.auth.refresh, body["refreshToken"])
@@ -270,7 +235,7 @@ def _add_service_routes(app: FastAPI, state: ServerState) -> None:
     @app.post("/api/{name}/{version}")
     async def consume(name: str, version: str, request: Request, user: User) -> Response:
         service = _service_or_404(state, name, version)
-        record = validate_record(_parse_json(await request.body()), service.inputs, "Request")
+        record = validate_record(parse_json_body(await request.body()), service.inputs, "Request")
         result = await run_in_threadpool(_consume, state, service, record)
         return JSONResponse(result)
 
@@ -308,11 +273,11 @@ def _create_batch(
 ) -> str:
     texts = batch_row_texts(raw, service.inputs)
     if texts is None:
-        records = validate_batch(_parse_json(raw), service.inputs)
+        records = validate_batch(parse_json_body(raw), service.inputs)
         encode = json.JSONEncoder(separators=(",", ":")).encode
         texts = [encode(r) for r in records]
     batch_id = str(uuid.uuid4())
-    injected = state.faults.take_batch_failure(service.name) if state.faults else None
+    injected = state.fault_points.take_batch_failure(service.name)
     record = BatchRecord(
         id=batch_id,
         service_name=service.name,
@@ -406,8 +371,7 @@ def _add_batch_routes(app: FastAPI, state: ServerState) -> None:
         if not state.store.row_done(batch_id, idx):
             return JSONResponse([])
         names = file_names(state.executor.row_dir(batch_id, idx))
-        if state.faults is not None:
-            names += state.faults.extra_file_names(name)
+        names += state.fault_points.extra_file_names(name)
         return JSONResponse(names)
 
     @app.get(base + "/{batch_id}/{index}/files/{file_name:path}")
@@ -445,19 +409,3 @@ def _file_response(path: Path, content_type: str, missing: ApiError) -> Response
     except OSError:  # removed meanwhile (the batch was cancelled)
         raise missing from None
     return FileResponse(path, media_type=content_type)
-
-
-def _add_fault_routes(app: FastAPI, faults: Faults) -> None:
-    @app.get("/_faults")
-    def get_faults(_: Admin) -> Response:
-        return JSONResponse(faults.to_json())
-
-    @app.put("/_faults")
-    async def put_faults(request: Request, _: Admin) -> Response:
-        faults.configure(_parse_json(await request.body()))
-        return JSONResponse(faults.to_json())
-
-    @app.delete("/_faults")
-    def delete_faults(_: Admin) -> Response:
-        faults.reset()
-        return JSONResponse(faults.to_json())

@@ -22,7 +22,7 @@ from collections import deque
 from pathlib import Path
 
 from airflow_provider.server.db import Store
-from airflow_provider.server.faults import Faults
+from airflow_provider.server.fault_points import NO_FAULTS, FaultPoints
 from airflow_provider.server.invocation import failure_result, invoke
 from airflow_provider.server.services import ServiceDefinition, ServiceRegistry
 from airflow_provider.server.settings import ServerSettings
@@ -151,18 +151,17 @@ class BatchRun:
             if item is None:
                 return
             idx, text = item
-            if faults is not None:
-                delay = faults.row_delay(service.name)
-                if delay and self.halt.wait(delay):
-                    return
+            delay = faults.row_delay(service.name)
+            if delay and self.halt.wait(delay):
+                return
             row_dir = self._executor.row_dir(self.batch_id, idx)
             if self._resumed and row_dir.exists():
                 shutil.rmtree(row_dir, ignore_errors=True)
-            if faults is not None and faults.row_fails(service.name, idx, text):
+            if faults.row_fails(service.name, idx, text):
                 result = failure_result(f"Injected failure for row {idx}.")
             else:
                 result = invoke(service, json.loads(text), row_dir, idx, self.batch_id)
-                override = faults.row_outputs(service.name, idx) if faults is not None else {}
+                override = faults.row_outputs(service.name, idx)
                 if override and result.get("success"):
                     result["outputParameters"] = {**result["outputParameters"], **override}
             self._record(idx, json.dumps(result, separators=(",", ":")))
@@ -190,7 +189,7 @@ class Executor:
     :param store: The database.
     :param registry: The services.
     :param settings: Limits and directories.
-    :param faults: Fault configuration when fault hooks are enabled, else ``None``.
+    :param faults: The fault points (none at all unless fault hooks are enabled).
     """
 
     def __init__(
@@ -198,7 +197,7 @@ class Executor:
         store: Store,
         registry: ServiceRegistry,
         settings: ServerSettings,
-        faults: Faults | None,
+        faults: FaultPoints = NO_FAULTS,
     ) -> None:
         self.store = store
         self.registry = registry

@@ -1,4 +1,4 @@
-"""Pure ASGI middleware: access log, request body limit, injected HTTP errors.
+"""Pure ASGI middleware: access log and request body limit.
 
 Pure ASGI (rather than ``BaseHTTPMiddleware``) so request bodies stream through untouched and
 counting them costs nothing but an addition per chunk.
@@ -14,7 +14,6 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from airflow_provider.server.errors import ApiError, error_body
-from airflow_provider.server.faults import Faults
 
 access_log = logging.getLogger("airflow_provider.server.access")
 
@@ -105,25 +104,3 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
-
-
-class FaultInjectionMiddleware:
-    """Answers matching requests with an injected 429/503 and ``Retry-After`` (fault hooks)."""
-
-    def __init__(self, app: ASGIApp, faults: Faults) -> None:
-        self.app = app
-        self.faults = faults
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith("/_faults"):
-            fault = self.faults.take_http_error(scope["method"], scope["path"])
-            if fault is not None:
-                message = f"Injected HTTP {fault.status}; retry after {fault.retry_after} s."
-                await send_json(
-                    send,
-                    fault.status,
-                    error_body(fault.status, message),
-                    {"Retry-After": str(fault.retry_after)},
-                )
-                return
-        await self.app(scope, receive, send)

@@ -179,7 +179,7 @@ class RowFilesFastPath:
         if request is None:
             return None
         state = self.state
-        if state.faults is not None and state.faults.http_errors_configured():
+        if state.fault_points.http_errors_configured():
             return None
         user = state.auth.cached_user(authorization_of(scope))
         if user is None:
@@ -189,8 +189,7 @@ class RowFilesFastPath:
             return None
         if request.file_name is None:
             names = file_names(row_dir)
-            if state.faults is not None:
-                names += state.faults.extra_file_names(request.name)
+            names += state.fault_points.extra_file_names(request.name)
             return JSONResponse(names)
         content = read_small_file(os.path.join(row_dir, request.file_name))
         if content is None:

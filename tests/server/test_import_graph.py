@@ -3,6 +3,9 @@
 - No module of the provider (outside ``airflow_provider/server``) imports the server.
 - The server's modules import each other without a cycle, counting every import: at module
   level, inside functions, and those only for type checking.
+- Fault injection is apart from the API: only the modules that install it (the app, the
+  server state that holds it) and the injection's own modules import it; the wire routes'
+  helpers, the executor and the fast path ask the fault points only.
 - Without its libraries, importing the server says which extra to install.
 """
 
@@ -47,6 +50,22 @@ def server_graph() -> dict[str, set[str]]:
             name.split(".")[2] for name in names if name.startswith(f"{SERVER}.")
         } & modules - {module}
     return graph
+
+
+#: The only modules that may know fault injection exists (the rest ask the fault points).
+FAULT_INJECTION = {"faults", "fault_routes"}
+INSTALLS_FAULT_INJECTION = {"app", "state", "__main__"}
+
+
+def test_fault_injection_is_kept_apart_from_the_api() -> None:
+    graph = server_graph()
+    knowing = {
+        module
+        for module, imported in graph.items()
+        if imported & FAULT_INJECTION and module not in FAULT_INJECTION
+    }
+    assert knowing <= INSTALLS_FAULT_INJECTION, knowing - INSTALLS_FAULT_INJECTION
+    assert "fault_points" in graph["executor"] and "faults" not in graph["executor"]
 
 
 def test_the_server_modules_have_no_import_cycle() -> None:
