@@ -122,13 +122,21 @@ def manifest_ownership(data: bytes) -> Ownership | None:
     return Ownership(owned | {MANIFEST_NAME}, frozenset(), ignored)
 
 
-def journal_ownership(data: bytes) -> Ownership | None:
-    """What a journal records, or None when the bytes are not a journal Collect wrote."""
+def _journal(data: bytes) -> dict[str, Any] | None:
+    """A journal's JSON, or None when the bytes are not a journal Collect wrote."""
     try:
         journal = json.loads(data)
     except (ValueError, UnicodeDecodeError):
         return None
     if not isinstance(journal, dict) or journal.get("format") != JOURNAL_FORMAT:
+        return None
+    return journal
+
+
+def journal_ownership(data: bytes) -> Ownership | None:
+    """What a journal records, or None when the bytes are not a journal Collect wrote."""
+    journal = _journal(data)
+    if journal is None:
         return None
     owned, ignored = _checked(journal.get("owned") or [])
     pending = journal.get("pending") or []
@@ -165,13 +173,8 @@ def parse_manifest(data: bytes) -> dict[str, Any] | None:
 
 def journal_previous_manifest(data: bytes) -> dict[str, Any] | None:
     """The manifest a journal carries (see :func:`encode_journal`), or None."""
-    try:
-        journal = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    if not isinstance(journal, dict) or journal.get("format") != JOURNAL_FORMAT:
-        return None
-    previous = journal.get("previous_manifest")
+    journal = _journal(data)
+    previous = journal.get("previous_manifest") if journal is not None else None
     return previous if isinstance(previous, dict) and "batch_ids" in previous else None
 
 
