@@ -1,35 +1,30 @@
 """Imports that moved between Airflow 3.x releases, resolved once.
 
-The provider supports Airflow 3.1 and later; names that moved into ``airflow.sdk`` in later
-releases are taken from there when present and from their old home otherwise.
+The provider supports Airflow 3.1 and later. Names that moved into ``airflow.sdk`` are taken
+from ``apache-airflow-providers-common-compat`` (``airflow.providers.common.compat.sdk``), the
+shim every official provider uses, so this provider follows the same rules as they do. The two
+deferral errors that shim does not carry are resolved here the same way: from ``airflow.sdk``
+when present, from their old home otherwise.
 """
 
 from __future__ import annotations
 
 import sys
 
-try:  # Airflow >= 3.1
-    from airflow.sdk.configuration import conf
-except ImportError:  # pragma: no cover - older Airflow 3
-    from airflow.configuration import conf  # type: ignore[no-redef,unused-ignore]
+from airflow.providers.common.compat.sdk import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    AirflowTaskTimeout,
+    TaskDeferred,
+    conf,
+)
 
 try:  # Airflow >= 3.2
-    from airflow.sdk.exceptions import (
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        AirflowTaskTimeout,
-        TaskDeferralError,
-        TaskDeferralTimeout,
-        TaskDeferred,
-    )
+    from airflow.sdk.exceptions import TaskDeferralError, TaskDeferralTimeout
 except ImportError:  # pragma: no cover - exercised by the minimum-version test run
     from airflow.exceptions import (  # type: ignore[no-redef,attr-defined,unused-ignore]
-        AirflowSensorTimeout,
-        AirflowSkipException,
-        AirflowTaskTimeout,
         TaskDeferralError,
         TaskDeferralTimeout,
-        TaskDeferred,
     )
 
 if sys.version_info >= (3, 11):

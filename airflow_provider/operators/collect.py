@@ -162,7 +162,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         read = collector.read(ref, table, declares_files=bool(service.output_file_names))
         inputs = None
         if self.records is not None:
-            from airflow_provider.records import load_records  # pandas: at run time only
+            from airflow_provider.records.read import load_records  # pandas: at run time only
 
             inputs = load_records(self.records, self.records_format)
         summary = collector.write(

@@ -295,7 +295,9 @@ class MrsDeployRepairFailedRowsOperator(BaseOperator):
         store: SubmissionStore,
     ) -> BatchSet:
         from airflow_provider.operators.submit import split_records
-        from airflow_provider.records import ROWS_ATTR, iter_encoded_records, prepare_records
+        from airflow_provider.records.check import prepare_records
+        from airflow_provider.records.encode import iter_encoded_records
+        from airflow_provider.records.read import ROWS_ATTR
 
         parallel_count = run_time_parallel_count(self.parallel_count)
         name, version = run.batch_set.service_name, run.batch_set.service_version
@@ -440,7 +442,7 @@ class MrsDeployRepairFailedRowsOperator(BaseOperator):
     def _records(self, destination: ObjectStoragePath, run: CollectedRun) -> pd.DataFrame:
         """Every row's inputs: from ``records``, else from the table's input columns."""
         if self.records is not None:
-            from airflow_provider.records import load_records
+            from airflow_provider.records.read import load_records
 
             frame = load_records(self.records, self.records_format)
             if len(frame) != run.rows:

@@ -14,7 +14,7 @@ from airflow_provider.batch_set import XCOM_BATCH_SET, BatchSet
 from airflow_provider.compat import default_deferrable
 from airflow_provider.events import BatchEvent
 from airflow_provider.links import XCOM_STATUS_URL, MrsDeployBatchLink, batch_status_url
-from airflow_provider.sql_records import DEFAULT_SQL_CHUNK_ROWS, read_sql_records
+from airflow_provider.records.sql import DEFAULT_SQL_CHUNK_ROWS, read_sql_records
 from airflow_provider.submission import (
     MrsDeploySubmissionKilledError,
     StartedBatches,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider.hooks import MrsDeployHook
-    from airflow_provider.records import PreparedRecords
+    from airflow_provider.records.check import PreparedRecords
 
 
 class MrsDeploySubmitBatchOperator(BaseOperator):
@@ -204,7 +204,8 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
     def _submit(self, store: SubmissionStore) -> BatchSet:
         """Check the records against the service and start one batch per chunk of rows."""
         # pandas and pyarrow are imported here, when the task runs, never when the DAG is parsed.
-        from airflow_provider.records import check_has_rows, iter_encoded_records, prepare_records
+        from airflow_provider.records.check import check_has_rows, prepare_records
+        from airflow_provider.records.encode import iter_encoded_records
 
         parallel_count = run_time_parallel_count(self.parallel_count)
         frame = self._read_records()
@@ -240,7 +241,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         if self.records_sql is not None:
             self.log.info("Reading records with records_sql on connection %s", self.sql_conn_id)
             return read_sql_records(str(self.sql_conn_id), self.records_sql, self.sql_chunk_rows)
-        from airflow_provider.records import load_records
+        from airflow_provider.records.read import load_records
 
         return load_records(self.records, self.records_format)
 
@@ -329,7 +330,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
 
 def split_records(prepared: PreparedRecords, max_rows: int | None) -> list[PreparedRecords]:
     """Cut the records into consecutive parts of at most ``max_rows`` rows (input order kept)."""
-    from airflow_provider.records import PreparedRecords
+    from airflow_provider.records.check import PreparedRecords
 
     total = prepared.row_count
     if max_rows is None or total <= max_rows:

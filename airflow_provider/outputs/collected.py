@@ -173,7 +173,7 @@ def read_table(destination: ObjectStoragePath, run: CollectedRun) -> Any:
 
     :raises MrsDeployOutputsError: the table is missing or does not match the manifest.
     """
-    from airflow_provider.records import load_records
+    from airflow_provider.records.read import load_records
 
     path = destination / run.table_path
     if not path.is_file():

@@ -13,8 +13,8 @@ import pytest
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeploySubmitBatchOperator
+from airflow_provider.records.sql import read_sql_records
 from airflow_provider.sample_data import mtcars_csv_path
-from airflow_provider.sql_records import read_sql_records
 
 
 @pytest.fixture

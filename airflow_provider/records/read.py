@@ -1,0 +1,124 @@
+"""Reading records: a DataFrame, a list of dicts, or a CSV / TSV / Parquet / JSON Lines file on
+any storage that ``ObjectStoragePath`` reaches, into one DataFrame whose row positions are the
+batch indexes the server will use. Where the rows came from is noted on the frame, so that
+later messages can name it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+import pandas as pd
+
+from airflow_provider.api.identifiers import shown
+from airflow_provider.exceptions import MrsDeployRecordsError
+
+RecordsSource = Union[pd.DataFrame, Sequence[Mapping[str, Any]], str, "os.PathLike[str]"]
+
+#: File suffixes and the reader each selects.
+FORMAT_BY_SUFFIX = {
+    ".csv": "csv",
+    ".tsv": "tsv",
+    ".tab": "tsv",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+}
+SUPPORTED_FORMATS = ("csv", "tsv", "parquet", "jsonl")
+
+#: ``DataFrame.attrs`` keys under which :func:`load_records` notes where the rows came from,
+#: so that :func:`prepare_records` can name it (the frame is all it is given).
+SOURCE_ATTR = "mrsdeploy_records_source"
+ROWS_ATTR = "mrsdeploy_records_rows"
+
+#: How rows are numbered in messages, for records that did not come from a file.
+ROW_NUMBERING = "rows are counted from 0, in the order given, as the server numbers them"
+
+
+def infer_format(path: str) -> str:
+    """Pick the reader from the file suffix (``.csv.gz`` style compression suffixes allowed)."""
+    name = path.lower()
+    for compression in (".gz", ".bz2", ".zst", ".xz"):
+        if name.endswith(compression):
+            name = name[: -len(compression)]
+    for suffix, fmt in FORMAT_BY_SUFFIX.items():
+        if name.endswith(suffix):
+            return fmt
+    raise MrsDeployRecordsError(
+        f"cannot tell the format of {path!r} from its suffix; pass records_format as one of "
+        f"{', '.join(SUPPORTED_FORMATS)}"
+    )
+
+
+def read_records_file(
+    path: str | os.PathLike[str], records_format: str | None = None
+) -> pd.DataFrame:
+    """Read a records file through ``ObjectStoragePath`` (local paths and any fsspec scheme)."""
+    from airflow.sdk import ObjectStoragePath
+
+    location = ObjectStoragePath(os.fspath(path))
+    fmt = (records_format or infer_format(str(location))).lower()
+    if fmt not in SUPPORTED_FORMATS:
+        raise MrsDeployRecordsError(
+            f"unsupported records_format {fmt!r}; use one of {', '.join(SUPPORTED_FORMATS)}"
+        )
+    compression = "infer" if fmt != "parquet" else None
+    if not location.exists():
+        raise MrsDeployRecordsError(f"records file {str(location)!r} does not exist")
+    with location.open("rb") as handle:
+        if fmt == "parquet":
+            return pd.read_parquet(handle)
+        if fmt == "jsonl":
+            return pd.read_json(handle, lines=True, compression=_compression(str(location)))
+        del compression
+        return pd.read_csv(
+            handle, sep="\t" if fmt == "tsv" else ",", compression=_compression(str(location))
+        )
+
+
+def _compression(name: str) -> str | None:
+    lowered = name.lower()
+    for suffix, kind in ((".gz", "gzip"), (".bz2", "bz2"), (".zst", "zstd"), (".xz", "xz")):
+        if lowered.endswith(suffix):
+            return kind
+    return None
+
+
+def load_records(source: RecordsSource, records_format: str | None = None) -> pd.DataFrame:
+    """Turn any supported records source into a DataFrame (row position = batch index).
+
+    The frame's ``attrs`` say where the rows came from (see :data:`SOURCE_ATTR`), for the
+    messages of :func:`prepare_records`.
+    """
+    if isinstance(source, pd.DataFrame):
+        return _noted(source.reset_index(drop=True), "the records DataFrame")
+    if isinstance(source, (str, os.PathLike)):
+        frame = read_records_file(source, records_format).reset_index(drop=True)
+        fmt = (records_format or infer_format(os.fspath(source))).lower()
+        first = "first line after the header" if fmt in ("csv", "tsv") else "first record"
+        return _noted(
+            frame,
+            f"records file {shown(os.fspath(source), 200)}",
+            f"rows are counted from 0, as the server numbers them: row 0 is the file's {first}",
+        )
+    if isinstance(source, Sequence):
+        for position, row in enumerate(source):
+            if not isinstance(row, Mapping):
+                raise MrsDeployRecordsError(
+                    f"record {position} is a {type(row).__name__}, expected a mapping of "
+                    "input names to values"
+                )
+        return _noted(pd.DataFrame.from_records(list(source)), "the records list")
+    raise MrsDeployRecordsError(
+        "records must be a DataFrame, a list of dicts or a file path/URL, "
+        f"got {type(source).__name__}"
+    )
+
+
+def _noted(frame: pd.DataFrame, source: str, rows: str = ROW_NUMBERING) -> pd.DataFrame:
+    """``frame`` with where its rows came from, and how they are numbered, in its attrs."""
+    frame.attrs[SOURCE_ATTR] = source
+    frame.attrs[ROWS_ATTR] = rows
+    return frame
