@@ -1,10 +1,10 @@
 """Every error the provider raises, in one place.
 
-All derive from :class:`MrsDeployError` (an ``AirflowException``). The errors of the wire
-protocol (an HTTP status, a broken answer, no answer) are defined with it in
-:mod:`airflow_provider.api.errors`, which has no other dependency, and are re-exported here;
-the errors of the tasks, the records and the outputs are defined here. Catch a class, never
-match a message.
+All derive from :class:`MrsDeployError`, a plain ``Exception`` (not an ``AirflowException``:
+any exception fails a task). The errors of the wire protocol (an HTTP status, a broken or
+oversized answer, no answer) are defined with it in :mod:`airflow_provider.api.errors`, which
+depends on nothing outside the standard library, and are re-exported here; the errors of the
+tasks, the records and the outputs are defined here. Catch a class, never match a message.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from airflow_provider.api.errors import (
     MrsDeployNotFoundError,
     MrsDeployProtocolError,
     MrsDeployRedirectError,
+    MrsDeployResponseTooLargeError,
     MrsDeployServerError,
     MrsDeployTransientError,
 )
@@ -59,20 +60,6 @@ class MrsDeployDestinationError(MrsDeployError):
 
 class MrsDeployFailedRowsError(MrsDeployError):
     """More rows failed than the task's failure policy allows."""
-
-
-class MrsDeployResponseTooLargeError(MrsDeployProtocolError):
-    """The server sent (or announced) more bytes than the connection's limit allows.
-
-    Not retried: the same request would get the same answer.
-
-    :param message: what was too large and which extra raises the limit.
-    :param limit: the limit in bytes.
-    """
-
-    def __init__(self, message: str, *, limit: int):
-        super().__init__(message)
-        self.limit = limit
 
 
 __all__ = [

@@ -1,8 +1,14 @@
 """The wire contract of the operationalization API, without I/O.
 
 Request builders produce :class:`ApiRequest` values, parsers turn decoded JSON into frozen
-models, and :func:`error_from_response` maps an HTTP error to the exception hierarchy. The hook's
-sync and async transports both use these, so the protocol lives in one place.
+models, and :func:`error_from_response` maps an HTTP error to the exception hierarchy. The
+decisions of a client live here too, as code that only takes values and returns decisions: the
+authentication flow (:mod:`~airflow_provider.api.auth_flow`), when to retry and how long to wait
+(:mod:`~airflow_provider.api.retry`), how much of an answer to read
+(:mod:`~airflow_provider.api.limits`) and how to resume a broken download
+(:mod:`~airflow_provider.api.resume`). The hook's sync and async transports only drive them, so
+the protocol lives in one place. Nothing here imports anything but the standard library and
+msgspec.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from airflow_provider.api.errors import (
     MrsDeployNotFoundError,
     MrsDeployProtocolError,
     MrsDeployRedirectError,
+    MrsDeployResponseTooLargeError,
     MrsDeployServerError,
     MrsDeployTransientError,
     error_class_for_status,
@@ -87,6 +94,7 @@ __all__ = [
     "MrsDeployNotFoundError",
     "MrsDeployProtocolError",
     "MrsDeployRedirectError",
+    "MrsDeployResponseTooLargeError",
     "MrsDeployServerError",
     "MrsDeployTransientError",
     "ParameterDefinition",

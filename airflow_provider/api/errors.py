@@ -1,8 +1,10 @@
 """Exception hierarchy of the provider and the pure mapping from an HTTP error response to it.
 
-Every failure the provider reports is a :class:`MrsDeployError` (an ``AirflowException``). Errors
-that come from a server response are :class:`MrsDeployApiError` subclasses chosen by HTTP status,
-so callers branch on the class (or on ``status_code``), never on the text of a message.
+Every failure the provider reports is a :class:`MrsDeployError`. It is a plain ``Exception``,
+not an ``AirflowException``: any exception fails a task, and the wire protocol must not depend
+on Airflow. Errors that come from a server response are :class:`MrsDeployApiError` subclasses
+chosen by HTTP status, so callers branch on the class (or on ``status_code``), never on the text
+of a message.
 """
 
 from __future__ import annotations
@@ -13,8 +15,6 @@ from collections.abc import Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from airflow.exceptions import AirflowException
-
 from airflow_provider.api.headers import header_value
 from airflow_provider.safe_text import printable
 
@@ -22,7 +22,7 @@ from airflow_provider.safe_text import printable
 MAX_MESSAGE_CHARS = 500
 
 
-class MrsDeployError(AirflowException):
+class MrsDeployError(Exception):
     """Base class of every error raised by the provider."""
 
 
@@ -32,6 +32,20 @@ class MrsDeployConfigurationError(MrsDeployError, ValueError):
 
 class MrsDeployProtocolError(MrsDeployError):
     """The server answered something that does not follow the wire contract."""
+
+
+class MrsDeployResponseTooLargeError(MrsDeployProtocolError):
+    """The server sent (or announced) more bytes than the connection's limit allows.
+
+    Not retried: the same request would get the same answer.
+
+    :param message: what was too large and which extra raises the limit.
+    :param limit: the limit in bytes.
+    """
+
+    def __init__(self, message: str, *, limit: int):
+        super().__init__(message)
+        self.limit = limit
 
 
 class MrsDeployConnectionError(MrsDeployError):
@@ -86,8 +100,6 @@ class MrsDeployApiError(MrsDeployError):
     :param exception_type: the server's ``exceptionType``, when it sent one.
     :param retry_after: seconds the server asked the client to wait (``Retry-After``), if any.
     """
-
-    status_code: int | None  # type: ignore[assignment]
 
     def __init__(
         self,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from airflow_provider.hooks.limits import MrsDeployResponseTooLargeError
+from airflow_provider.api.errors import MrsDeployResponseTooLargeError
 from airflow_provider.hooks.mrsdeploy import MrsDeployHook
 
 __all__ = ["MrsDeployHook", "MrsDeployResponseTooLargeError"]

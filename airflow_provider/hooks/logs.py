@@ -1,13 +1,7 @@
-"""The logger interface the hook's helpers need (stdlib loggers and Airflow's both fit)."""
+"""The logger interface the hook's helpers need; defined with the protocol, which logs too."""
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from airflow_provider.api.logs import LogLike
 
-
-class LogLike(Protocol):
-    """A logger with printf-style ``debug``, ``info`` and ``warning``."""
-
-    def debug(self, event: Any, *args: Any, **kw: Any) -> Any: ...
-    def info(self, event: Any, *args: Any, **kw: Any) -> Any: ...
-    def warning(self, event: Any, *args: Any, **kw: Any) -> Any: ...
+__all__ = ["LogLike"]

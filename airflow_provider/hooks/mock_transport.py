@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider.hooks.flow import Outgoing, RawResponse
+from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 
 

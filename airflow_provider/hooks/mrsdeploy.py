@@ -14,12 +14,16 @@ import requests
 from airflow.sdk import BaseHook
 
 from airflow_provider.api import calls
+from airflow_provider.api.auth_flow import Authenticator
+from airflow_provider.api.body import BodyInput, RequestBody, request_body
 from airflow_provider.api.calls import ApiRequest
 from airflow_provider.api.errors import (
     MrsDeployError,
     MrsDeployIndexError,
     MrsDeployNotFoundError,
 )
+from airflow_provider.api.exchange import Outgoing, RawResponse
+from airflow_provider.api.limits import ByteBudget
 from airflow_provider.api.models import BatchStatus, ExecutionResult, ServiceInfo
 from airflow_provider.api.parsers import (
     decode_json,
@@ -27,16 +31,11 @@ from airflow_provider.api.parsers import (
     parse_execution_result,
     parse_service,
 )
+from airflow_provider.api.resume import ResumeState
 from airflow_provider.hooks import async_sessions, endpoints, transport_async, transport_sync
-from airflow_provider.hooks.body import BodyInput, RequestBody, request_body
-from airflow_provider.hooks.download import (
-    AsyncResumableDownload,
-    ResumableDownload,
-    ResumeState,
-)
+from airflow_provider.hooks.download import AsyncResumableDownload, ResumableDownload
 from airflow_provider.hooks.endpoints import Endpoint
-from airflow_provider.hooks.flow import Authenticator, Outgoing, RawResponse, adrive, drive
-from airflow_provider.hooks.limits import ByteBudget
+from airflow_provider.hooks.flow import adrive, drive
 from airflow_provider.hooks.masking import Secret, amask, mask
 from airflow_provider.hooks.mock_transport import MockTransport
 from airflow_provider.hooks.retry import RetryPolicy
@@ -283,14 +282,14 @@ class MrsDeployHook(BaseHook):
         policy = RetryPolicy.from_settings(settings, self.log)
         if self.transport is not None:
             mocked = functools.partial(self.transport.asend, settings)
-            attempt = functools.partial(attempt_once, auth, request, mocked, headers)
+            attempt = functools.partial(attempt_once, auth, self._tokens, request, mocked, headers)
             return await policy.arun(attempt, idempotent=request.idempotent)
         session = await self._aget_session()
         # Partials of plain values, not closures (``attempt_once`` has no free variables): a
         # call waiting for its turn holds as few objects as possible. Requests of the shared
         # session take turns (``async_sessions``); a retry waits without holding a turn.
         send = functools.partial(transport_async.send, session, settings)
-        attempt = functools.partial(attempt_once, auth, request, send, headers)
+        attempt = functools.partial(attempt_once, auth, self._tokens, request, send, headers)
         return await policy.arun(
             attempt,
             idempotent=request.idempotent,
@@ -641,17 +640,19 @@ async def _aparse(parse: Callable[[bytes, str], _T], body: bytes, what: str) -> 
 
 async def attempt_once(
     auth: Authenticator,
+    tokens: TokenCache,
     request: ApiRequest,
     send: Callable[[Outgoing], Awaitable[RawResponse]],
     headers: Mapping[str, str] | None,
 ) -> RawResponse:
     """One attempt of an async call: the authentication flow driven over ``send``.
 
-    Tokens that arrived during the attempt are registered with the log masker before anything
-    can log them (the retry warning, the error the trigger reports).
+    Tokens that arrived during the attempt (in ``tokens``, the cache ``auth`` stores them in)
+    are registered with the log masker before anything can log them (the retry warning, the
+    error the trigger reports).
     """
     try:
         return await adrive(auth.call(request, headers=headers), send)
     finally:
-        for secret, name in auth.tokens.take_unmasked():
+        for secret, name in tokens.take_unmasked():
             await amask(secret, name)

@@ -1,4 +1,9 @@
-"""Token cache: holds the current token pair and decides when it must be renewed."""
+"""Token cache: the token pair of a connection, shared safely between threads and loops.
+
+What the pair is and when it must be renewed is the protocol's
+(:class:`~airflow_provider.api.tokens.TokenState`); this adds what a process needs to share
+it: one renewal at a time, and new tokens queued for Airflow's log masker.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,14 @@ import threading
 import weakref
 
 from airflow_provider.api.models import TokenPair
+from airflow_provider.api.tokens import TokenState
 from airflow_provider.hooks.masking import Secret
 
 
-class TokenCache:
-    """The current access/refresh token pair of one hook, and the refresh rule.
+class TokenCache(TokenState):
+    """The current access/refresh token pair of one hook, and the locks that renew it.
 
-    The token is renewed ``refresh_lead`` seconds before it expires, but never earlier than half
-    of its lifetime: a server issuing short-lived tokens would otherwise see a refresh on every
-    call.
+    The refresh rule is :class:`~airflow_provider.api.tokens.TokenState`'s.
 
     New tokens are queued for masking rather than masked here: the caller masks them with the
     blocking or the async masker, depending on where it runs (see ``take_unmasked``).
@@ -25,9 +29,7 @@ class TokenCache:
     """
 
     def __init__(self, refresh_lead: float):
-        self.refresh_lead = refresh_lead
-        self._pair: TokenPair | None = None
-        self._obtained_at: float = 0.0
+        super().__init__(refresh_lead)
         self._unmasked: list[Secret] = []
         self.renewal_lock = threading.Lock()
         self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
@@ -42,30 +44,6 @@ class TokenCache:
             lock = self._loop_locks[loop] = asyncio.Lock()
         return lock
 
-    @property
-    def pair(self) -> TokenPair | None:
-        """The cached pair, or None before the first login."""
-        return self._pair
-
-    def _lead(self) -> float:
-        if self._pair is None:
-            return self.refresh_lead
-        lifetime = self._pair.expires_on - self._obtained_at
-        return max(0.0, min(self.refresh_lead, lifetime / 2))
-
-    def usable_token(self, now: float) -> str | None:
-        """The access token when it is still fresh at ``now``, else None.
-
-        :param now: current epoch seconds.
-        """
-        if self._pair is None or self._pair.expires_within(self._lead(), now):
-            return None
-        return self._pair.access_token
-
-    def refresh_token(self) -> str | None:
-        """The refresh token to renew with, or None when there is none (log in instead)."""
-        return None if self._pair is None else self._pair.refresh_token
-
     def store(self, pair: TokenPair, now: float) -> None:
         """Remember a new pair and queue both tokens for masking.
 
@@ -75,12 +53,7 @@ class TokenCache:
         self._unmasked.append((pair.access_token, "access_token"))
         if pair.refresh_token:
             self._unmasked.append((pair.refresh_token, "refresh_token"))
-        self._pair = pair
-        self._obtained_at = now
-
-    def clear(self) -> None:
-        """Forget the pair, so the next call logs in."""
-        self._pair = None
+        super().store(pair, now)
 
     def take_unmasked(self) -> list[Secret]:
         """Tokens stored since the last call, to register with the log masker now.

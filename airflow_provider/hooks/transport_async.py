@@ -16,11 +16,11 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from airflow_provider.api.calls import ApiRequest, join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
+from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.headers import register_case_insensitive
+from airflow_provider.api.limits import BodyCollector
 from airflow_provider.compat import async_timeout
 from airflow_provider.deadlines import request_timeout
-from airflow_provider.hooks.flow import Outgoing, RawResponse
-from airflow_provider.hooks.limits import BodyCollector
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import (
     Failure,

@@ -2,7 +2,7 @@
 
 Library exceptions become ``MrsDeployConnectionError`` here, once. Messages are scrubbed of query
 strings, which can carry a refresh token. Every response is streamed, so a body is never read
-past the connection's size limits (see :mod:`airflow_provider.hooks.limits`).
+past the connection's size limits (see :mod:`airflow_provider.api.limits`).
 
 Every request has a total deadline (:mod:`airflow_provider.hooks.watchdog`): its answer, headers
 and body, arrives within the connection's ``timeout`` (cut to the time left before a wait's
@@ -20,10 +20,10 @@ from urllib3.exceptions import NewConnectionError
 
 from airflow_provider.api.calls import ApiRequest, join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
+from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.headers import register_case_insensitive
+from airflow_provider.api.limits import BodyCollector
 from airflow_provider.deadlines import request_timeout
-from airflow_provider.hooks.flow import Outgoing, RawResponse
-from airflow_provider.hooks.limits import BodyCollector
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import (
     Failure,
@@ -150,7 +150,7 @@ def _read_body(
     response: requests.Response, settings: MrsDeployConnectionSettings, request: ApiRequest
 ) -> bytes:
     """Read a body into memory: a success up to ``max_response_bytes`` (more is an error), an
-    error body up to its first :data:`~airflow_provider.hooks.limits.ERROR_BODY_LIMIT` bytes
+    error body up to its first :data:`~airflow_provider.api.limits.ERROR_BODY_LIMIT` bytes
     (:class:`BodyCollector`)."""
     collector = BodyCollector.for_request(
         response.status_code, response.headers, settings.max_response_bytes, request

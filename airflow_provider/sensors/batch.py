@@ -12,7 +12,12 @@ from airflow.sdk import BaseSensorOperator
 
 from airflow_provider.api import MrsDeployError
 from airflow_provider.batch_set import BatchSet, to_batch_set
-from airflow_provider.compat import AirflowSensorTimeout, AirflowTaskTimeout, default_deferrable
+from airflow_provider.compat import (
+    AirflowSensorTimeout,
+    AirflowSkipException,
+    AirflowTaskTimeout,
+    default_deferrable,
+)
 from airflow_provider.deadlines import calls_end_by
 from airflow_provider.events import BatchEvent
 from airflow_provider.progress import BatchOutcome, is_transient_poll_error
@@ -185,13 +190,24 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
     ) -> Any:
         """Resume after deferral; when Airflow's backstop ended the deferral (the trigger never
-        reported), cancel the batches as the deadline asks before failing."""
+        reported), cancel the batches as the deadline asks before failing.
+
+        With ``soft_fail`` or ``never_fail``, a provider error after the deferral (a failed
+        batch, a server error) skips the task as Airflow's sensor does for its own exceptions:
+        provider errors are plain exceptions, which Airflow's resume would let fail the task.
+        """
         try:
             return super().resume_execution(next_method, next_kwargs, context)
         except Exception as err:
             if deferral_timed_out(err) and self.cancel_on_timeout:
                 self.log.error("The wait passed its deadline: cancelling the batches")
                 cancel_quietly(self.hook, self.batch_ref(context))  # the timeout is the error
+            if isinstance(err, MrsDeployError):
+                for flag in ("soft_fail", "never_fail"):
+                    if getattr(self, flag, False):
+                        raise AirflowSkipException(
+                            f"Skipping due to {flag} is set to True."
+                        ) from err
             raise
 
     def on_kill(self) -> None:

@@ -54,7 +54,12 @@ def test_error_class_follows_status(status: int, cls: type[MrsDeployApiError]) -
     assert type(error) is cls
     assert error.status_code == status
     assert isinstance(error, MrsDeployError)
-    assert isinstance(error, AirflowException)
+
+
+def test_provider_errors_are_plain_exceptions_not_airflow_exceptions() -> None:
+    """Any exception fails a task; the wire protocol does not depend on Airflow for its base."""
+    assert MrsDeployError.__mro__[1] is Exception
+    assert not issubclass(MrsDeployError, AirflowException)
 
 
 def test_message_and_request_in_str() -> None:

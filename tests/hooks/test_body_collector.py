@@ -62,7 +62,7 @@ def test_a_progress_read_of_another_layout_reads_the_whole_answer_within_the_lim
 def test_a_small_progress_answer_is_read_whole_without_scanning(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from airflow_provider.hooks import limits
+    from airflow_provider.api import limits
 
     def refuse(head: bytes) -> None:
         raise AssertionError("scanned")
