@@ -17,7 +17,7 @@ from typing import Any
 from airflow_provider.api import MrsDeployError, MrsDeployNotFoundError
 from airflow_provider.batch_set import BatchSet, is_batch_set_json
 from airflow_provider.exceptions import MrsDeploySubmissionKilledError
-from airflow_provider.progress import BatchOutcome, evaluate_batches
+from airflow_provider.waiting.progress import BatchOutcome, evaluate_batches
 
 log = logging.getLogger(__name__)
 

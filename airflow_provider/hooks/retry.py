@@ -3,8 +3,8 @@
 Which failures are retried and how long to wait are the protocol's decisions
 (:class:`~airflow_provider.api.retry.RetryRules`); this adds the connection's settings and the
 loops that make the attempts and sleep. Inside a wait's deadline
-(:mod:`airflow_provider.deadlines`) the loops pass the time left to those decisions, so no wait
-runs past it.
+(:mod:`airflow_provider.waiting.deadlines`) the loops pass the time left to those decisions,
+so no wait runs past it.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 
 from airflow_provider.api.logs import LogLike
 from airflow_provider.api.retry import MAX_RETRY_AFTER, NOT_ACTED_ON_STATUSES, RetryRules
-from airflow_provider.deadlines import time_left
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
+from airflow_provider.waiting.deadlines import time_left
 
 __all__ = ["MAX_RETRY_AFTER", "NOT_ACTED_ON_STATUSES", "RetryPolicy", "RetryRules"]
 

@@ -20,7 +20,6 @@ from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.headers import register_case_insensitive
 from airflow_provider.api.limits import BodyCollector
 from airflow_provider.compat import async_timeout
-from airflow_provider.deadlines import request_timeout
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import (
     Failure,
@@ -29,6 +28,7 @@ from airflow_provider.hooks.transport_errors import (
     stalled_error,
 )
 from airflow_provider.hooks.transport_sync import READ_CHUNK
+from airflow_provider.waiting.deadlines import request_timeout
 
 #: Connections one session keeps open to the server at most (aiohttp's default). A session
 #: is shared by every hook of a connection in an event loop (see ``async_sessions``), so this

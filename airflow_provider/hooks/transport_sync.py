@@ -6,7 +6,7 @@ past the connection's size limits (see :mod:`airflow_provider.api.limits`).
 
 Every request has a total deadline (:mod:`airflow_provider.hooks.watchdog`): its answer, headers
 and body, arrives within the connection's ``timeout`` (cut to the time left before a wait's
-deadline, :mod:`airflow_provider.deadlines`), however slowly the server sends it. A
+deadline, :mod:`airflow_provider.waiting.deadlines`), however slowly the server sends it. A
 streamed download is long by nature: it must instead deliver each chunk within ``timeout``.
 """
 
@@ -23,7 +23,6 @@ from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.headers import register_case_insensitive
 from airflow_provider.api.limits import BodyCollector
-from airflow_provider.deadlines import request_timeout
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import (
     Failure,
@@ -32,6 +31,7 @@ from airflow_provider.hooks.transport_errors import (
     stalled_error,
 )
 from airflow_provider.hooks.watchdog import GuardedAdapter, guard_connection, guarded
+from airflow_provider.waiting.deadlines import request_timeout
 
 #: Bytes per read while loading a body into memory.
 READ_CHUNK = 1 << 16

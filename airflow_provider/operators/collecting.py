@@ -41,9 +41,9 @@ from airflow_provider.outputs import (
     plan_row_files,
 )
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL, TaskLogger
-from airflow_provider.progress import BatchOutcome, evaluate_batches
 from airflow_provider.safe_text import printable
-from airflow_provider.waiting import raise_if_failed
+from airflow_provider.waiting.progress import BatchOutcome, evaluate_batches
+from airflow_provider.waiting.tasks import raise_if_failed
 
 if TYPE_CHECKING:
     import pandas as pd

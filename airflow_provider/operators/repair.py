@@ -13,7 +13,6 @@ from airflow.sdk import BaseOperator
 from airflow_provider.api.calls import check_parallel_count
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import default_deferrable
-from airflow_provider.events import BatchEvent
 from airflow_provider.exceptions import (
     MrsDeployOutputsError,
     MrsDeployRecordsError,
@@ -47,7 +46,8 @@ from airflow_provider.submission import (
 )
 from airflow_provider.templating import is_template
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
-from airflow_provider.waiting import (
+from airflow_provider.waiting.events import BatchEvent
+from airflow_provider.waiting.tasks import (
     complete_from_event,
     compute_deadline,
     deferral_timed_out,

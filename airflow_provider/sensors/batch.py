@@ -18,12 +18,12 @@ from airflow_provider.compat import (
     AirflowTaskTimeout,
     default_deferrable,
 )
-from airflow_provider.deadlines import calls_end_by
-from airflow_provider.events import BatchEvent
-from airflow_provider.progress import BatchOutcome, is_transient_poll_error
 from airflow_provider.submission import cancel_quietly
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
-from airflow_provider.waiting import (
+from airflow_provider.waiting.deadlines import calls_end_by
+from airflow_provider.waiting.events import BatchEvent
+from airflow_provider.waiting.progress import BatchOutcome, is_transient_poll_error
+from airflow_provider.waiting.tasks import (
     MrsDeployBatchTimeoutError,
     cancel_batches,
     check_batches,

@@ -17,15 +17,15 @@ from airflow_provider.api import (
 )
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import async_timeout_at
-from airflow_provider.deadlines import calls_end_by
-from airflow_provider.events import BatchEvent, BatchEventStatus
-from airflow_provider.progress import (
+from airflow_provider.safe_text import printable, redacted
+from airflow_provider.waiting.deadlines import calls_end_by
+from airflow_provider.waiting.events import BatchEvent, BatchEventStatus
+from airflow_provider.waiting.progress import (
     BatchOutcome,
     RateEstimator,
     evaluate_batches,
     is_transient_poll_error,
 )
-from airflow_provider.safe_text import printable, redacted
 
 
 def _batch_set_of(
@@ -222,7 +222,7 @@ class MrsDeployBatchTrigger(BaseTrigger):
     async def _poll_in_time(self, hook: Any, seen: _Seen) -> TriggerEvent | None:
         """:meth:`_poll`, abandoned at the deadline: a poll hanging on the server (or waiting out
         a ``Retry-After``) cannot hold the wait past it. Requests and retry waits are also cut
-        to the time left (:func:`~airflow_provider.deadlines.calls_end_by`)."""
+        to the time left (:func:`~airflow_provider.waiting.deadlines.calls_end_by`)."""
         if self.deadline is None:
             return await self._poll(hook, seen)
         loop = asyncio.get_running_loop()

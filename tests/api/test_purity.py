@@ -84,7 +84,7 @@ def test_module_imports_only_the_standard_library_and_msgspec(module: str) -> No
     [
         ("requests", "requests"),
         # Standard library only, but outside the protocol: still reported.
-        ("airflow_provider.deadlines", "airflow_provider.deadlines"),
+        ("airflow_provider.waiting.deadlines", "airflow_provider.waiting.deadlines"),
     ],
 )
 def test_the_probe_reports_modules_the_protocol_may_not_use(module: str, reported: str) -> None:

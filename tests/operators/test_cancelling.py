@@ -36,7 +36,7 @@ from airflow_provider.operators import MrsDeploySubmitBatchOperator
 from airflow_provider.sensors import MrsDeployBatchSensor
 from airflow_provider.submission import MrsDeploySubmissionKilledError, StartedBatches
 from airflow_provider.triggers import MrsDeployBatchTrigger
-from airflow_provider.waiting import DEFERRAL_BACKSTOP_GRACE
+from airflow_provider.waiting.tasks import DEFERRAL_BACKSTOP_GRACE
 from tests.faults.helpers import CARS, MT
 
 #: Rows slow enough that a batch of a few rows (one at a time) is still running when checked.

@@ -20,7 +20,7 @@ from airflow_provider.batch_set import BatchPart, BatchSet, MrsDeployBatchSetErr
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeployCollectBatchOperator
 from airflow_provider.operators.collect import MrsDeployFailedRowsError
-from airflow_provider.waiting import MrsDeployBatchTimeoutError, wait_until_done
+from airflow_provider.waiting.tasks import MrsDeployBatchTimeoutError, wait_until_done
 from tests.faults.helpers import submit
 
 SERVICE = ("mtService", "v1.0.0")
@@ -166,7 +166,7 @@ def test_nothing_is_written_until_every_batch_is_known_complete(
 ) -> None:
     """Results are read a batch at a time, but a later batch that failed or is still running
     stops the collect before any file of an earlier batch lands."""
-    from airflow_provider.waiting import MrsDeployBatchFailedError
+    from airflow_provider.waiting.tasks import MrsDeployBatchFailedError
 
     complete = finished_batch(CARS[:2])
     faults({"failNextBatches": 1})

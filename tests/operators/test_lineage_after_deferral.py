@@ -15,10 +15,10 @@ import pytest
 
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import TaskDeferred
-from airflow_provider.events import BatchEvent, BatchEventStatus
 from airflow_provider.operators import MrsDeploySubmitBatchOperator
 from airflow_provider.sample_data import mtcars_csv_path
 from airflow_provider.triggers import MrsDeployBatchTrigger
+from airflow_provider.waiting.events import BatchEvent, BatchEventStatus
 from tests.faults.helpers import MT, run_trigger
 from tests.support.server import ReferenceServer
 

@@ -14,11 +14,11 @@ import pytest
 from airflow_provider.api import MrsDeployError
 from airflow_provider.batch_set import BatchSet, MrsDeployBatchSetError
 from airflow_provider.compat import TaskDeferred
-from airflow_provider.events import BatchEvent, BatchEventStatus
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.sensors import MrsDeployBatchSensor
 from airflow_provider.triggers import MrsDeployBatchTrigger
-from airflow_provider.waiting import MrsDeployBatchFailedError, wait_until_done
+from airflow_provider.waiting.events import BatchEvent, BatchEventStatus
+from airflow_provider.waiting.tasks import MrsDeployBatchFailedError, wait_until_done
 from tests.faults.helpers import run_trigger, submit
 
 SERVICE = ("mtService", "v1.0.0")

@@ -19,7 +19,7 @@ from airflow_provider.operators import MrsDeploySubmitBatchOperator
 from airflow_provider.records import MrsDeployRecordsError
 from airflow_provider.sample_data import mtcars_csv_path
 from airflow_provider.triggers import MrsDeployBatchTrigger
-from airflow_provider.waiting import MrsDeployBatchFailedError, MrsDeployBatchTimeoutError
+from airflow_provider.waiting.tasks import MrsDeployBatchFailedError, MrsDeployBatchTimeoutError
 
 
 def submit(records: Any, **kwargs: Any) -> MrsDeploySubmitBatchOperator:

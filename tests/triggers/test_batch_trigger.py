@@ -17,9 +17,9 @@ import requests
 from airflow.triggers.base import TriggerEvent
 
 from airflow_provider.batch_set import BatchSet
-from airflow_provider.events import BatchEvent, BatchEventStatus
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.triggers import MrsDeployBatchTrigger
+from airflow_provider.waiting.events import BatchEvent, BatchEventStatus
 
 SERVICE = ("mtService", "v1.0.0")
 ROWS = [{"hp": 110, "wt": 2.62}, {"hp": 93, "wt": 2.32}, {"hp": 245, "wt": 3.84}]
@@ -216,7 +216,7 @@ def test_transient_errors_do_not_end_the_wait(
 
 def test_definite_errors_are_not_transient() -> None:
     from airflow_provider.api import MrsDeployAuthError, MrsDeployConnectionError
-    from airflow_provider.progress import is_transient_poll_error
+    from airflow_provider.waiting.progress import is_transient_poll_error
 
     assert is_transient_poll_error(MrsDeployConnectionError("reset"))
     assert not is_transient_poll_error(MrsDeployConnectionError("tls", retryable=False))

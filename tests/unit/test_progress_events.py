@@ -6,9 +6,9 @@ import pytest
 
 from airflow_provider.api import BatchStatus, MrsDeployBatchState, MrsDeployError
 from airflow_provider.batch_set import BatchSet
-from airflow_provider.events import BatchEvent, BatchEventStatus
-from airflow_provider.progress import BatchOutcome, RateEstimator, evaluate_batches
-from airflow_provider.waiting import compute_deadline
+from airflow_provider.waiting.events import BatchEvent, BatchEventStatus
+from airflow_provider.waiting.progress import BatchOutcome, RateEstimator, evaluate_batches
+from airflow_provider.waiting.tasks import compute_deadline
 
 
 def status(state: str, done: int, total: int) -> BatchStatus:

@@ -15,11 +15,16 @@ from typing import Any
 from airflow_provider.api import MrsDeployError
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import TaskDeferralTimeout
-from airflow_provider.deadlines import calls_end_by
-from airflow_provider.events import BatchEvent, BatchEventStatus
 from airflow_provider.exceptions import MrsDeployBatchFailedError, MrsDeployBatchTimeoutError
-from airflow_provider.progress import BatchOutcome, BatchProgress, RateEstimator, evaluate_batches
 from airflow_provider.safe_text import printable, redacted
+from airflow_provider.waiting.deadlines import calls_end_by
+from airflow_provider.waiting.events import BatchEvent, BatchEventStatus
+from airflow_provider.waiting.progress import (
+    BatchOutcome,
+    BatchProgress,
+    RateEstimator,
+    evaluate_batches,
+)
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from airflow_provider.api import MrsDeployError
 from airflow_provider.batch_set import BatchSet
-from airflow_provider.progress import BatchOutcome, BatchProgress
+from airflow_provider.waiting.progress import BatchOutcome, BatchProgress
 
 
 class BatchEventStatus(str, Enum):
