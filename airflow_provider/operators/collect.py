@@ -18,10 +18,10 @@ from airflow_provider.operators.collecting import (
     apply_failure_policy,
     new_table,
 )
+from airflow_provider.operators.templating import is_template
 from airflow_provider.outputs import OutputFormat, check_destination
 from airflow_provider.outputs.collected import REPAIRS_KEY, read_collected_run
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL
-from airflow_provider.templating import is_template
 
 __all__ = ["MrsDeployCollectBatchOperator", "MrsDeployFailedRowsError", "parse_output_format"]
 

@@ -25,7 +25,16 @@ from airflow_provider.operators.collecting import (
     apply_failure_policy,
     new_table,
 )
+from airflow_provider.operators.submission import (
+    StartedBatches,
+    SubmissionStore,
+    cancel_pushed,
+    cancel_quietly,
+    reusable,
+    start_batches,
+)
 from airflow_provider.operators.submit import run_time_parallel_count
+from airflow_provider.operators.templating import is_template
 from airflow_provider.outputs import check_destination
 from airflow_provider.outputs.collected import (
     REPAIRS_KEY,
@@ -36,15 +45,6 @@ from airflow_provider.outputs.collected import (
 )
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL
 from airflow_provider.outputs.table import INPUT_PREFIX
-from airflow_provider.submission import (
-    StartedBatches,
-    SubmissionStore,
-    cancel_pushed,
-    cancel_quietly,
-    reusable,
-    start_batches,
-)
-from airflow_provider.templating import is_template
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting.events import BatchEvent
 from airflow_provider.waiting.tasks import (

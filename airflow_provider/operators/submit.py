@@ -13,8 +13,7 @@ from airflow_provider.api.calls import check_parallel_count
 from airflow_provider.batch_set import XCOM_BATCH_SET, BatchSet
 from airflow_provider.compat import default_deferrable
 from airflow_provider.links import XCOM_STATUS_URL, MrsDeployBatchLink, batch_status_url
-from airflow_provider.records.sql import DEFAULT_SQL_CHUNK_ROWS, read_sql_records
-from airflow_provider.submission import (
+from airflow_provider.operators.submission import (
     MrsDeploySubmissionKilledError,
     StartedBatches,
     SubmissionStore,
@@ -22,7 +21,8 @@ from airflow_provider.submission import (
     reusable,
     start_batches,
 )
-from airflow_provider.templating import is_template
+from airflow_provider.operators.templating import is_template
+from airflow_provider.records.sql import DEFAULT_SQL_CHUNK_ROWS, read_sql_records
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting.events import BatchEvent
 from airflow_provider.waiting.tasks import (

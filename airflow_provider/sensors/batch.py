@@ -18,7 +18,7 @@ from airflow_provider.compat import (
     AirflowTaskTimeout,
     default_deferrable,
 )
-from airflow_provider.submission import cancel_quietly
+from airflow_provider.operators.submission import cancel_quietly
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting.deadlines import calls_end_by
 from airflow_provider.waiting.events import BatchEvent

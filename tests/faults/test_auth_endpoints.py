@@ -22,7 +22,7 @@ from airflow_provider.api import (
 )
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.hooks import MrsDeployHook
-from airflow_provider.submission import reusable
+from airflow_provider.operators.submission import reusable
 from tests.faults.conftest import ConnSetter
 from tests.faults.helpers import MT
 from tests.faults.hostile import HostileServer, Misbehaviour

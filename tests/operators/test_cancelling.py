@@ -33,8 +33,8 @@ from airflow_provider.compat import (
 )
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeploySubmitBatchOperator
+from airflow_provider.operators.submission import MrsDeploySubmissionKilledError, StartedBatches
 from airflow_provider.sensors import MrsDeployBatchSensor
-from airflow_provider.submission import MrsDeploySubmissionKilledError, StartedBatches
 from airflow_provider.triggers import MrsDeployBatchTrigger
 from airflow_provider.waiting.tasks import DEFERRAL_BACKSTOP_GRACE
 from tests.faults.helpers import CARS, MT

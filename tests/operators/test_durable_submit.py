@@ -15,7 +15,7 @@ import pytest
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeployCollectBatchOperator, MrsDeploySubmitBatchOperator
-from airflow_provider.submission import STATE_KEY
+from airflow_provider.operators.submission import STATE_KEY
 from tests.support.state_store import MemoryStateStore
 
 SERVICE = ("mtService", "v1.0.0")

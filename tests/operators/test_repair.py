@@ -25,8 +25,8 @@ from airflow_provider.operators import (
     MrsDeployCollectBatchOperator,
     MrsDeployRepairFailedRowsOperator,
 )
+from airflow_provider.operators.submission import StartedBatches
 from airflow_provider.outputs import JOURNAL_NAME, MANIFEST_NAME, OutputWriter
-from airflow_provider.submission import StartedBatches
 from airflow_provider.waiting.tasks import wait_until_done
 from tests.faults.helpers import run_trigger, submit
 from tests.support.state_store import MemoryStateStore

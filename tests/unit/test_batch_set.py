@@ -15,7 +15,7 @@ from airflow_provider.batch_set import (
     MrsDeployBatchSetError,
     to_batch_set,
 )
-from airflow_provider.submission import read_recorded
+from airflow_provider.operators.submission import read_recorded
 from airflow_provider.waiting.events import BatchEvent, BatchEventStatus
 
 SERVICE = ("mtService", "v1.0.0")

@@ -47,7 +47,7 @@ def operator_lineage(
     from airflow.providers.common.compat.openlineage.facet import Dataset, SQLJobFacet
     from airflow.providers.openlineage.extractors import OperatorLineage
 
-    from airflow_provider.lineage_facets import MrsDeployServiceJobFacet
+    from airflow_provider.lineage.facets import MrsDeployServiceJobFacet
 
     job_facets: dict[str, Any] = {
         "mrsdeploy_service": MrsDeployServiceJobFacet(
