@@ -11,7 +11,8 @@ MIN_VENV := .venv-airflow-min
 MIN_STAMP := $(MIN_VENV)/.installed
 # What runs on the oldest supported Airflow: everything but the server's own tests, the
 # Microsoft-client check, the real-processes suite and the packaging/docs checks.
-MIN_TESTS := tests/unit tests/api tests/hooks tests/operators tests/outputs tests/triggers tests/dags \
+MIN_TESTS := tests/unit tests/api tests/hooks tests/operators tests/sensors tests/records tests/waiting \
+	tests/outputs tests/triggers tests/dags \
 	tests/integrations tests/test_provider_info.py
 
 .PHONY: venv demo test test-main test-e2e test-min lint typecheck clean serve lock bench docs
