@@ -32,6 +32,10 @@ __all__ = [
 Opener = Callable[[Mapping[str, str]], RawResponse]
 #: The same, on the event loop.
 AsyncOpener = Callable[[Mapping[str, str]], Awaitable[RawResponse]]
+#: Reads an open response's body in chunks (the transport's ``iter_stream``).
+BodyReader = Callable[..., Iterator[bytes]]
+#: The same, on the event loop (the transport's ``aiter_stream``).
+AsyncBodyReader = Callable[..., AsyncIterator[bytes]]
 
 
 def _close_stream(response: RawResponse | None) -> None:
@@ -47,6 +51,7 @@ class ResumableDownload:
     :param state: the download's bookkeeping (limits, retry policy, log).
     :param chunk_size: bytes per chunk (at most).
     :param sleep: waits between attempts (replaceable in tests).
+    :param read_body: reads the body of an open response (the transport's).
     """
 
     def __init__(
@@ -56,11 +61,13 @@ class ResumableDownload:
         *,
         chunk_size: int,
         sleep: Callable[[float], None] = time.sleep,
+        read_body: BodyReader = iter_stream,
     ):
         self.open_response = open_response
         self.state = state
         self.chunk_size = chunk_size
         self.sleep = sleep
+        self.read_body = read_body
 
     def __iter__(self) -> Iterator[bytes]:
         state = self.state
@@ -70,7 +77,7 @@ class ResumableDownload:
             state.started(first)
             while response is not None:
                 try:
-                    for chunk in iter_stream(
+                    for chunk in self.read_body(
                         response,
                         self.chunk_size,
                         state.method,
@@ -108,11 +115,13 @@ class AsyncResumableDownload:
         *,
         chunk_size: int,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        read_body: AsyncBodyReader = aiter_stream,
     ):
         self.open_response = open_response
         self.state = state
         self.chunk_size = chunk_size
         self.sleep = sleep
+        self.read_body = read_body
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         state = self.state
@@ -122,7 +131,7 @@ class AsyncResumableDownload:
             state.started(first)
             while response is not None:
                 try:
-                    async for chunk in aiter_stream(
+                    async for chunk in self.read_body(
                         response,
                         self.chunk_size,
                         state.method,

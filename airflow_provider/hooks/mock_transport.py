@@ -11,17 +11,20 @@ handler sees each request as sent and answers with a status and a JSON value::
             return 200, {"access_token": "t", "expires_in": 3600}
         return 200, {"state": "Complete", "completedItemCount": 1, "totalItemCount": 1}
 
-Streamed downloads (``iter_batch_file``) and raw upload bodies are not served: they need a
-server (the reference server, on loopback).
+Uploads arrive whole in :attr:`MockRequest.body`. A file download (``iter_batch_file`` and
+its async form) is answered with the file's bytes, or with a :class:`MockStream` that breaks
+after some bytes: the hook then resumes with ``Range`` exactly as against a server, on both
+paths, and the handler sees the ``Range`` header and answers 206 with ``Content-Range``.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 
@@ -35,6 +38,7 @@ class MockRequest:
     :param params: query parameters.
     :param json: the JSON body, if any.
     :param headers: headers, ``Authorization`` included when the call is authenticated.
+    :param body: a raw upload (a batch's records), whole.
     """
 
     method: str
@@ -42,6 +46,19 @@ class MockRequest:
     params: Mapping[str, Any] = field(default_factory=dict)
     json: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None
+
+
+@dataclass(frozen=True)
+class MockStream:
+    """The body of a download answer, which may break after ``break_after`` bytes (the
+    connection is lost there: the hook resumes from the first byte it did not get)."""
+
+    data: bytes
+    break_after: int | None = None
+
+    def close(self) -> None:
+        """Nothing to release (a real response closes its connection)."""
 
 
 Answer = tuple[int, Any] | tuple[int, Any, Mapping[str, str]]
@@ -61,22 +78,25 @@ class MockTransport:
 
     def send(self, settings: MrsDeployConnectionSettings, outgoing: Outgoing) -> RawResponse:
         """The blocking path's transport."""
-        if outgoing.body is not None or outgoing.request.stream:
-            raise NotImplementedError(
-                "MockTransport serves JSON calls only: run uploads and downloads against the "
-                "reference server"
-            )
         request = outgoing.request
         headers = dict(outgoing.headers)
         if outgoing.token is not None:
             headers["Authorization"] = f"Bearer {outgoing.token}"
         sent = MockRequest(
-            request.method, request.path, dict(request.params or {}), request.json, headers
+            request.method,
+            request.path,
+            dict(request.params or {}),
+            request.json,
+            headers,
+            _whole(outgoing.body.open()) if outgoing.body is not None else None,
         )
         self.requests.append(sent)
         answer = self.handler(sent)
         status, value = answer[0], answer[1]
         reply_headers = dict(answer[2]) if len(answer) > 2 else {}
+        if request.stream and 200 <= status < 300:
+            stream = value if isinstance(value, MockStream) else MockStream(bytes(value))
+            return RawResponse(status, reply_headers, b"", stream=stream)
         reply_headers.setdefault("Content-Type", "application/json")
         body = b"" if value is None else json.dumps(value).encode()
         return RawResponse(status, reply_headers, body)
@@ -84,3 +104,28 @@ class MockTransport:
     async def asend(self, settings: MrsDeployConnectionSettings, outgoing: Outgoing) -> RawResponse:
         """The async path's transport (the same answers)."""
         return self.send(settings, outgoing)
+
+    def iter_stream(
+        self, raw: RawResponse, chunk_size: int, method: str, path: str, *, stall_timeout: float
+    ) -> Iterator[bytes]:
+        """A download's body in chunks, as the blocking transport reads one."""
+        stream: MockStream = raw.stream
+        end = len(stream.data) if stream.break_after is None else stream.break_after
+        for start in range(0, end, chunk_size):
+            yield stream.data[start : min(start + chunk_size, end)]
+        if end < len(stream.data):
+            raise MrsDeployConnectionError(
+                "download interrupted: the connection was lost", method=method, path=path
+            )
+
+    async def aiter_stream(
+        self, raw: RawResponse, chunk_size: int, method: str, path: str, *, stall_timeout: float
+    ) -> AsyncIterator[bytes]:
+        """The same, as the async transport reads one."""
+        for chunk in self.iter_stream(raw, chunk_size, method, path, stall_timeout=stall_timeout):
+            yield chunk
+
+
+def _whole(body: bytes | Any) -> bytes:
+    """An upload body as one bytes value (it may come as an iterable of chunks)."""
+    return body if isinstance(body, bytes) else b"".join(body)

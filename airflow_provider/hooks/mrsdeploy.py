@@ -479,6 +479,7 @@ class MrsDeployHook(BaseHook):
             lambda headers: self._call(request, headers=headers),
             self._resume_state(request, self.settings),
             chunk_size=chunk_size,
+            read_body=self.transport.iter_stream if self.transport else transport_sync.iter_stream,
         )
 
     def _resume_state(
@@ -621,10 +622,12 @@ class MrsDeployHook(BaseHook):
         :param chunk_size: bytes per chunk (at most).
         """
         request = calls.get_batch_file(name, version, batch_id, index, file_name)
+        transport = self.transport
         download = AsyncResumableDownload(
             lambda headers: self._acall(request, headers),
             self._resume_state(request, await self.asettings()),
             chunk_size=chunk_size,
+            read_body=transport.aiter_stream if transport else transport_async.aiter_stream,
         )
         async for chunk in download:
             yield chunk

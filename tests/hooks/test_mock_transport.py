@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider.api import MrsDeployAuthError, MrsDeployConnectionError
 from airflow_provider.hooks import MrsDeployHook
-from airflow_provider.hooks.mock_transport import Answer, MockRequest, MockTransport
+from airflow_provider.hooks.mock_transport import Answer, MockRequest, MockStream, MockTransport
 
 MT = ("mtService", "v1.0.0")
 PROGRESS = {"state": "InProgress", "completedItemCount": 1, "totalItemCount": 3}
@@ -121,8 +121,69 @@ def test_retry_after_and_a_connection_failure_are_retried_alike(path: str) -> No
     assert len(transport.requests) == 4
 
 
-def test_downloads_are_not_served() -> None:
-    transport = MockTransport(script((200, tokens("t1"))))
+FILE = bytes(range(256)) * 1000  # 256,000 bytes
+
+
+def file_server(break_after: int | None) -> Callable[[MockRequest], Answer]:
+    """Logs in, then serves FILE: the first answer breaks after ``break_after`` bytes, a
+    ``Range`` request gets the rest (206, ``Content-Range``), as a server does."""
+
+    def handler(request: MockRequest) -> Answer:
+        if request.path == "/login":
+            return 200, tokens("t1")
+        validator = {"ETag": '"v1"'}
+        asked = request.headers.get("Range")
+        if asked is None:
+            return 200, MockStream(FILE, break_after), {**validator, "Content-Length": "256000"}
+        start = int(asked.removeprefix("bytes=").removesuffix("-"))
+        content_range = f"bytes {start}-{len(FILE) - 1}/{len(FILE)}"
+        return 206, FILE[start:], {**validator, "Content-Range": content_range}
+
+    return handler
+
+
+def download(path: str, transport: MockTransport) -> bytes:
     hook = MrsDeployHook(transport=transport)
-    with pytest.raises(NotImplementedError, match="reference server"):
-        hook.get_batch_file(*MT, "b1", 0, "a.txt")
+    if path == "sync":
+        return b"".join(hook.iter_batch_file(*MT, "b1", 0, "a.bin", chunk_size=4096))
+
+    async def read() -> bytes:
+        return b"".join(
+            [c async for c in hook.aiter_batch_file(*MT, "b1", 0, "a.bin", chunk_size=4096)]
+        )
+
+    return asyncio.run(read())
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_broken_download_resumes_from_the_first_byte_not_received(path: str) -> None:
+    transport = MockTransport(file_server(break_after=100_000))
+    assert download(path, transport) == FILE
+    first, resumed = transport.requests[1:]
+    assert "Range" not in first.headers
+    assert resumed.headers["Range"] == "bytes=100000-" and resumed.headers["If-Range"] == '"v1"'
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_whole_download_is_one_request(path: str) -> None:
+    transport = MockTransport(file_server(break_after=None))
+    assert download(path, transport) == FILE
+    assert [r.path for r in transport.requests] == [
+        "/login",
+        "/api/mtService/v1.0.0/batch/b1/0/files/a.bin",
+    ]
+
+
+def test_an_upload_reaches_the_handler_whole() -> None:
+    def handler(request: MockRequest) -> Answer:
+        if request.path == "/login":
+            return 200, tokens("t1")
+        return 200, {"batchExecutionId": "b9"}
+
+    transport = MockTransport(handler)
+    hook = MrsDeployHook(transport=transport)
+    body = [b'[{"hp": 110, ', b'"wt": 2.62}]']
+    assert hook.start_batch(*MT, iter(body)) == "b9"
+    (started,) = transport.requests[1:]
+    assert started.method == "POST" and started.body == b"".join(body)
+    assert json.loads(started.body) == [{"hp": 110, "wt": 2.62}]
