@@ -239,6 +239,21 @@ def get_batch(name: str, version: str, batch_id: str, show_partial_results: bool
     )
 
 
+def get_batch_results(name: str, version: str, batch_id: str) -> ApiRequest:
+    """``GET /api/{name}/{version}/batch/{id}`` for its rows' results, read as they arrive
+    (:class:`~airflow_provider.api.results_stream.BatchAnswerReader`) instead of whole.
+
+    :param name: service name.
+    :param version: service version.
+    :param batch_id: batch execution id.
+    """
+    return dataclasses.replace(
+        get_batch(name, version, batch_id, show_partial_results=False),
+        stream=True,
+        expect="bytes",
+    )
+
+
 def get_batch_progress(name: str, version: str, batch_id: str) -> ApiRequest:
     """``GET /api/{name}/{version}/batch/{id}`` for its state and counts only.
 

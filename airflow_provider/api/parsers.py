@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import Enum
 from typing import Any
 
@@ -184,18 +184,24 @@ def parse_batch_status_body(body: bytes, what: str = "batch status") -> BatchSta
         found = _STATUS.decode(body)
     except msgspec.DecodeError:
         return parse_batch_status(decode_json(body, what))
-    results = tuple(
+    results = tuple(typed_results(found.batch_execution_results or ()))
+    return dataclasses.replace(_state_and_counts(found), results=results)
+
+
+def typed_results(rows: Sequence[_Result], first_row: int = 0) -> list[ExecutionResult]:
+    """Rows decoded as documented, as results (``first_row``: the index of the first, for
+    messages)."""
+    return [
         ExecutionResult(
             success=row.success,
             error_message=row.error_message or None,
             console_output=row.console_output,
             changed_files=tuple(row.changed_files) if row.changed_files else (),
             output_parameters=row.output_parameters if row.output_parameters is not None else {},
-            output_files=_checked_files(row.output_files, position),
+            output_files=_checked_files(row.output_files, first_row + position),
         )
-        for position, row in enumerate(found.batch_execution_results or ())
-    )
-    return dataclasses.replace(_state_and_counts(found), results=results)
+        for position, row in enumerate(rows)
+    ]
 
 
 def _checked_files(files: dict[str, str] | None, row: int) -> dict[str, str]:

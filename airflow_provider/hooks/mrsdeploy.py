@@ -31,6 +31,7 @@ from airflow_provider.api.parsers import (
     parse_execution_result,
     parse_service,
 )
+from airflow_provider.api.results_stream import BatchAnswerReader
 from airflow_provider.api.resume import ResumeState
 from airflow_provider.hooks import async_sessions, endpoints, transport_async, transport_sync
 from airflow_provider.hooks.download import AsyncResumableDownload, ResumableDownload
@@ -411,6 +412,54 @@ class MrsDeployHook(BaseHook):
         :param show_partial_results: include rows finished so far while the batch runs.
         """
         return self._run(endpoints.BATCH_STATUS, name, version, batch_id, show_partial_results)
+
+    def read_batch_results(
+        self,
+        name: str,
+        version: str,
+        batch_id: str,
+        take: Callable[[list[ExecutionResult]], None],
+    ) -> BatchStatus:
+        """Read a batch's answer as it arrives: ``take`` gets its rows' results in order, a
+        chunk at a time; returns the state and counts (without rows).
+
+        The memory held is one chunk of the answer, whatever the number of rows, where
+        :meth:`get_batch_status` holds the whole answer (up to ``max_response_bytes``). When
+        the connection breaks part-way, the answer is asked for again (with the connection's
+        retries) and the rows already given to ``take`` are skipped.
+
+        :param name: service name.
+        :param version: service version.
+        :param batch_id: batch execution id.
+        :param take: receives each list of rows just read (never an empty one).
+        """
+        request = calls.get_batch_results(name, version, batch_id)
+        settings = self.settings
+        read_body = self.transport.iter_stream if self.transport else transport_sync.iter_stream
+        delivered = 0
+
+        def attempt() -> BatchStatus:
+            nonlocal delivered
+            raw = self._call(request)
+            reader = BatchAnswerReader(request.describe, limit=settings.max_response_bytes)
+
+            def hand_over(rows: list[ExecutionResult]) -> None:
+                nonlocal delivered
+                fresh = rows[max(0, delivered - (reader.rows - len(rows))) :]
+                if fresh:
+                    delivered += len(fresh)
+                    take(fresh)
+
+            chunks = read_body(
+                raw, 1 << 16, request.method, request.path, stall_timeout=settings.timeout
+            )
+            for chunk in chunks:
+                hand_over(reader.feed(chunk))
+            status, rows = reader.finish()
+            hand_over(rows)
+            return status
+
+        return RetryPolicy.from_settings(settings, self.log).run(attempt)
 
     def get_batch_progress(self, name: str, version: str, batch_id: str) -> BatchStatus:
         """State and counts of a batch, without its row results: all that waiting reads.

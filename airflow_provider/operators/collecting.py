@@ -140,9 +140,11 @@ class Collector:
     def read(self, ref: BatchSet, table: OutputsTable, *, declares_files: bool) -> ReadRows:
         """Fetch every batch's results once into ``table``, the replacing batches first.
 
-        A base batch's parsed results are dropped once its rows are in the table; the
-        replacing batches' results (few rows: the repaired ones) are held until their rows'
-        turn. Nothing is written before every batch is known to be complete.
+        A base batch's answer is read as it arrives, its rows going into the table a chunk at
+        a time (:meth:`MrsDeployHook.read_batch_results`): the memory held does not grow with
+        the batch, only the table does. The replacing batches' results (few rows: the
+        repaired ones) are held until their rows' turn. Nothing is written before every
+        batch is known to be complete.
 
         :param declares_files: the service declares output files (rows without
             ``changedFiles`` are then listed).
@@ -159,13 +161,10 @@ class Collector:
             if problem is not None:
                 incomplete.append(problem)
         for part in ref.base_parts:
-            status = self._status(ref, part.batch_id)
-            states.append(dataclasses.replace(status, results=()))
-            problem = self._take_rows(part, status, read, replacements)
+            status, problem = self._stream_rows(ref, part, read, replacements)
+            states.append(status)
             if problem is not None:
                 incomplete.append(problem)
-            # Dropped before the next batch is fetched, so two batches' results never coexist.
-            del status
         progress = evaluate_batches(ref.batch_ids, states)
         raise_if_failed(ref, progress)
         if progress.outcome is not BatchOutcome.COMPLETE:
@@ -190,19 +189,18 @@ class Collector:
         )
 
     @staticmethod
-    def _answer_problem(part: BatchPart, status: BatchStatus) -> str | None:
+    def _count_problem(part: BatchPart, total: int, got: int) -> str | None:
         """Why a complete batch's answer cannot be used: fewer results than rows, or a count
         that differs from what the batch set says was submitted in it."""
-        if len(status.results) != status.total_item_count:
+        if got != total:
             return (
-                f"batch {part.batch_id} reports {status.total_item_count} rows but returned "
-                f"{len(status.results)} results; refusing to write an incomplete table"
+                f"batch {part.batch_id} reports {total} rows but returned {got} results; "
+                "refusing to write an incomplete table"
             )
-        if part.row_count is not None and part.row_count != len(status.results):
+        if part.row_count is not None and part.row_count != got:
             return (
-                f"batch {part.batch_id} returned {len(status.results)} results, but "
-                f"{part.row_count} rows were submitted in it; refusing to write a table whose "
-                "rows would not match the input"
+                f"batch {part.batch_id} returned {got} results, but {part.row_count} rows were "
+                "submitted in it; refusing to write a table whose rows would not match the input"
             )
         return None
 
@@ -216,7 +214,7 @@ class Collector:
         replace earlier ones); return why they cannot be used, or None."""
         if not status.is_terminal or status.is_failed:
             return None
-        problem = self._answer_problem(part, status)
+        problem = self._count_problem(part, status.total_item_count, len(status.results))
         if problem is not None:
             return problem
         for batch_index, (row, result) in enumerate(
@@ -225,45 +223,57 @@ class Collector:
             replacements[row] = (RowLocation(part.batch_id, batch_index, row), result)
         return None
 
-    def _take_rows(
+    def _stream_rows(
         self,
+        ref: BatchSet,
         part: BatchPart,
-        status: BatchStatus,
         read: ReadRows,
         replacements: Mapping[int, tuple[RowLocation, ExecutionResult]],
-    ) -> str | None:
-        """Add a complete base batch's rows to the table (replaced rows taking their newer
-        result) and note failed rows and rows with files; return why its results cannot be
-        used, or None (a batch that is not complete adds nothing: the caller reports it).
+    ) -> tuple[BatchStatus, str | None]:
+        """Read a base batch's rows into the table as they arrive (replaced rows taking their
+        newer result), noting failed rows and rows with files; return its state and counts,
+        and why its rows cannot be used, or None. A batch that is not complete adds nothing
+        (the caller reports it).
 
         The batch set says where the batch's rows belong (``first_row``) and how many it holds:
         an answer that disagrees is refused rather than written at the wrong rows.
         """
-        if not status.is_terminal or status.is_failed:
-            return None
-        problem = self._answer_problem(part, status)
-        if problem is not None:
-            return problem
         offset = len(read.table)
-        if part.first_row is not None and part.first_row != offset:
-            return (
+        misplaced = part.first_row is not None and part.first_row != offset
+        taken = 0
+
+        def take(results: list[ExecutionResult]) -> None:
+            nonlocal taken
+            if misplaced:
+                return
+            rows: list[tuple[RowLocation, ExecutionResult]] = []
+            for result in results:
+                row = offset + taken
+                rows.append(
+                    replacements.get(row) or (RowLocation(part.batch_id, taken, row), result)
+                )
+                taken += 1
+            read.table.add([result for _, result in rows])
+            for location, result in rows:
+                if not result.success:
+                    read.failed.append((location.global_index, result.error_message))
+                if self._has_files(result):
+                    read.file_rows.append((location, result))
+
+        status = self.hook.read_batch_results(
+            ref.service_name, ref.service_version, part.batch_id, take
+        )
+        if not status.is_terminal or status.is_failed:
+            return status, None
+        if misplaced:
+            return status, (
                 f"batch {part.batch_id} holds the rows from {part.first_row} on, but the "
                 f"batches before it hold {offset} rows: the batch set is not in input order"
             )
-        read.produced.append(BatchPart(part.batch_id, offset, len(status.results)))
-        rows: list[tuple[RowLocation, ExecutionResult]] = []
-        for batch_index, result in enumerate(status.results):
-            row = offset + batch_index
-            rows.append(
-                replacements.get(row) or (RowLocation(part.batch_id, batch_index, row), result)
-            )
-        read.table.add([result for _, result in rows])
-        for location, result in rows:
-            if not result.success:
-                read.failed.append((location.global_index, result.error_message))
-            if self._has_files(result):
-                read.file_rows.append((location, result))
-        return None
+        problem = self._count_problem(part, status.total_item_count, taken)
+        if problem is None:
+            read.produced.append(BatchPart(part.batch_id, offset, taken))
+        return status, problem
 
     def _has_files(self, result: ExecutionResult) -> bool:
         """Whether the row may have files to land: names to fetch or list, or inline files."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider.api import (
+    ExecutionResult,
     MrsDeployBatchState,
     MrsDeployError,
     MrsDeployIndexError,
@@ -141,3 +142,17 @@ def test_the_servers_status_answers_decode_straight_into_results(
     assert all(r.changed_files for r in status.results)
     assert status.results[0].output_parameters["answer"] > 0
     hook.cancel_batch(*MT, batch_id)
+
+
+def test_a_batch_read_as_it_arrives_gives_every_row_of_the_whole_answer(
+    hook: MrsDeployHook,
+) -> None:
+    batch_id = hook.start_batch(*MT, encode(mtcars_records()))
+    wait_terminal(hook, MT, batch_id)
+    whole = hook.get_batch_status(*MT, batch_id)
+    chunks: list[list[ExecutionResult]] = []
+    status = hook.read_batch_results(*MT, batch_id, chunks.append)
+    assert status.results == () and status.state == whole.state
+    assert (status.completed_item_count, status.total_item_count) == (32, 32)
+    assert tuple(row for chunk in chunks for row in chunk) == whole.results
+    assert all(chunks)

@@ -187,3 +187,21 @@ def test_an_upload_reaches_the_handler_whole() -> None:
     (started,) = transport.requests[1:]
     assert started.method == "POST" and started.body == b"".join(body)
     assert json.loads(started.body) == [{"hp": 110, "wt": 2.62}]
+
+
+def test_an_answer_cut_part_way_is_asked_again_and_no_row_is_given_twice() -> None:
+    rows = [{"success": True, "outputParameters": {"answer": i}} for i in range(3000)]
+    counts = {"completedItemCount": 3000, "totalItemCount": 3000}
+    answer = json.dumps({"state": "Complete", **counts, "batchExecutionResults": rows}).encode()
+    cuts = [len(answer) // 3, None]
+
+    def server(request: MockRequest) -> Answer:
+        if request.path == "/login":
+            return 200, tokens("t1")
+        return 200, MockStream(answer, cuts.pop(0))
+
+    hook = MrsDeployHook(transport=MockTransport(server))
+    taken: list[Any] = []
+    status = hook.read_batch_results(*MT, "b1", taken.extend)
+    assert [row.output_parameters["answer"] for row in taken] == list(range(3000))
+    assert status.total_item_count == 3000 and cuts == []

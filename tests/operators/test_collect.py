@@ -196,26 +196,32 @@ def test_nothing_is_written_until_every_batch_is_known_complete(
 
 
 def test_a_batch_missing_results_is_refused_before_anything_is_written(
-    task_context: Any, tmp_path: Path
+    task_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A server answering ``Complete`` with fewer results than rows (not something the
     reference server does) must not produce a shorter table."""
-    from airflow_provider.api import BatchStatus, ExecutionResult, MrsDeployBatchState, ServiceInfo
+    from airflow_provider.hooks.mock_transport import Answer, MockRequest, MockTransport
 
-    whole = BatchStatus(
-        MrsDeployBatchState.COMPLETE, 2, 2, (ExecutionResult(True), ExecutionResult(True))
+    def status(total: int, results: int) -> bytes:
+        rows = [{"success": True, "outputParameters": {}}] * results
+        answer = {"state": "Complete", "completedItemCount": total, "totalItemCount": total}
+        return json.dumps({**answer, "batchExecutionResults": rows}).encode()
+
+    answers = {"b1": status(2, 2), "b2": status(3, 1)}
+
+    def server(request: MockRequest) -> Answer:
+        if request.path == "/login":
+            return 200, {"access_token": "t", "expires_in": 3600}
+        if request.path.startswith("/services/"):
+            return 200, [{"name": "mtService", "version": "v1.0.0"}]
+        return 200, answers[request.path.rsplit("/", 1)[-1]]
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MRSDEPLOY_DEFAULT",
+        json.dumps({"conn_type": "mrsdeploy", "host": "h.invalid", "login": "a", "password": "p"}),
     )
-    short = BatchStatus(MrsDeployBatchState.COMPLETE, 3, 3, (ExecutionResult(True),))
-
-    class Hook:
-        def get_service(self, name: str, version: str) -> ServiceInfo:
-            return ServiceInfo(name=name, version=version)
-
-        def get_batch_status(self, name: str, version: str, batch_id: str, **_: Any) -> Any:
-            return {"b1": whole, "b2": short}[batch_id]
-
     operator = collect(["b1", "b2"], tmp_path / "out")
-    operator.__dict__["hook"] = Hook()
+    operator.__dict__["hook"] = MrsDeployHook(transport=MockTransport(server))
     with pytest.raises(MrsDeployError, match="batch b2 reports 3 rows but returned 1 results"):
         operator.execute(task_context)
     assert not (tmp_path / "out").exists()
