@@ -9,11 +9,11 @@ binds 127.0.0.1 on a free port and is stopped by the test.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.loopback import LoopbackHTTPServer, LoopbackServer
 
 MT = ("mtService", "v1.0.0")
 
@@ -137,38 +137,20 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(200, b"")
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackHTTPServer):
     answers: Answers
 
 
-class CraftedServer:
+class CraftedServer(LoopbackServer):
     """The stand-in server on ``127.0.0.1:port``; use as a context manager."""
 
     def __init__(self) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.answers = Answers()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        """Where the server listens."""
-        return int(self._server.server_address[1])
+        server = _Server(_Handler)
+        server.answers = Answers()
+        self._crafted = server
+        super().__init__(server)
 
     @property
     def answers(self) -> Answers:
         """What it answers, and what it received."""
-        return self._server.answers
-
-    def __enter__(self) -> CraftedServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        return self._crafted.answers

@@ -17,14 +17,14 @@ from __future__ import annotations
 import json
 import socket
 import ssl
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from types import TracebackType
 from typing import Any
+
+from tests.support.loopback import LoopbackHTTPServer, LoopbackServer
 
 ACCESS_TOKEN = "hostile-access-token-0123456789"
 REFRESH_TOKEN = "hostile-refresh-token-0123456789"
@@ -223,52 +223,30 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(interval)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackHTTPServer):
     script: Script
-    stopping: threading.Event
 
 
-class HostileServer:
+class HostileServer(LoopbackServer):
     """The server, started on entering the ``with`` block and stopped on leaving it."""
 
     def __init__(self, script: Script | None = None, *, tls: tuple[Path, Path] | None = None):
         """:param script: the behaviour (a normal server by default).
         :param tls: certificate and key files: serve HTTPS with them.
         """
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(_Handler)
         if tls is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(*tls)
-            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
-        self._server.script = script or Script()
-        self._server.stopping = threading.Event()
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def port(self) -> int:
-        """The port it listens on."""
-        return int(self._server.server_address[1])
+            server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.script = script or Script()
+        self._script_server = server
+        super().__init__(server)
 
     @property
     def script(self) -> Script:
         """The behaviour, changeable between calls."""
-        return self._server.script
-
-    def __enter__(self) -> HostileServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self._server.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
+        return self._script_server.script
 
 
 def free_port_without_listener() -> int:

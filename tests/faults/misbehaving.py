@@ -14,12 +14,12 @@ import hashlib
 import json
 import socket
 import struct
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.loopback import LoopbackHTTPServer, LoopbackServer
 
 
 @dataclass
@@ -151,34 +151,15 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackHTTPServer):
     script: Script
-    stopping: threading.Event
 
 
-class MisbehavingServer:
+class MisbehavingServer(LoopbackServer):
     """The server in a thread: ``with MisbehavingServer() as server: server.script.mode = ...``."""
 
     def __init__(self) -> None:
         self.script = Script()
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.script = self.script
-        self._server.stopping = threading.Event()
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> MisbehavingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.stopping.set()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
+        server = _Server(_Handler)
+        server.script = self.script
+        super().__init__(server)

@@ -16,8 +16,7 @@ import math
 import threading
 import time
 from collections.abc import AsyncGenerator, Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any, cast
 
 import pytest
@@ -29,6 +28,7 @@ from airflow_provider.triggers import MrsDeployBatchTrigger
 from tests.faults.conftest import ConnSetter
 from tests.faults.conftest import set_default_conn as set_default_conn  # the fixture
 from tests.faults.helpers import run_trigger
+from tests.support.loopback import LoopbackHTTPServer, LoopbackServer
 
 SERVICE = ("oddService", "v1")
 BATCH_ID = "6f1c1d2e-5a4b-4c3d-9e8f-0a1b2c3d4e5f"
@@ -160,45 +160,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(LoopbackHTTPServer):
     script: Script
     polls: list[float]
     lock: threading.Lock
 
 
-class OddProgressServer:
+class OddProgressServer(LoopbackServer):
     """A web node whose one batch runs forever with scripted counts, on a free loopback port.
 
     :attr:`polls` holds the (monotonic) time of every status poll it answered.
     """
 
     def __init__(self, script: Script) -> None:
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.script = script
-        self._server.polls = []
-        self._server.lock = threading.Lock()
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        server = _Server(_Handler)
+        server.script = script
+        server.polls = []
+        server.lock = threading.Lock()
+        self._odd = server
+        super().__init__(server)
 
     @property
     def polls(self) -> list[float]:
-        with self._server.lock:
-            return list(self._server.polls)
-
-    def __enter__(self) -> OddProgressServer:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(10)
+        with self._odd.lock:
+            return list(self._odd.polls)
 
 
 #: How long each trigger runs, and its intervals.
