@@ -63,7 +63,7 @@ class TransportConfig:
 
     :param verify: TLS verification: True, False, or the path of a CA bundle.
     :param timeout: seconds allowed for each request.
-    :param trust_env: honour the proxy variables and ``.netrc``.
+    :param trust_env: honour the proxy variables (both transports, by requests' rules).
     :param user_agent: the ``User-Agent`` sent (the provider and its version).
     """
 
@@ -98,7 +98,7 @@ class MrsDeployConnectionSettings:
         instead of exhausting the worker's memory.
     :param max_download_bytes: largest file streamed by ``iter_batch_file``; None for no limit.
     :param trust_env: honour the proxy variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
-        ``NO_PROXY``) and ``.netrc``, on both transports alike.
+        ``NO_PROXY``), on both transports alike (by requests' rules: see ``hooks.proxies``).
     """
 
     base_url: str

@@ -20,6 +20,7 @@ from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.headers import register_case_insensitive
 from airflow_provider.api.limits import BodyCollector
 from airflow_provider.compat import async_timeout
+from airflow_provider.hooks.proxies import environment_proxy
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import (
     Failure,
@@ -70,8 +71,9 @@ def build_session(
         connector=aiohttp.TCPConnector(ssl=tls, limit=limit),
         headers=config.headers,
         timeout=aiohttp.ClientTimeout(total=config.timeout),
-        # Proxies from the environment, exactly when the blocking session uses them.
-        trust_env=config.trust_env,
+        # Proxies from the environment are looked up by ``send`` (hooks.proxies), exactly as
+        # the blocking session looks them up, without aiohttp's thread hop per request.
+        trust_env=False,
     )
 
 
@@ -94,13 +96,15 @@ async def send(
     if outgoing.token is not None:
         headers["Authorization"] = f"Bearer {outgoing.token}"
     seconds = request_timeout(settings.timeout)
+    url = join_url(settings.base_url, request)
     response: aiohttp.ClientResponse | None = None
     try:
         # The whole exchange, not each read: a server dripping bytes cannot stretch it.
         async with async_timeout(seconds):
             response = await session.request(
                 request.method,
-                join_url(settings.base_url, request),
+                url,
+                proxy=environment_proxy(url) if settings.trust_env else None,
                 params=request.params or None,
                 json=request.json,
                 headers=headers,

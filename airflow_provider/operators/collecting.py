@@ -10,13 +10,16 @@ a repair replaces what it re-scored and touches nothing else.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import gc
 from collections.abc import (
     AsyncIterator,
     Awaitable,
     Callable,
     Collection,
     Coroutine,
+    Iterator,
     Mapping,
     Sequence,
 )
@@ -314,7 +317,8 @@ class Collector:
             rows = [row for row in rows if row[0].global_index in chosen]
         writer = OutputWriter(destination, logger=self.log)
         kept = [f.path for f in kept_files]
-        landed = run_coroutine(lambda: self._aland(ref, writer, [rendered.name, *kept], rows))
+        with frozen_heap():
+            landed = run_coroutine(lambda: self._aland(ref, writer, [rendered.name, *kept], rows))
         files = [*landed, *kept_files]
         table_path = writer.write_table(rendered)
         writer.remove_leftovers([table_path, *(f.path for f in files)])
@@ -464,6 +468,22 @@ class Collector:
             if not self._declares_files:
                 return ()
         return None
+
+
+@contextlib.contextmanager
+def frozen_heap() -> Iterator[None]:
+    """Keep the objects alive now (the table, every row's result) out of the collector's
+    passes while files land.
+
+    Landing thousands of files allocates enough for the collector to run every few files, and
+    each of its full passes would walk the whole table again: about a tenth of the landing's
+    CPU. Frozen objects are still freed once unreferenced after :func:`gc.unfreeze`.
+    """
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def new_table(service: ServiceInfo) -> OutputsTable:
