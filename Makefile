@@ -15,7 +15,8 @@ MIN_TESTS := tests/unit tests/api tests/hooks tests/operators tests/sensors test
 	tests/outputs tests/triggers tests/dags \
 	tests/integrations tests/test_provider_info.py
 
-.PHONY: venv demo test test-main test-e2e test-min lint typecheck clean serve lock bench docs
+.PHONY: venv demo test test-main test-e2e test-distributed test-min lint typecheck clean serve lock \
+	bench docs distributed-deps
 
 venv: $(STAMP) $(COMPAT_STAMP)
 
@@ -49,15 +50,34 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-# The whole suite: static checks, the parallel suite, the real-processes suite, then the
-# oldest supported Airflow.
-test: lint typecheck test-main test-e2e test-min
+# The whole suite: static checks, the parallel suite, the real-processes suite, the
+# distributed deployment, then the oldest supported Airflow.
+test: lint typecheck test-main test-e2e test-distributed test-min
 
 test-main: venv
 	$(BIN)/python -m pytest -n 2 -m "not e2e" tests
 
 test-e2e: venv
-	$(BIN)/python -m pytest -m e2e tests/e2e
+	$(BIN)/python -m pytest -m "e2e and not distributed" tests/e2e
+
+# PostgreSQL, Redis, Celery workers and two triggerers on loopback (docs/e2e.md).
+test-distributed: venv distributed-deps
+	$(BIN)/python -m pytest -m "e2e and distributed" tests/distributed
+
+# The servers the distributed suite starts itself: redis-server (the Celery broker) and
+# PostgreSQL's initdb/postgres (the metadata database), installed from Debian's packages
+# when missing.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+distributed-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	{ command -v initdb || ls /usr/lib/postgresql/*/bin/initdb; } >/dev/null 2>&1 \
+		|| missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing$$missing from Debian's packages"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
 
 test-min: $(MIN_STAMP)
 	$(MIN_VENV)/bin/python -m pytest -n 2 -m "not e2e" $(MIN_TESTS)

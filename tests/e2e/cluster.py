@@ -78,6 +78,9 @@ class AirflowCluster:
     :param config: Airflow settings, ``{("section", "key"): value}``, over the defaults here.
     """
 
+    #: The Airflow components started, in start order (stopped in reverse).
+    components: tuple[str, ...] = COMPONENTS
+
     def __init__(
         self,
         root: Path,
@@ -99,7 +102,7 @@ class AirflowCluster:
         self.marker = secrets.token_hex(8)
         self.env = self._environment(env or {}, config or {})
         self.api = AirflowApi(self.base_url)
-        self.processes = {name: self._component(name) for name in COMPONENTS}
+        self.processes = {name: self._component(name) for name in self.components}
         self._expected_down: set[str] = set()
 
     # -- configuration -----------------------------------------------------------------------
@@ -198,7 +201,7 @@ class AirflowCluster:
 
     def stop(self) -> None:
         """Stop every component and anything they left behind. Safe to repeat."""
-        for name in reversed(COMPONENTS):
+        for name in reversed(self.components):
             self.processes[name].stop()
         stray = self.leftover_processes()
         kill_processes(stray)

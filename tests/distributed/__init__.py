@@ -1,0 +1,1 @@
+"""Distributed deployment suite: PostgreSQL, Celery workers on Redis, two triggerers."""
