@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -97,12 +98,16 @@ class BatchSet:
     :param parts: the batches, in input order.
     :param planned_batches: how many batches the submission meant to start (a crash may have
         stopped it part-way); the number of parts by default.
+    :param records_sha256: the fingerprint of the rows sent (SHA-256 over each batch body's
+        SHA-256), when Submit sent them: a task given the records again (Collect's or a
+        repair's ``records=``, possibly read on another worker) checks it saw the same rows.
     """
 
     service_name: str
     service_version: str
     parts: tuple[BatchPart, ...]
     planned_batches: int | None = None
+    records_sha256: str | None = None
 
     def __post_init__(self) -> None:
         if not self.parts:
@@ -162,7 +167,13 @@ class BatchSet:
         """This set followed by ``parts`` (batches that replace some of its rows)."""
         added = tuple(parts)
         planned = (self.planned_batches or len(self.parts)) + len(added)
-        return BatchSet(self.service_name, self.service_version, self.parts + added, planned)
+        return BatchSet(
+            self.service_name,
+            self.service_version,
+            self.parts + added,
+            planned,
+            self.records_sha256,
+        )
 
     @property
     def base_parts(self) -> tuple[BatchPart, ...]:
@@ -202,7 +213,7 @@ class BatchSet:
 
     def to_json(self) -> dict[str, Any]:
         """The plain, versioned JSON form (XCom, state store, trigger kwargs, events)."""
-        return {
+        value = {
             "kind": KIND,
             "version": VERSION,
             "service_name": self.service_name,
@@ -210,6 +221,9 @@ class BatchSet:
             "batches": [part.to_json() for part in self.parts],
             "planned_batches": self.planned_batches,
         }
+        if self.records_sha256 is not None:
+            value["records_sha256"] = self.records_sha256
+        return value
 
     @classmethod
     def from_json(cls, value: Any) -> BatchSet:
@@ -234,7 +248,12 @@ class BatchSet:
         if planned is not None and (not _count(planned) or planned < len(batches)):
             raise MrsDeployBatchSetError(f"batch set with a bad planned_batches: {shown(value)}")
         parts = tuple(_part(item) for item in batches)
-        return cls(service_name, service_version, parts, planned)
+        fingerprint = value.get("records_sha256")
+        if fingerprint is not None and not (
+            isinstance(fingerprint, str) and re.fullmatch("[0-9a-f]{64}", fingerprint)
+        ):
+            raise MrsDeployBatchSetError(f"batch set with a bad records_sha256: {shown(value)}")
+        return cls(service_name, service_version, parts, planned, fingerprint)
 
 
 def _count(value: Any) -> bool:

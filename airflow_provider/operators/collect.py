@@ -16,6 +16,7 @@ from airflow_provider.operators.collecting import (
     CollectOptions,
     Collector,
     apply_failure_policy,
+    check_same_records,
     new_table,
 )
 from airflow_provider.operators.templating import is_template
@@ -165,6 +166,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             from airflow_provider.records.read import load_records  # pandas: at run time only
 
             inputs = load_records(self.records, self.records_format)
+            check_same_records(inputs, service, ref)
         summary = collector.write(
             ref,
             read,

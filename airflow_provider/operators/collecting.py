@@ -31,7 +31,7 @@ from airflow_provider.api import BatchStatus, ExecutionResult, MrsDeployError
 from airflow_provider.api.identifiers import shown
 from airflow_provider.api.models import decode_output_file
 from airflow_provider.batch_set import BatchPart, BatchSet
-from airflow_provider.exceptions import MrsDeployFailedRowsError
+from airflow_provider.exceptions import MrsDeployFailedRowsError, MrsDeployRecordsError
 from airflow_provider.outputs import (
     OutputFormat,
     OutputsTable,
@@ -335,6 +335,8 @@ class Collector:
             files=files,
             renamed_outputs=table.renamed_outputs,
         )
+        if ref.records_sha256 is not None:
+            manifest["records_sha256"] = ref.records_sha256
         manifest.update(manifest_extra or {})
         manifest_path = writer.finish(manifest)
         return CollectedSummary(
@@ -484,6 +486,36 @@ def frozen_heap() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def check_same_records(records: pd.DataFrame, service: ServiceInfo, ref: BatchSet) -> None:
+    """Refuse records that are not the rows Submit sent, when Submit fingerprinted them.
+
+    A task given ``records=`` reads them again, maybe on another worker, maybe after the file
+    changed: the table would silently pair outputs with other inputs, and a repair would
+    re-score other rows.
+
+    :raises MrsDeployRecordsError: the records differ from what was sent.
+    """
+    counts = [part.row_count for part in ref.base_parts]
+    if ref.records_sha256 is None or any(count is None for count in counts):
+        return
+    from airflow_provider.records.check import prepare_records
+    from airflow_provider.records.encode import records_fingerprint
+
+    try:
+        prepared = prepare_records(records, service.input_parameters)
+        same = records_fingerprint(prepared, [int(c or 0) for c in counts]) == ref.records_sha256
+        problem = "" if same else "their service inputs differ"
+    except MrsDeployRecordsError as err:  # the rows sent were valid: these are others
+        problem = str(err)
+    if problem:
+        raise MrsDeployRecordsError(
+            f"the records given are not the rows submitted in {ref.describe()} ({problem}): "
+            "the file changed since Submit, or this worker reads another file at the same "
+            "path. Give a location every worker reads alike (object storage), and leave it "
+            "unchanged until the run is collected."
+        )
 
 
 def new_table(service: ServiceInfo) -> OutputsTable:

@@ -23,6 +23,7 @@ from airflow_provider.operators.collecting import (
     CollectOptions,
     Collector,
     apply_failure_policy,
+    check_same_records,
     new_table,
 )
 from airflow_provider.operators.submission import (
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context, ObjectStoragePath
 
+    from airflow_provider.api import ServiceInfo
     from airflow_provider.hooks import MrsDeployHook
 
 #: XCom key of the batch set an attempt started (read back by Airflow's deferral backstop).
@@ -302,7 +304,7 @@ class MrsDeployRepairFailedRowsOperator(BaseOperator):
         parallel_count = run_time_parallel_count(self.parallel_count)
         name, version = run.batch_set.service_name, run.batch_set.service_version
         service = self.hook.get_service(name, version)
-        source = self._records(destination, run)
+        source = self._records(destination, run, service)
         frame = source.iloc[list(failed)].reset_index(drop=True)
         frame.attrs.update(source.attrs)
         frame.attrs[ROWS_ATTR] = (
@@ -439,8 +441,11 @@ class MrsDeployRepairFailedRowsOperator(BaseOperator):
 
     # -- inputs -------------------------------------------------------------------------
 
-    def _records(self, destination: ObjectStoragePath, run: CollectedRun) -> pd.DataFrame:
-        """Every row's inputs: from ``records``, else from the table's input columns."""
+    def _records(
+        self, destination: ObjectStoragePath, run: CollectedRun, service: ServiceInfo
+    ) -> pd.DataFrame:
+        """Every row's inputs: from ``records`` (checked to be the rows submitted, when Submit
+        fingerprinted them), else from the table's input columns."""
         if self.records is not None:
             from airflow_provider.records.read import load_records
 
@@ -450,6 +455,7 @@ class MrsDeployRepairFailedRowsOperator(BaseOperator):
                     f"records hold {len(frame)} rows but the collected run at {destination} "
                     f"has {run.rows}: give the records that were submitted, in the same order"
                 )
+            check_same_records(frame, service, run.batch_set)
             return frame
         inputs = self._table_inputs(destination, run)
         if inputs is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from functools import cached_property, partial
@@ -205,7 +206,11 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         """Check the records against the service and start one batch per chunk of rows."""
         # pandas and pyarrow are imported here, when the task runs, never when the DAG is parsed.
         from airflow_provider.records.check import check_has_rows, prepare_records
-        from airflow_provider.records.encode import iter_encoded_records
+        from airflow_provider.records.encode import (
+            DigestingBody,
+            combine_digests,
+            iter_encoded_records,
+        )
 
         parallel_count = run_time_parallel_count(self.parallel_count)
         frame = self._read_records()
@@ -225,14 +230,22 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
             len(parts),
             parallel_count,
         )
+        bodies = [DigestingBody(partial(iter_encoded_records, part)) for part in parts]
         batch_set = start_batches(
             self.hook,
             (self.service_name, self.service_version),
-            [(partial(iter_encoded_records, part), part.row_count) for part in parts],
+            [(body, part.row_count) for body, part in zip(bodies, parts, strict=True)],
             parallel_count,
             store.save,
             self._started,
         )
+        digests = [body.digest for body in bodies]
+        if all(digest is not None for digest in digests):
+            # What a later task given the records again checks it sees (possibly on another
+            # worker, which may read another file at the same path).
+            fingerprint = combine_digests([str(digest) for digest in digests])
+            batch_set = dataclasses.replace(batch_set, records_sha256=fingerprint)
+            store.save(batch_set)
         self.log.info("Started %s", batch_set.describe())
         return batch_set
 

@@ -107,6 +107,7 @@ def collected_run(manifest: Mapping[str, Any], where: str) -> CollectedRun:
                 "service_name": service["name"],
                 "service_version": service["version"],
                 "batches": list(entries),
+                "records_sha256": manifest.get("records_sha256"),
             }
         )
         output_format = OutputFormat.parse(table["format"])

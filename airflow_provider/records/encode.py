@@ -3,8 +3,9 @@ input names to values, built a column at a time and yielded in chunks."""
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import msgspec
@@ -136,3 +137,52 @@ def _encode_value(value: Any) -> bytes:
 def encode_records(prepared: PreparedRecords) -> bytes:
     """The whole batch body as bytes (one JSON array of row objects)."""
     return b"".join(iter_encoded_records(prepared))
+
+
+class DigestingBody:
+    """A batch body supplier that also fingerprints what it sends: call it for every attempt
+    (as the hook does), and :attr:`digest` is the SHA-256 of the last body sent whole.
+
+    :param supply: returns the body's chunks (e.g. ``partial(iter_encoded_records, part)``).
+    """
+
+    def __init__(self, supply: Callable[[], Iterable[bytes]]) -> None:
+        self._supply = supply
+        self.digest: str | None = None
+
+    def __call__(self) -> Iterator[bytes]:
+        hasher = hashlib.sha256()
+        for chunk in self._supply():
+            hasher.update(chunk)
+            yield chunk
+        self.digest = hasher.hexdigest()
+
+
+def combine_digests(digests: Sequence[str]) -> str:
+    """The fingerprint of a submission: one SHA-256 over its batches' body digests, in order."""
+    return hashlib.sha256("\n".join(digests).encode("ascii")).hexdigest()
+
+
+def records_fingerprint(prepared: PreparedRecords, row_counts: Sequence[int]) -> str:
+    """The fingerprint Submit recorded, computed again from records: the records, checked
+    against the same service, cut into batches of ``row_counts`` rows and encoded the same
+    way, give the same fingerprint exactly when the same rows were sent.
+
+    :raises MrsDeployRecordsError: the records do not hold the batches' rows.
+    """
+    if sum(row_counts) != prepared.row_count:
+        raise MrsDeployRecordsError(
+            f"the records hold {prepared.row_count} rows, but {sum(row_counts)} were submitted"
+        )
+    digests, start = [], 0
+    for count in row_counts:
+        part = PreparedRecords(
+            prepared.frame.iloc[start : start + count].reset_index(drop=True),
+            prepared.dropped_columns,
+        )
+        hasher = hashlib.sha256()
+        for chunk in iter_encoded_records(part):
+            hasher.update(chunk)
+        digests.append(hasher.hexdigest())
+        start += count
+    return combine_digests(digests)

@@ -17,6 +17,7 @@ import pytest
 
 from airflow_provider.api import MrsDeployError
 from airflow_provider.batch_set import BatchPart, BatchSet, MrsDeployBatchSetError
+from airflow_provider.exceptions import MrsDeployRecordsError
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeployCollectBatchOperator
 from airflow_provider.operators.collect import MrsDeployFailedRowsError
@@ -354,3 +355,23 @@ def test_a_batch_set_out_of_input_order_is_refused_before_writing(
     with pytest.raises(MrsDeployError, match="not in input order"):
         collect(swapped.to_json(), tmp_path / "out").execute(task_context)
     assert not (tmp_path / "out").exists()
+
+
+def test_records_that_are_not_the_rows_submitted_are_refused(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    """Collect reads ``records`` again, maybe on another worker or after the file changed:
+    the fingerprint Submit recorded catches other rows before anything is written."""
+    batch_set = submitted(task_context, CARS, max_records_per_batch=3)
+    fingerprint = BatchSet.from_json(batch_set).records_sha256
+    assert fingerprint is not None and len(fingerprint) == 64
+    changed = [dict(car) for car in CARS]
+    changed[3]["wt"] = 1.9
+    with pytest.raises(MrsDeployRecordsError, match="not the rows submitted"):
+        collect(batch_set, tmp_path / "other", records=changed).execute(task_context)
+    assert not (tmp_path / "other").exists()
+    # Extra columns and another column order do not matter: only what was sent does.
+    same = [{"wt": car["wt"], "model": f"car {i}", "hp": car["hp"]} for i, car in enumerate(CARS)]
+    collect(batch_set, tmp_path / "same", records=same).execute(task_context)
+    manifest = json.loads((tmp_path / "same" / "manifest.json").read_text())
+    assert manifest["records_sha256"] == fingerprint

@@ -223,9 +223,9 @@ def test_unknown_inputs_are_refused_before_anything_is_sent(
         repair(destination).execute(task_context)
     with pytest.raises(MrsDeployRecordsError, match=r"hold 2 rows but .* has 5"):
         repair(destination, records=CARS[:2]).execute(task_context)
-    with pytest.raises(MrsDeployRecordsError, match=r"row 1, column 'hp'.*table row \[1, 4\]"):
+    with pytest.raises(MrsDeployRecordsError, match=r"not the rows submitted .*row 4, column 'hp'"):
         bad = [dict(car) for car in CARS]
-        bad[4]["hp"] = "fast"  # the second failed row: row 1 of the rows re-sent
+        bad[4]["hp"] = "fast"
         repair(destination, records=bad).execute(task_context)
     assert server_batches() == batches
 
@@ -338,3 +338,17 @@ def test_a_repair_batch_that_disagrees_with_its_row_map_is_refused(
         with pytest.raises(MrsDeployError, match=message):
             collect.execute(task_context)
         assert (destination / MANIFEST_NAME).read_text() == before
+
+
+def test_records_that_changed_since_submit_are_refused_before_anything_is_sent(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+) -> None:
+    faults({"service": "mtService", "failRows": [1]})
+    destination = tmp_path / "scores"
+    scored(task_context, destination)
+    batches = server_batches()
+    changed = [dict(car) for car in CARS]
+    changed[0]["hp"] = 111  # a row that did not even fail: still other records
+    with pytest.raises(MrsDeployRecordsError, match="not the rows submitted"):
+        repair(destination, records=changed).execute(task_context)
+    assert server_batches() == batches

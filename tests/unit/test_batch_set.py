@@ -174,3 +174,13 @@ def test_bad_row_maps_are_refused(entry: dict[str, Any], message: str) -> None:
     value = {**BatchSet.of_ids(SERVICE, ["a"]).to_json(), "batches": batches, "planned_batches": 2}
     with pytest.raises(MrsDeployBatchSetError, match=message):
         BatchSet.from_json(value)
+
+
+def test_the_records_fingerprint_travels_with_the_set_and_is_checked() -> None:
+    fingerprint = "ab" * 32
+    batch_set = BatchSet(*SERVICE, (BatchPart("a", 0, 2),), records_sha256=fingerprint)
+    assert BatchSet.from_json(batch_set.to_json()) == batch_set
+    assert batch_set.extended([BatchPart("r", rows=(1,))]).records_sha256 == fingerprint
+    for bad in ("AB" * 32, "ab", 7):
+        with pytest.raises(MrsDeployBatchSetError, match="records_sha256"):
+            BatchSet.from_json({**batch_set.to_json(), "records_sha256": bad})
