@@ -254,11 +254,13 @@ def get_batch_results(name: str, version: str, batch_id: str) -> ApiRequest:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def get_batch_progress(name: str, version: str, batch_id: str) -> ApiRequest:
     """``GET /api/{name}/{version}/batch/{id}`` for its state and counts only.
 
     The answer is read until they are known: they come before the results, which for a
-    finished batch hold every row and are not wanted.
+    finished batch hold every row and are not wanted. Built once per batch (the request is
+    immutable): a waiting batch is polled with the same request again and again.
 
     :param name: service name.
     :param version: service version.

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import weakref
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -67,14 +69,29 @@ def build_session(
     :param limit: connections kept open at most.
     """
     config = settings.transport
-    return aiohttp.ClientSession(
+    session = aiohttp.ClientSession(
         connector=aiohttp.TCPConnector(ssl=tls, limit=limit),
         headers=config.headers,
         timeout=aiohttp.ClientTimeout(total=config.timeout),
-        # Proxies from the environment are looked up by ``send`` (hooks.proxies), exactly as
-        # the blocking session looks them up, without aiohttp's thread hop per request.
+        # The proxy from the environment is decided here, once (a session serves one server:
+        # see async_sessions.SessionKey), by the blocking session's rules (hooks.proxies),
+        # instead of by aiohttp in a worker thread for every request.
         trust_env=False,
     )
+    _PROXIES[session] = environment_proxy(settings.base_url) if config.trust_env else None
+    return session
+
+
+#: The proxy of each session built by :func:`build_session` (None: straight to the server).
+_PROXIES: weakref.WeakKeyDictionary[aiohttp.ClientSession, str | None] = weakref.WeakKeyDictionary()
+
+
+def _proxy(session: aiohttp.ClientSession, settings: MrsDeployConnectionSettings, url: str) -> Any:
+    """The session's proxy; decided now for a session built elsewhere."""
+    try:
+        return _PROXIES[session]
+    except KeyError:
+        return environment_proxy(url) if settings.trust_env else None
 
 
 async def send(
@@ -104,7 +121,7 @@ async def send(
             response = await session.request(
                 request.method,
                 url,
-                proxy=environment_proxy(url) if settings.trust_env else None,
+                proxy=_proxy(session, settings, url),
                 params=request.params or None,
                 json=request.json,
                 headers=headers,
