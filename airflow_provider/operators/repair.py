@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider.api.calls import check_parallel_count
 from airflow_provider.batch_set import BatchSet
-from airflow_provider.compat import default_deferrable
 from airflow_provider.exceptions import (
     MrsDeployOutputsError,
     MrsDeployRecordsError,
     MrsDeploySubmissionKilledError,
 )
+from airflow_provider.operators.batch_wait import BatchWaitingOperator
 from airflow_provider.operators.collecting import (
     CollectedSummary,
     CollectOptions,
@@ -46,14 +43,10 @@ from airflow_provider.outputs.collected import (
 )
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL
 from airflow_provider.outputs.table import INPUT_PREFIX
-from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting.events import BatchEvent
 from airflow_provider.waiting.tasks import (
     complete_from_event,
-    compute_deadline,
     deferral_timed_out,
-    deferral_timeout,
-    wait_until_done,
 )
 
 if TYPE_CHECKING:
@@ -70,7 +63,7 @@ XCOM_REPAIR_BATCH_SET = "repair_batch_set"
 STATE_KEY_PREFIX = "mrsdeploy_repair_attempt_"
 
 
-class MrsDeployRepairFailedRowsOperator(BaseOperator):
+class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
     """Re-score the failed rows of a collected run and merge them into the same destination.
 
     Reads the destination's ``manifest.json`` (written by the Collect operator), re-submits
@@ -162,12 +155,14 @@ class MrsDeployRepairFailedRowsOperator(BaseOperator):
         self.max_attempts = max_attempts
         self.parallel_count = parallel_count
         self.max_records_per_batch = max_records_per_batch
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max_poll_interval
-        self.timeout = timeout
-        self.cancel_on_timeout = cancel_on_timeout
-        self.cancel_on_kill = cancel_on_kill
+        self._init_wait(
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            timeout=timeout,
+            cancel_on_timeout=cancel_on_timeout,
+            cancel_on_kill=cancel_on_kill,
+        )
         self.options = CollectOptions(
             include_files=include_files,
             file_listing=file_listing,
@@ -207,30 +202,8 @@ class MrsDeployRepairFailedRowsOperator(BaseOperator):
             return self._report(run, failed)
         repair_set = self._start_attempt(context, destination, run, failed, attempt)
         context["ti"].xcom_push(key=XCOM_REPAIR_BATCH_SET, value=repair_set.to_json())
-        now = time.time()
-        deadline = compute_deadline(now, self.timeout, self.execution_timeout)
         self._handed_over = True
-        if self.deferrable:
-            self.defer(
-                trigger=MrsDeployBatchTrigger(
-                    batch_set=repair_set,
-                    mrsdeploy_conn_id=self.mrsdeploy_conn_id,
-                    poll_interval=self.poll_interval,
-                    max_poll_interval=self.max_poll_interval,
-                    deadline=deadline,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
-                method_name="execute_complete",
-                kwargs={"attempt": attempt},
-                timeout=deferral_timeout(deadline, now),
-            )
-        wait_until_done(
-            self.hook,
-            repair_set,
-            poll_interval=self.poll_interval,
-            deadline=deadline,
-            cancel_on_timeout=self.cancel_on_timeout,
-        )
+        self._wait_for(repair_set, resume_kwargs={"attempt": attempt})
         return self._merge_and_go_on(context, attempt, repair_set)
 
     def execute_complete(

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from collections.abc import Sequence
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from airflow_provider.api.calls import check_parallel_count
 from airflow_provider.batch_set import XCOM_BATCH_SET, BatchSet
-from airflow_provider.compat import default_deferrable
 from airflow_provider.links import XCOM_STATUS_URL, MrsDeployBatchLink, batch_status_url
+from airflow_provider.operators.batch_wait import BatchWaitingOperator
 from airflow_provider.operators.submission import (
     MrsDeploySubmissionKilledError,
     StartedBatches,
@@ -24,14 +21,10 @@ from airflow_provider.operators.submission import (
 )
 from airflow_provider.operators.templating import is_template
 from airflow_provider.records.sql import DEFAULT_SQL_CHUNK_ROWS, read_sql_records
-from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting.events import BatchEvent
 from airflow_provider.waiting.tasks import (
     complete_from_event,
-    compute_deadline,
     deferral_timed_out,
-    deferral_timeout,
-    wait_until_done,
 )
 
 if TYPE_CHECKING:
@@ -41,7 +34,7 @@ if TYPE_CHECKING:
     from airflow_provider.records.check import PreparedRecords
 
 
-class MrsDeploySubmitBatchOperator(BaseOperator):
+class MrsDeploySubmitBatchOperator(BatchWaitingOperator):
     """Send records to a published service as one batch execution and start it.
 
     The records are checked against the service's input definitions before anything is sent:
@@ -137,12 +130,14 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
         self.max_records_per_batch = max_records_per_batch
         self.mrsdeploy_conn_id = mrsdeploy_conn_id
         self.wait_for_completion = wait_for_completion
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max_poll_interval
-        self.timeout = timeout
-        self.cancel_on_timeout = cancel_on_timeout
-        self.cancel_on_kill = cancel_on_kill
+        self._init_wait(
+            deferrable=deferrable,
+            poll_interval=poll_interval,
+            max_poll_interval=max_poll_interval,
+            timeout=timeout,
+            cancel_on_timeout=cancel_on_timeout,
+            cancel_on_kill=cancel_on_kill,
+        )
         self._ref: BatchSet | None = None
         #: The batches started so far while submitting (what ``on_kill`` cancels then).
         self._started: StartedBatches | None = None
@@ -175,30 +170,7 @@ class MrsDeploySubmitBatchOperator(BaseOperator):
             ),
         )
         self._stop_if_killed(reattached)
-        now = time.time()
-        deadline = compute_deadline(now, self.timeout, self.execution_timeout)
-        if self.deferrable:
-            self.defer(
-                trigger=MrsDeployBatchTrigger(
-                    batch_set=ref,
-                    mrsdeploy_conn_id=self.mrsdeploy_conn_id,
-                    poll_interval=self.poll_interval,
-                    max_poll_interval=self.max_poll_interval,
-                    deadline=deadline,
-                    cancel_on_kill=self.cancel_on_kill,
-                ),
-                method_name="execute_complete",
-                # Airflow's backstop, should the trigger be unable to report the deadline.
-                timeout=deferral_timeout(deadline, now),
-            )
-        if self.wait_for_completion:
-            wait_until_done(
-                self.hook,
-                ref,
-                poll_interval=self.poll_interval,
-                deadline=deadline,
-                cancel_on_timeout=self.cancel_on_timeout,
-            )
+        self._wait_for(ref, in_worker=self.wait_for_completion)
         store.forget()
         return ref.to_json()
 
