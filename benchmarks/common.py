@@ -82,6 +82,22 @@ def connection_env(url: str, password: str) -> str:
     )
 
 
+def without_trust_env(conn: str) -> str:
+    """A connection's ``AIRFLOW_CONN_...`` JSON with the extra ``trust_env: false``: aiohttp
+    and requests then read no proxy variables or ``.netrc`` for its requests."""
+    parsed = json.loads(conn)
+    parsed["extra"] = {**parsed.get("extra", {}), "trust_env": False}
+    return json.dumps(parsed)
+
+
+def load_average() -> str:
+    """The machine's 1-minute load average (what else runs shows in the CPU figures too)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "unknown"
+
+
 @contextmanager
 def reference_server(workdir: Path, *extra_args: str) -> Iterator[Any]:
     """The reference server with the benchmark services, stopped on exit."""

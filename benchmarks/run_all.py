@@ -13,7 +13,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-SCRIPTS = ("bench_submit", "bench_collect", "bench_wait", "bench_e2e")
+SCRIPTS = (
+    "bench_submit",
+    "bench_collect",
+    "bench_cpu",
+    "bench_wait",
+    "bench_large_batch",
+    "bench_e2e",
+)
 
 
 def main() -> int:

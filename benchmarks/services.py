@@ -40,6 +40,11 @@ def file_row(ctx: ServiceContext, inputs: dict[str, Any]) -> dict[str, Any]:
     return {"value": row * 2}
 
 
+def tiny(ctx: ServiceContext, inputs: dict[str, Any]) -> dict[str, Any]:
+    """The least a service can do: its integer input back (large batches, built cheaply)."""
+    return {"y": int(inputs["i"])}
+
+
 def sleeper(ctx: ServiceContext, inputs: dict[str, Any]) -> dict[str, Any]:
     """Sleeps ``seconds`` (keeps a batch running while waiting is measured)."""
     time.sleep(float(inputs["seconds"]))
@@ -61,6 +66,13 @@ SERVICES: list[dict[str, Any]] = [
         "inputParameterDefinitions": [{"name": "i", "type": "integer"}],
         "outputParameterDefinitions": [{"name": "value", "type": "integer"}],
         "outputFileNames": ["report.txt"],
+    },
+    {
+        "name": "tinyService",
+        "version": "v1",
+        "callable": f"{_MODULE}:tiny",
+        "inputParameterDefinitions": [{"name": "i", "type": "integer"}],
+        "outputParameterDefinitions": [{"name": "y", "type": "integer"}],
     },
     {
         "name": "sleepService",
