@@ -37,6 +37,7 @@ Run: ``python -m benchmarks.bench_cpu [--quick] [--profile]``.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import gc
 import json
 import os
@@ -247,6 +248,7 @@ def main() -> None:
     rows = 2_000 if args.quick else 10_000
     rounds = 2 if args.quick else 3
     workdir = Path(tempfile.mkdtemp(prefix="mrsdeploy-bench-cpu-", dir=ram_disk()))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # also when a step fails
     airflow_home()
     runs: dict[str, list[dict[str, Any]]] = {method: [] for method in METHODS}
     profiles: dict[str, list[str]] = {}

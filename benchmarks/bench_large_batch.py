@@ -34,6 +34,7 @@ Run: ``python -m benchmarks.bench_large_batch [--quick] [--rows N]``.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -180,6 +181,7 @@ def main() -> None:
         return
     rows = args.rows or (100_000 if args.quick else TARGET_ROWS)
     workdir = Path(tempfile.mkdtemp(prefix="mrsdeploy-bench-large-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # also when a step fails
     airflow_home()
     runs: dict[str, list[dict[str, Any]]] = {way: [] for way in WAYS}
     with reference_server(workdir, "--max-parallel-count", "100") as server:
