@@ -50,10 +50,18 @@ def new_session(settings: MrsDeployConnectionSettings) -> requests.Session:
     session.headers.update(config.headers)
     session.verify = config.verify
     session.trust_env = config.trust_env
+    # Authentication is the flow's (a bearer token in the headers): with no auth of its own,
+    # requests would take credentials from ~/.netrc and replace that header with Basic auth.
+    session.auth = _headers_as_set
     # Connections that join the sending thread's deadline guard (see the watchdog module).
     session.mount("http://", GuardedAdapter())
     session.mount("https://", GuardedAdapter())
     return session
+
+
+def _headers_as_set(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The session's authentication: the request as the call flow built it."""
+    return request
 
 
 def _connect_failed(error: requests.ConnectionError) -> bool:
