@@ -105,8 +105,10 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         if self.asset is not None:
             kwargs["outlets"] = [*(kwargs.get("outlets") or []), self.asset]
         super().__init__(**kwargs)
-        if max_concurrent_downloads < 1:
-            raise ValueError("max_concurrent_downloads must be at least 1")
+        # Checked now, while the DAG is parsed (the same rules as the repair's).
+        options = CollectOptions(
+            include_files, file_listing, max_concurrent_downloads, progress_interval
+        )
         if not is_template(output_format):
             # A wrong format fails when the DAG is parsed, not after the batch has run; a
             # template is checked when rendered, before anything is fetched.
@@ -123,12 +125,8 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         self.max_failed_rows = max_failed_rows
         self.max_failed_ratio = max_failed_ratio
         self.mrsdeploy_conn_id = mrsdeploy_conn_id
-        if file_listing not in ("auto", "always"):
-            raise ValueError("file_listing must be 'auto' or 'always'")
-        self.file_listing = file_listing
-        if not progress_interval > 0:
-            raise ValueError("progress_interval must be a positive number of seconds")
-        self.progress_interval = progress_interval
+        self.file_listing = options.file_listing
+        self.progress_interval = options.progress_interval
         self._ref: BatchSet | None = None
 
     @cached_property

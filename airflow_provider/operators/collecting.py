@@ -89,6 +89,15 @@ class CollectOptions:
     max_concurrent_downloads: int = 8
     progress_interval: float = DEFAULT_INTERVAL
 
+    def __post_init__(self) -> None:
+        """Checked when built, which the operators do when the DAG is parsed."""
+        if self.max_concurrent_downloads < 1:
+            raise ValueError("max_concurrent_downloads must be at least 1")
+        if self.file_listing not in ("auto", "always"):
+            raise ValueError("file_listing must be 'auto' or 'always'")
+        if not self.progress_interval > 0:
+            raise ValueError("progress_interval must be a positive number of seconds")
+
 
 @dataclass
 class ReadRows:

@@ -141,12 +141,6 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
             raise ValueError(f"max_attempts must be a whole number >= 1, got {max_attempts!r}")
         if max_records_per_batch is not None and max_records_per_batch < 1:
             raise ValueError("max_records_per_batch must be at least 1")
-        if max_concurrent_downloads < 1:
-            raise ValueError("max_concurrent_downloads must be at least 1")
-        if file_listing not in ("auto", "always"):
-            raise ValueError("file_listing must be 'auto' or 'always'")
-        if not progress_interval > 0:
-            raise ValueError("progress_interval must be a positive number of seconds")
         if not is_template(parallel_count):
             check_parallel_count(parallel_count)
         self.destination = destination

@@ -315,18 +315,12 @@ class MrsDeploySubmitBatchOperator(BatchWaitingOperator):
 
 def split_records(prepared: PreparedRecords, max_rows: int | None) -> list[PreparedRecords]:
     """Cut the records into consecutive parts of at most ``max_rows`` rows (input order kept)."""
-    from airflow_provider.records.check import PreparedRecords
+    from airflow_provider.records.check import cut_records
 
     total = prepared.row_count
     if max_rows is None or total <= max_rows:
         return [prepared]
-    return [
-        PreparedRecords(
-            prepared.frame.iloc[start : start + max_rows].reset_index(drop=True),
-            prepared.dropped_columns,
-        )
-        for start in range(0, total, max_rows)
-    ]
+    return cut_records(prepared, [min(max_rows, total - s) for s in range(0, total, max_rows)])
 
 
 def run_time_parallel_count(value: object) -> int:

@@ -8,7 +8,7 @@ a run died after withdrawing the manifest, the journal still carries it (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -154,17 +154,12 @@ def _written(entry: Any) -> WrittenFile:
     )
 
 
-def failed_rows_of_table(
-    destination: ObjectStoragePath, run: CollectedRun, frame: Any = None
-) -> tuple[int, ...]:
+def failed_rows_of_table(destination: ObjectStoragePath, run: CollectedRun) -> tuple[int, ...]:
     """The failed rows, from the manifest, else from the table's ``success`` column (a
-    manifest written before failed rows were listed).
-
-    :param frame: the table, when already read.
-    """
+    manifest written before failed rows were listed)."""
     if run.failed_rows is not None:
         return run.failed_rows
-    table = frame if frame is not None else read_table(destination, run)
+    table = read_table(destination, run)
     failed = table.loc[~table["success"].astype(bool), "index"]
     return tuple(int(i) for i in failed)
 
@@ -190,8 +185,3 @@ def read_table(destination: ObjectStoragePath, run: CollectedRun) -> Any:
             "says; collect into this destination again before repairing it"
         )
     return frame
-
-
-def input_columns(frame: Any, prefix: str) -> Sequence[str]:
-    """The table's input columns (``input_<name>``), in order."""
-    return [str(c) for c in frame.columns if str(c).startswith(prefix)]

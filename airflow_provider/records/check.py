@@ -35,6 +35,16 @@ class PreparedRecords:
         return len(self.frame)
 
 
+def cut_records(prepared: PreparedRecords, row_counts: Sequence[int]) -> list[PreparedRecords]:
+    """The records cut into consecutive parts of ``row_counts`` rows (input order kept)."""
+    parts, start = [], 0
+    for count in row_counts:
+        frame = prepared.frame.iloc[start : start + count].reset_index(drop=True)
+        parts.append(PreparedRecords(frame, prepared.dropped_columns))
+        start += count
+    return parts
+
+
 def check_has_rows(frame: pd.DataFrame) -> None:
     """Refuse records without a row (the server would refuse the batch), naming the source.
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from airflow_provider.exceptions import MrsDeployRecordsError
-from airflow_provider.records.check import PreparedRecords, to_builtin
+from airflow_provider.records.check import PreparedRecords, cut_records, to_builtin
 
 #: Rows encoded per chunk of the request body; bounds the memory the encoder holds at once.
 ENCODE_CHUNK_ROWS = 20_000
@@ -174,15 +174,10 @@ def records_fingerprint(prepared: PreparedRecords, row_counts: Sequence[int]) ->
         raise MrsDeployRecordsError(
             f"the records hold {prepared.row_count} rows, but {sum(row_counts)} were submitted"
         )
-    digests, start = [], 0
-    for count in row_counts:
-        part = PreparedRecords(
-            prepared.frame.iloc[start : start + count].reset_index(drop=True),
-            prepared.dropped_columns,
-        )
+    digests = []
+    for part in cut_records(prepared, row_counts):
         hasher = hashlib.sha256()
         for chunk in iter_encoded_records(part):
             hasher.update(chunk)
         digests.append(hasher.hexdigest())
-        start += count
     return combine_digests(digests)
