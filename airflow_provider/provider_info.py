@@ -107,6 +107,23 @@ def provider_info() -> dict[str, Any]:
             }
         ],
         "extra-links": ["airflow_provider.links.MrsDeployBatchLink"],
+        "config": {
+            "mrsdeploy": {
+                "description": "Options of the mrsdeploy provider.",
+                "options": {
+                    "freeze_triggerer_heap": {
+                        "description": "When the first batch wait starts in a triggerer, move "
+                        "the objects alive then (Airflow and its imports) out of Python's "
+                        "garbage-collector passes (gc.freeze), so the collector's full passes "
+                        "do not stall every trigger of the process for 100 ms or more.",
+                        "version_added": "0.1.0",
+                        "type": "boolean",
+                        "example": "False",
+                        "default": "True",
+                    }
+                },
+            }
+        },
         "connection-types": [
             {
                 "connection-type": "mrsdeploy",

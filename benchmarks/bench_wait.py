@@ -35,7 +35,8 @@ reported. With ``--profile``, one more run of the provider and the bare client, 
 probe, profiles the steady window (cProfile counting the loop thread's CPU) and prints where
 the CPU goes. ``--cpu-only`` runs this measure alone.
 
-Run: ``python -m benchmarks.bench_wait [--quick] [--profile] [--cpu-only] [--trust-env-off]``.
+Run: ``python -m benchmarks.bench_wait [--quick] [--profile] [--cpu-only] [--trust-env-off]
+[--heap-unfrozen]``.
 """
 
 from __future__ import annotations
@@ -76,7 +77,10 @@ POLLERS = {
     "provider": "provider (MrsDeployBatchTrigger)",
     "bare": "bare aiohttp poll",
     "provider_no_env": "provider, connection extra trust_env=false",
+    "provider_unfrozen": "provider, freeze_triggerer_heap=False",
 }
+#: The optional pollers, and the flag that adds each.
+OPTIONAL_POLLERS = {"provider_no_env": "trust_env_off", "provider_unfrozen": "heap_unfrozen"}
 
 
 class StallProbe:
@@ -464,6 +468,13 @@ def main() -> None:
                 "--trust-env-off",
                 {"action": "store_true", "help": "CPU per poll with trust_env=false too"},
             ),
+            (
+                "--heap-unfrozen",
+                {
+                    "action": "store_true",
+                    "help": "CPU per poll and stalls with freeze_triggerer_heap off too",
+                },
+            ),
         ],
     )
     if args.child:
@@ -511,18 +522,22 @@ def main() -> None:
             "BENCH_URL": server.url,
             "BENCH_TOKEN": server.login(),
         }
-        envs = {
-            kind: {
-                **cpu_env,
-                "AIRFLOW_CONN_MRSDEPLOY_DEFAULT": without_trust_env(
-                    cpu_env["AIRFLOW_CONN_MRSDEPLOY_DEFAULT"]
-                ),
-            }
-            if kind == "provider_no_env"
-            else cpu_env
-            for kind in POLLERS
+        envs = {kind: cpu_env for kind in POLLERS}
+        envs["provider_no_env"] = {
+            **cpu_env,
+            "AIRFLOW_CONN_MRSDEPLOY_DEFAULT": without_trust_env(
+                cpu_env["AIRFLOW_CONN_MRSDEPLOY_DEFAULT"]
+            ),
         }
-        kinds = [k for k in POLLERS if k != "provider_no_env" or args.trust_env_off]
+        envs["provider_unfrozen"] = {
+            **cpu_env,
+            "AIRFLOW__MRSDEPLOY__FREEZE_TRIGGERER_HEAP": "False",
+        }
+        kinds = [
+            kind
+            for kind in POLLERS
+            if kind not in OPTIONAL_POLLERS or getattr(args, OPTIONAL_POLLERS[kind])
+        ]
         pollers: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
         for _ in range(2 if args.quick else CPU_ROUNDS):
             for kind in kinds:

@@ -12,6 +12,7 @@ told to.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 
 from airflow_provider.api.calls import ApiRequest, Expect
@@ -129,7 +130,11 @@ class BodyCollector:
         if not self.failed and not self._scanning:
             check_announced(headers, limit, what, "max_response_bytes")
         self._budget = ByteBudget(limit, what, "max_response_bytes")
-        self._body = bytearray()
+        # A BytesIO rather than a bytearray: its ``getvalue()`` hands over its own buffer
+        # (trimmed in place, not copied) when nothing else holds it, so a large answer is
+        # resident once when it is returned, not twice (``bytes(bytearray)`` copies it).
+        self._body = io.BytesIO()
+        self._size = 0
 
     @classmethod
     def for_request(
@@ -146,10 +151,10 @@ class BodyCollector:
 
     def add(self, chunk: bytes) -> bool:
         """Take the next chunk; return True when no more of the body is wanted."""
+        self._body.write(chunk)
+        self._size += len(chunk)
         if self.failed:
-            self._body += chunk
-            return len(self._body) >= ERROR_BODY_LIMIT
-        self._body += chunk
+            return self._size >= ERROR_BODY_LIMIT
         if self._scanning:
             return self._scan()
         self._budget.take(len(chunk))
@@ -160,16 +165,17 @@ class BodyCollector:
         counted while the start of the answer is scanned (at most :data:`PROGRESS_HEAD_BYTES`):
         an answer that tells them there is not refused for the rows that follow it. Once
         scanning gives up, the whole answer counts, from its first byte."""
-        if len(self._body) < PROGRESS_SCAN_FROM:
+        if self._size < PROGRESS_SCAN_FROM:
             return False
-        found = scan_batch_progress(bytes(self._body))
+        found = scan_batch_progress(self._body.getvalue())
         if isinstance(found, BatchStatus):
             return True
-        if found is HeadScan.WHOLE or len(self._body) >= PROGRESS_HEAD_BYTES:
+        if found is HeadScan.WHOLE or self._size >= PROGRESS_HEAD_BYTES:
             self._scanning = False
-            self._budget.take(len(self._body))
+            self._budget.take(self._size)
         return False
 
     def body(self) -> bytes:
         """What was kept."""
-        return bytes(self._body[:ERROR_BODY_LIMIT] if self.failed else self._body)
+        body = self._body.getvalue()
+        return body[:ERROR_BODY_LIMIT] if self.failed else body

@@ -20,6 +20,7 @@ from airflow_provider.compat import async_timeout_at
 from airflow_provider.safe_text import printable, redacted
 from airflow_provider.waiting.deadlines import calls_end_by
 from airflow_provider.waiting.events import BatchEvent, BatchEventStatus
+from airflow_provider.waiting.heap import settle_heap_once
 from airflow_provider.waiting.progress import (
     BatchOutcome,
     RateEstimator,
@@ -207,6 +208,7 @@ class MrsDeployBatchTrigger(BaseTrigger):
             self.log.error("%s", self.problem)
             yield self._event(BatchEventStatus.ERROR, 0, 0, self.problem)
             return
+        settle_heap_once()
         hook = await self._ahook()
         seen = _Seen()
         try:
