@@ -19,6 +19,7 @@ SCRIPTS = (
     "bench_cpu",
     "bench_wait",
     "bench_large_batch",
+    "bench_object_store",
     "bench_e2e",
 )
 

@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 TABLE_STEM = "outputs"
+#: About how many cells CSV and JSON Lines render at a time: the text of one such slice is
+#: all the memory writing the table adds, whatever its size.
+RENDER_CELLS = 200_000
 
 
 class OutputFormat(str, Enum):
@@ -84,23 +87,34 @@ class RenderedTable:
 
             pq.write_table(self._arrow, handle)
         elif self.output_format is OutputFormat.CSV:
-            # pandas writes each float as its shortest exact text (repr), so CSV round-trips.
-            handle.write(self._table.to_csv(index=False).encode("utf-8"))
+            self._write_csv(handle)
         else:
             self._write_jsonl(handle)
 
+    @property
+    def _step(self) -> int:
+        """Rows rendered at a time (see :data:`RENDER_CELLS`)."""
+        return max(1, RENDER_CELLS // max(1, len(self._table.columns)))
+
+    def _write_csv(self, handle: BinaryIO) -> None:
+        """The header, then the rows a slice at a time: the same bytes as the whole table
+        rendered at once (pandas renders each value on its own: every float as its shortest
+        exact text, so CSV round-trips), without holding the whole text."""
+        step = self._step
+        for start in range(0, max(self.rows, 1), step):
+            part = self._table.iloc[start : start + step]
+            handle.write(part.to_csv(index=False, header=start == 0).encode("utf-8"))
+
     def _write_jsonl(self, handle: BinaryIO) -> None:
-        """One JSON object per row; msgspec writes every float exactly (pandas keeps 15
-        significant digits at most)."""
+        """One JSON object per row, a slice of rows at a time; msgspec writes every float
+        exactly (pandas keeps 15 significant digits at most)."""
         import msgspec
 
         names = [str(name) for name in self._table.columns]
-        columns = [self._table[name].astype(object).tolist() for name in self._table.columns]
         encoder = msgspec.json.Encoder(enc_hook=_plain)
-        step = 10_000
+        step = self._step
         for start in range(0, self.rows, step):
-            rows = [
-                dict(zip(names, values, strict=True))
-                for values in zip(*(c[start : start + step] for c in columns), strict=True)
-            ]
+            part = self._table.iloc[start : start + step]
+            columns = [part.iloc[:, i].astype(object).tolist() for i in range(len(names))]
+            rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
             handle.write(encoder.encode_lines(rows))

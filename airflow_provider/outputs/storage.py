@@ -3,37 +3,120 @@
 On a local disk nothing follows a symbolic link: folders are checked with ``lstat``,
 temporary files are created with ``O_NOFOLLOW | O_EXCL``, a rename replaces a link rather than
 its target, and listing never descends into a linked folder. Object stores have no links.
+
+How a file is written so that it is either absent or whole depends on the storage (see
+:func:`file_ops_for`):
+
+- a local disk, and any file system that writes a file in place as it goes (SFTP, HDFS...):
+  under a temporary name beside the final one, then renamed into place;
+- an object store whose uploads are committed at the end (S3, GCS): straight to the final key.
+  A single PUT is atomic (readers see the old object or the new one, never half of it), and a
+  larger file is a multipart (S3) or resumable (GCS) upload that stays invisible until it is
+  completed; an upload that fails is aborted. A temporary object moved into place would cost
+  a copy of every byte and a delete more per file, for no safety gained.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import stat
+from collections.abc import Callable
 from typing import Any, BinaryIO, Protocol, cast
 
 from airflow_provider.exceptions import MrsDeployDestinationError
 from airflow_provider.outputs.names import FILES_DIR
 from airflow_provider.outputs.ownership import Listing
 
+#: Object stores whose file objects upload in parts that stay invisible until the file is
+#: closed (S3 multipart upload, GCS resumable upload), and can be aborted: written directly.
+COMMIT_ON_CLOSE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs"})
+#: Stores whose file objects show what is written at once, but that write bytes given whole
+#: atomically (fsspec's memory file system): buffered, then written in one call.
+WHOLE_WRITE_PROTOCOLS = frozenset({"memory"})
+#: Part size of an upload to an object store: a file up to this size is one PUT; a larger one
+#: is a multipart upload of parts this large. It bounds the memory each file being written
+#: holds (S3 allows 10,000 parts: files up to 80 GB).
+UPLOAD_PART_BYTES = 8 << 20
+
+
+class Upload(Protocol):
+    """A file being written: bytes go to :attr:`handle`; :meth:`commit` puts the whole file
+    under its final name, :meth:`abort` leaves nothing there (the previous file, if any,
+    stays). A commit that fails aborts; aborting twice is harmless."""
+
+    handle: BinaryIO
+
+    def commit(self) -> None: ...
+    def abort(self) -> None: ...
+
 
 class FileOps(Protocol):
     """What the writer does to storage, on paths that are already joined to the base."""
 
+    #: Whether files are written under temporary names (which a dead run may leave behind).
+    uses_temporaries: bool
+
     def list(self, base: str) -> Listing: ...
     def read(self, path: str) -> bytes | None: ...
     def makedirs(self, folder: str) -> None: ...
-    def open_new(self, path: str) -> BinaryIO: ...
-    def replace(self, source: str, target: str) -> None: ...
+    def start(self, final: str) -> Upload: ...
     def remove(self, path: str) -> None: ...
     def remove_empty_folder(self, folder: str) -> None: ...
 
 
+#: Names a temporary file beside a final path (the writer's run token is in it).
+TemporaryNamer = Callable[[str], str]
+
 _OPEN_NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
 
 
-class LocalFileOps:
+class RenamedUpload:
+    """Written under a temporary name, renamed to the final one when complete."""
+
+    def __init__(self, ops: _RenamingOps, temporary: str, final: str) -> None:
+        self._ops = ops
+        self.temporary = temporary
+        self.final = final
+        self.handle = ops.open_new(temporary)
+
+    def commit(self) -> None:
+        try:
+            self.handle.close()
+            self._ops.replace(self.temporary, self.final)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        self.handle.close()
+        self._ops.remove(self.temporary)
+
+
+class _RenamingOps:
+    """Shared by the stores that write a temporary file and rename it."""
+
+    uses_temporaries = True
+
+    def __init__(self, temporary_for: TemporaryNamer) -> None:
+        self._temporary_for = temporary_for
+
+    def start(self, final: str) -> Upload:
+        return RenamedUpload(self, self._temporary_for(final), final)
+
+    def open_new(self, path: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def replace(self, source: str, target: str) -> None:
+        raise NotImplementedError
+
+    def remove(self, path: str) -> None:
+        raise NotImplementedError
+
+
+class LocalFileOps(_RenamingOps):
     """Files on a local disk: plain system calls that never follow a link."""
 
     def list(self, base: str) -> Listing:
@@ -97,10 +180,15 @@ class LocalFileOps:
             os.rmdir(folder)
 
 
-class FsspecFileOps:
-    """Files on any fsspec file system (object stores and the like)."""
+class FsspecFileOps(_RenamingOps):
+    """Files on any fsspec file system: written under a temporary name, then moved.
 
-    def __init__(self, fs: Any) -> None:
+    Used where a file being written may be seen before it is whole (SFTP, HDFS, a mounted
+    share...) and for Azure Blob Storage (see :func:`file_ops_for`).
+    """
+
+    def __init__(self, fs: Any, temporary_for: TemporaryNamer) -> None:
+        super().__init__(temporary_for)
         self.fs = fs
 
     def list(self, base: str) -> Listing:
@@ -149,3 +237,100 @@ class FsspecFileOps:
 
     def remove_empty_folder(self, folder: str) -> None:
         """Object stores have no empty folders to drop."""
+
+
+class DeferredUpload:
+    """Written straight to the final key through a file object whose upload becomes visible
+    only when it is closed (one PUT for a small file; a multipart or resumable upload
+    completed at the end for a larger one).
+
+    An aborted upload is discarded (a multipart upload aborted, a resumable one cancelled)
+    and marked closed without being committed: fsspec's file objects commit on ``close``,
+    which a ``with`` block or the garbage collector would otherwise call on a half-written
+    file.
+    """
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = cast("BinaryIO", handle)
+        self._file = handle
+
+    def commit(self) -> None:
+        try:
+            self._file.close()
+        except BaseException:
+            # The PUT or the completion failed: drop the parts uploaded so far.
+            self._drop()
+            raise
+
+    def abort(self) -> None:
+        self._drop()
+
+    def _drop(self) -> None:
+        try:
+            discard = getattr(self._file, "discard", None)
+            if discard is not None:
+                discard()
+        finally:
+            self._file.closed = True
+
+
+class WholeUpload:
+    """Held in memory, then written in one call: for stores whose file objects show bytes as
+    they are written but write bytes given whole atomically."""
+
+    def __init__(self, fs: Any, final: str) -> None:
+        self._fs = fs
+        self._final = final
+        self.handle: BinaryIO = io.BytesIO()
+
+    def commit(self) -> None:
+        data = cast(io.BytesIO, self.handle).getvalue()
+        self.handle.close()
+        self._fs.pipe_file(self._final, data)
+
+    def abort(self) -> None:
+        self.handle.close()
+
+
+class ObjectStoreFileOps(FsspecFileOps):
+    """An object store: each file written to its final key, no temporary object.
+
+    Object stores have no folders, so none is created for a row's files (which on S3 would
+    cost a request per row to check that the bucket exists).
+    """
+
+    uses_temporaries = False
+
+    def __init__(self, fs: Any, temporary_for: TemporaryNamer, *, whole: bool = False) -> None:
+        super().__init__(fs, temporary_for)
+        self._whole = whole
+
+    def makedirs(self, folder: str) -> None:
+        """Nothing to create: a key implies its folders."""
+
+    def start(self, final: str) -> Upload:
+        if self._whole:
+            return WholeUpload(self.fs, final)
+        return DeferredUpload(self.fs.open(final, "wb", block_size=UPLOAD_PART_BYTES))
+
+
+def protocols(fs: Any) -> frozenset[str]:
+    """The protocol names of an fsspec file system (``("s3", "s3a")``, ``"memory"``...)."""
+    protocol = getattr(fs, "protocol", ())
+    return frozenset([protocol] if isinstance(protocol, str) else protocol)
+
+
+def file_ops_for(fs: Any, temporary_for: TemporaryNamer) -> FileOps:
+    """The operations for an fsspec file system other than the local disk.
+
+    S3 and GCS are written directly (see the module docstring). Azure Blob Storage keeps the
+    temporary object: some versions of its fsspec library number the staged blocks of every
+    upload from zero, so two uploads to one key at the same time could interleave their
+    blocks. Every other file system keeps the temporary name and the move.
+    """
+    names = protocols(fs)
+    if names & COMMIT_ON_CLOSE_PROTOCOLS:
+        return ObjectStoreFileOps(fs, temporary_for)
+    if names & WHOLE_WRITE_PROTOCOLS:
+        return ObjectStoreFileOps(fs, temporary_for, whole=True)
+    return FsspecFileOps(fs, temporary_for)

@@ -7,7 +7,10 @@ the next run (see :mod:`airflow_provider.outputs.ownership`):
    refuses (before writing anything) when a path the run must write holds something Collect
    does not own. It then records this run's paths and token in the journal and withdraws the
    previous manifest, so a reader never takes a half-replaced folder for a finished one.
-2. Row files and the table are written under temporary names and moved into place.
+2. Row files and the table are written so that each is absent or whole: on a local disk under
+   a temporary name, then renamed into place; on an object store straight to the final key
+   (one PUT, or a multipart upload completed at the end), which no reader sees before it is
+   whole (see :mod:`airflow_provider.outputs.storage`).
 3. :meth:`OutputWriter.remove_leftovers` deletes what earlier runs recorded and this run did
    not write, and temporary files of runs that died.
 4. :meth:`OutputWriter.finish` writes the manifest, then drops the journal.
@@ -50,9 +53,10 @@ from airflow_provider.outputs.ownership import (
 from airflow_provider.outputs.progress import TaskLogger
 from airflow_provider.outputs.storage import (
     FileOps,
-    FsspecFileOps,
     LocalFileOps,
     MrsDeployDestinationError,
+    Upload,
+    file_ops_for,
 )
 
 if TYPE_CHECKING:
@@ -84,13 +88,12 @@ def check_destination(destination: str) -> None:
 
 
 class _FileTarget:
-    """A row file being written to its temporary name, hashed and counted on the way."""
+    """A row file being written, hashed and counted on the way."""
 
-    def __init__(self, planned: PlannedFile, final: str, temporary: str, handle: BinaryIO):
+    def __init__(self, planned: PlannedFile, upload: Upload):
         self.planned = planned
-        self.final = final
-        self.temporary = temporary
-        self.handle = handle
+        self.upload = upload
+        self.handle = upload.handle
         self.digest = hashlib.sha256()
         self.size = 0
 
@@ -114,11 +117,15 @@ class OutputWriter:
         # Row files bypass the path object: per file, its conveniences (stat before mkdir,
         # exists before rename, protocol parsing) would cost more than the write itself.
         self._local = isinstance(fs, LocalFileSystem)
-        self._files: FileOps = LocalFileOps() if self._local else FsspecFileOps(fs)
-        self._base = destination.path.rstrip("/") or "/"
-        self._folders: set[int] = set()
         self._token = uuid.uuid4().hex[:12]
         self._numbers = itertools.count()
+        self._files: FileOps = (
+            LocalFileOps(self._temporary_for)
+            if self._local
+            else file_ops_for(fs, self._temporary_for)
+        )
+        self._base = destination.path.rstrip("/") or "/"
+        self._folders: set[int] = set()
         self._listing = Listing()
         self._ownership = Ownership()
         self._started = False
@@ -246,7 +253,7 @@ class OutputWriter:
         every socket call). On an object store each storage call waits a network round trip,
         so it runs in a worker thread while the other downloads carry on; a file up to
         :data:`WHOLE_FILE_BYTES` (most row files: a plot, a small CSV) is received whole first
-        and written, hashed and moved into place in one such call.
+        and written and hashed in one such call (on S3, one PUT).
         """
         iterator = aiter(chunks)
         try:
@@ -298,21 +305,17 @@ class OutputWriter:
         if planned.index not in self._folders:
             self._files.makedirs(f"{self._base}/{FILES_DIR}/{planned.index}")
             self._folders.add(planned.index)
-        final = f"{self._base}/{planned.path}"
-        temporary = self._temporary_for(final)
-        return _FileTarget(planned, final, temporary, self._files.open_new(temporary))
+        return _FileTarget(planned, self._files.start(f"{self._base}/{planned.path}"))
 
     def _commit(self, target: _FileTarget) -> WrittenFile:
-        target.handle.close()
-        self._files.replace(target.temporary, target.final)
+        target.upload.commit()
         planned = target.planned
         return WrittenFile(
             planned.index, planned.safe, planned.path, target.size, target.digest.hexdigest()
         )
 
     def _discard(self, target: _FileTarget) -> None:
-        target.handle.close()
-        self._files.remove(target.temporary)
+        target.upload.abort()
 
     def write_table(self, table: RenderedTable) -> str:
         """Write the outputs table; return its path relative to the destination."""
@@ -326,19 +329,15 @@ class OutputWriter:
 
     @contextlib.contextmanager
     def _atomic_write(self, relative: str) -> Iterator[BinaryIO]:
-        """Write a file of the destination under a temporary name, then move it into place;
-        on failure the temporary file is removed and the previous file, if any, stays."""
-        final = f"{self._base}/{relative}"
-        temporary = self._temporary_for(final)
-        handle = self._files.open_new(temporary)
+        """Write a file of the destination so that it appears whole or not at all; on failure
+        nothing is left and the previous file, if any, stays."""
+        upload = self._files.start(f"{self._base}/{relative}")
         try:
-            yield handle
-            handle.close()
-            self._files.replace(temporary, final)
+            yield upload.handle
         except BaseException:
-            handle.close()
-            self._files.remove(temporary)
+            upload.abort()
             raise
+        upload.commit()
 
     def remove_leftovers(self, written: Iterable[str]) -> list[str]:
         """Delete what earlier runs recorded here and this run did not write, and temporary
