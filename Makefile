@@ -13,10 +13,10 @@ MIN_STAMP := $(MIN_VENV)/.installed
 # Microsoft-client check, the real-processes suite and the packaging/docs checks.
 MIN_TESTS := tests/unit tests/api tests/hooks tests/operators tests/sensors tests/records tests/waiting \
 	tests/outputs tests/triggers tests/dags \
-	tests/integrations tests/test_provider_info.py
+	tests/integrations tests/ui tests/test_provider_info.py
 
 .PHONY: venv demo test test-main test-e2e test-distributed test-min lint typecheck clean serve lock \
-	bench docs distributed-deps
+	bench docs distributed-deps browser-deps
 
 venv: $(STAMP) $(COMPAT_STAMP)
 
@@ -33,7 +33,8 @@ $(COMPAT_STAMP): requirements/compat-lock.txt $(STAMP)
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(COMPAT_VENV)/bin/python requirements/compat-lock.txt
 	touch $(COMPAT_STAMP)
 
-# The same project on the oldest supported Airflow (requirements/airflow-min.txt).
+# The same project on the oldest supported Airflow (requirements/airflow-min.txt), with every
+# dependency at the lower bound pyproject.toml declares (make lock).
 $(MIN_STAMP): requirements/lock-airflow-min.txt $(STAMP)
 	test -x $(MIN_VENV)/bin/python || $(PYTHON) -m venv $(MIN_VENV)
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(MIN_VENV)/bin/python requirements/lock-airflow-min.txt
@@ -57,7 +58,8 @@ test: lint typecheck test-main test-e2e test-distributed test-min
 test-main: venv
 	$(BIN)/python -m pytest -n 2 -m "not e2e" tests
 
-test-e2e: venv
+# The real-processes suite drives the Airflow UI in Debian's chromium (tests/e2e/test_browser.py).
+test-e2e: venv browser-deps
 	$(BIN)/python -m pytest -m "e2e and not distributed" tests/e2e
 
 # PostgreSQL, Redis, Celery workers and two triggerers on loopback (docs/e2e.md).
@@ -79,6 +81,15 @@ distributed-deps:
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
+# The browser the UI tests drive (through Playwright, with nothing downloaded): Debian's
+# chromium, installed when missing.
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "Installing chromium from Debian's packages"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	}
+
 test-min: $(MIN_STAMP)
 	$(MIN_VENV)/bin/python -m pytest -n 2 -m "not e2e" $(MIN_TESTS)
 
@@ -91,10 +102,11 @@ docs: venv
 serve: venv
 	$(BIN)/python -m airflow_provider.server --host 127.0.0.1 --port 12800 --data-dir .server-data
 
+# requirements/lock.txt: the project, its extras and the `dev` dependency group, newest versions
+# (existing pins kept); requirements/lock-airflow-min.txt: the same at the lower bounds of
+# pyproject.toml (--resolution lowest-direct) on the oldest supported Airflow (scripts/lock.py).
 lock:
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header -o requirements/lock.txt
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --no-header \
-		--override requirements/airflow-min.txt -o requirements/lock-airflow-min.txt
+	$(BIN)/python scripts/lock.py --uv $(BIN)/uv
 
 clean:
 	rm -rf $(VENV) $(COMPAT_VENV) $(MIN_VENV) .server-data .pytest_cache .mypy_cache .ruff_cache

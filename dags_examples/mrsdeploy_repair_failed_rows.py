@@ -10,6 +10,7 @@ The failures are transient ones injected into the reference server through its f
 a real server, leave out the two fault tasks: the repair re-scores whatever failed.
 """
 
+# [START repair_failed_rows]
 from __future__ import annotations
 
 import os
@@ -59,7 +60,6 @@ def reference_server_faults(method: str, config: dict[str, Any] | None = None) -
     response.raise_for_status()
 
 
-# [START repair_failed_rows]
 with DAG(
     dag_id="mrsdeploy_repair_failed_rows",
     description="Score mtcars, then re-score only the rows that failed and merge them back",

@@ -8,6 +8,7 @@ its own batch, and a mapped Collect lands each chunk under
 triggered for a run without one). A failed chunk is retried alone.
 """
 
+# [START score_in_chunks]
 from __future__ import annotations
 
 import os
@@ -27,7 +28,6 @@ OUTPUT_ROOT = os.environ.get("MRSDEPLOY_OUTPUT_ROOT", "/tmp/mrsdeploy-scores")
 PARTITION = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 SERVICE = {"service_name": "mtService", "service_version": "v1.0.0"}
 
-# [START score_in_chunks]
 with DAG(
     dag_id="mrsdeploy_score_in_chunks",
     description="Score a large input as one mapped batch per chunk",

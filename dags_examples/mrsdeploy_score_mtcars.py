@@ -6,6 +6,7 @@ triggered for a run without one (``airflow dags trigger``, the REST API). Re-run
 rewrites the same partition; the manifest marks it complete.
 """
 
+# [START score_mtcars]
 from __future__ import annotations
 
 import os
@@ -29,7 +30,6 @@ PARTITION = "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
 # Downstream DAGs schedule on this asset (see mrsdeploy_scores_report.py).
 MTCARS_SCORES = Asset("mrsdeploy_scores_mtcars")
 
-# [START score_mtcars]
 with DAG(
     dag_id="mrsdeploy_score_mtcars",
     description="Score the mtcars records with mtService v1.0.0 and land the results",

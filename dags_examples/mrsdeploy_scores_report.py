@@ -5,6 +5,7 @@ attaches where the outputs landed (destination, manifest, counts) to the asset e
 reads that event, checks the manifest and reports the partition.
 """
 
+# [START scores_report]
 from __future__ import annotations
 
 import json
@@ -18,7 +19,6 @@ log = logging.getLogger(__name__)
 
 MTCARS_SCORES = Asset("mrsdeploy_scores_mtcars")
 
-# [START scores_report]
 with DAG(
     dag_id="mrsdeploy_scores_report",
     description="Report each scored mtcars partition as soon as it lands",

@@ -4,6 +4,7 @@ The single-task form suits short batches: the Submit operator defers to the trig
 no sensor is needed, and Collect writes the input columns next to each row's answer.
 """
 
+# [START submit_and_wait]
 from __future__ import annotations
 
 import os
@@ -27,7 +28,6 @@ CARS = [
     {"model": "Lotus Europa", "hp": 113, "wt": 1.513},
 ]
 
-# [START submit_and_wait]
 with DAG(
     dag_id="mrsdeploy_submit_and_wait",
     description="Submit and wait in one deferrable task, collect as CSV with inputs",

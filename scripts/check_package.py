@@ -15,7 +15,8 @@ Steps, each failing with a message that says what is wrong:
    ``requirements/lock.txt``: from uv's cache alone when it holds everything (``--offline``),
    else from the package registry (a cache filled by ``uv pip sync`` need not hold the index
    pages an install resolves against).
-4. From outside the checkout, ``airflow providers list`` must list ``airflow-provider-mrsdeploy``
+4. ``twine check --strict`` and ``check-wheel-contents`` find nothing to say about them.
+5. From outside the checkout, ``airflow providers list`` must list ``airflow-provider-mrsdeploy``
    with that version, ``airflow providers hooks`` the ``mrsdeploy`` connection type, the package
    must import from the new virtualenv with its data file, and ``mrsdeploy-server --help`` must
    run.
@@ -175,6 +176,38 @@ def check_wheel(wheel: Path, version: str) -> None:
         raise PackageCheckError(f"wheel {wheel.name}: " + "; ".join(problems))
 
 
+def check_published_metadata(dists: Distributions) -> None:
+    """``twine check --strict`` (the long description renders on the package index, the metadata
+    is complete) and ``check-wheel-contents`` (no stray, duplicate or empty files in the wheel);
+    any warning is a failure."""
+    _run(
+        [sys.executable, "-m", "twine", "check", "--strict", str(dists.sdist), str(dists.wheel)],
+        timeout=BUILD_TIMEOUT,
+        what="twine check --strict",
+        cwd=dists.wheel.parent,
+    )
+    checker = Path(sys.executable).with_name("check-wheel-contents")
+    _run(
+        [str(checker), str(dists.wheel)],
+        timeout=BUILD_TIMEOUT,
+        what="check-wheel-contents",
+        cwd=dists.wheel.parent,
+    )
+
+
+def wheel_metadata(wheel: Path) -> dict[str, list[str]]:
+    """The wheel's ``METADATA`` headers, each with every value it has."""
+    from email.parser import HeaderParser
+
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        message = HeaderParser().parsestr(archive.read(name).decode("utf-8"))
+    found: dict[str, list[str]] = {}
+    for key, value in message.items():
+        found.setdefault(key, []).append(value)
+    return found
+
+
 def find_uv() -> str:
     """The uv next to this interpreter (``make venv`` installs it), else one on the PATH."""
     beside = Path(sys.executable).with_name("uv")
@@ -304,6 +337,7 @@ def check_all(workdir: Path) -> dict[str, object]:
     dists = build(workdir / "dist")
     check_sdist(dists.sdist, version)
     check_wheel(dists.wheel, version)
+    check_published_metadata(dists)
     bin_dir = install_fresh(dists.wheel, workdir / "venv")
     report = check_registered(bin_dir, version, workdir)
     return {"sdist": str(dists.sdist), "wheel": str(dists.wheel), **report}

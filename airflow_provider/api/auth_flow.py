@@ -4,6 +4,11 @@ The flow is a generator that yields :class:`~airflow_provider.api.exchange.Outgo
 and receives :class:`~airflow_provider.api.exchange.RawResponse` answers, without doing I/O
 itself. Blocking and async transports drive the same generator, so the authentication rules
 (when to log in, refresh, retry once on 401) exist exactly once.
+
+When the tokens come from an issuer other than the server (Azure AD), the flow yields a
+:class:`~airflow_provider.api.tokens.TokenWanted` instead of a login request, and the driver
+answers it with an :class:`~airflow_provider.api.tokens.IssuedToken`: when to ask, and the one
+renewal after a 401, stay the flow's.
 """
 
 from __future__ import annotations
@@ -19,16 +24,29 @@ from airflow_provider.api.errors import (
     MrsDeployApiError,
     MrsDeployAuthError,
     MrsDeployError,
+    MrsDeployProtocolError,
     error_from_response,
     redirect_error,
 )
-from airflow_provider.api.exchange import Flow, Outgoing, RawResponse
+from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.headers import header_value
+from airflow_provider.api.identifiers import token_problem
 from airflow_provider.api.logs import LogLike
+from airflow_provider.api.models import TokenPair
 from airflow_provider.api.parsers import decode_json, parse_token_pair
-from airflow_provider.api.tokens import TokenState
+from airflow_provider.api.tokens import IssuedToken, TokenState, TokenWanted
 
 CHECK_CREDENTIALS = "check the connection's login/password or bearer token"
+CHECK_ISSUER = (
+    "check the connection's Azure AD extras (resource or scope, tenant_id, client_id) and that "
+    "the server accepts tokens of that audience and issuer"
+)
+
+#: What a flow yields (requests, or a wish for an issued token) and is sent back.
+Message = Outgoing | TokenWanted
+Answer = RawResponse | IssuedToken
+#: A flow that may ask for issued tokens: drive it with ``hooks.flow.drive``/``adrive``.
+AuthFlow = Generator[Message, Answer, RawResponse]
 
 
 class Credentials(Protocol):
@@ -66,6 +84,8 @@ class Authenticator:
     :param tokens: the token pair of this server and credentials (shared between calls).
     :param log: where to log renewals (never tokens or bodies).
     :param clock: epoch seconds source.
+    :param issuer: who issues the tokens when it is not the server (e.g. "Azure AD (...)"),
+        named in messages; the flow then yields :class:`TokenWanted` instead of logging in.
     """
 
     def __init__(
@@ -74,18 +94,21 @@ class Authenticator:
         tokens: TokenState,
         log: LogLike,
         clock: Callable[[], float] = time.time,
+        *,
+        issuer: str | None = None,
     ):
         self.credentials = credentials
         self.tokens = tokens
         self.log = log
         self.clock = clock
+        self.issuer = issuer
 
     def call(
         self,
         request: ApiRequest,
         body: RequestBody | None = None,
         headers: Mapping[str, str] | None = None,
-    ) -> Flow:
+    ) -> AuthFlow:
         """Flow for one API call; returns the successful response or raises the mapped error.
 
         :param request: the API request.
@@ -116,9 +139,11 @@ class Authenticator:
             raise self._error(request, response)
         return response
 
-    def _send(self, outgoing: Outgoing) -> Generator[Outgoing, RawResponse, RawResponse]:
+    def _send(self, outgoing: Outgoing) -> Generator[Message, Answer, RawResponse]:
         """Send one request; a redirect is an error, never followed."""
         response = yield outgoing
+        if not isinstance(response, RawResponse):
+            raise TypeError(f"a request was answered with {type(response).__name__}")
         if 300 <= response.status < 400:
             request = outgoing.request
             raise redirect_error(
@@ -141,15 +166,16 @@ class Authenticator:
         )
 
     def _auth_error(self, error: MrsDeployApiError, what: str) -> MrsDeployAuthError:
+        fix = CHECK_CREDENTIALS if self.issuer is None else f"{CHECK_ISSUER} ({self.issuer})"
         return MrsDeployAuthError(
-            f"{what} on {self.credentials.base_url} ({error.message}); {CHECK_CREDENTIALS}",
+            f"{what} on {self.credentials.base_url} ({error.message}); {fix}",
             status_code=error.status_code,
             method=error.method,
             path=error.path,
             exception_type=error.exception_type,
         )
 
-    def _token(self, *, renew: bool) -> Generator[Outgoing, RawResponse, str]:
+    def _token(self, *, renew: bool) -> Generator[Message, Answer, str]:
         """Return an access token, refreshing or logging in when needed.
 
         :param renew: the server refused the cached token: do not trust it even if unexpired.
@@ -160,6 +186,8 @@ class Authenticator:
             cached = self.tokens.usable_token(self.clock())
             if cached is not None:
                 return cached
+        if self.issuer is not None:
+            return (yield from self._issued(renew))
         refresh_token = self.tokens.refresh_token()
         if refresh_token is not None:
             token = yield from self._refresh(refresh_token)
@@ -168,7 +196,24 @@ class Authenticator:
             self.tokens.clear()
         return (yield from self._login())
 
-    def _refresh(self, refresh_token: str) -> Generator[Outgoing, RawResponse, str | None]:
+    def _issued(self, renew: bool) -> Generator[Message, Answer, str]:
+        """A token from the outside issuer, checked and stored like one the server issued."""
+        issued = yield TokenWanted(renew=renew)
+        if not isinstance(issued, IssuedToken):
+            raise TypeError(f"a token wish was answered with {type(issued).__name__}")
+        problem = token_problem(issued.access_token)
+        if problem is not None:
+            raise MrsDeployProtocolError(
+                f"the access token from {self.issuer} cannot be sent as a bearer token: {problem}"
+            )
+        now = self.clock()
+        self.tokens.store(TokenPair(issued.access_token, None, issued.expires_on), now)
+        self.log.info(
+            "Got an access token from %s, valid for %d s", self.issuer, issued.expires_on - now
+        )
+        return issued.access_token
+
+    def _refresh(self, refresh_token: str) -> Generator[Message, Answer, str | None]:
         """A new access token from the refresh token, or None when refreshing failed.
 
         Whatever goes wrong (refused, missing endpoint, server error, no answer, an answer that
@@ -186,7 +231,7 @@ class Authenticator:
         self.log.info("Refreshing the token %s; logging in again", why)
         return None
 
-    def _login(self) -> Generator[Outgoing, RawResponse, str]:
+    def _login(self) -> Generator[Message, Answer, str]:
         username = self.credentials.username or ""
         base_url = self.credentials.base_url
         request = calls.login(username, self.credentials.password or "")

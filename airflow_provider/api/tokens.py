@@ -6,7 +6,32 @@ loops, or must hide them from logs, adds that on top; the rule stays here, in on
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from airflow_provider.api.models import TokenPair
+
+
+@dataclass(frozen=True)
+class TokenWanted:
+    """What a flow yields when its access token comes from an issuer other than the server
+    (Azure AD): the driver answers with an :class:`IssuedToken`.
+
+    :param renew: the server refused the last token: a new one is wanted, not a cached one.
+    """
+
+    renew: bool = False
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """An access token from an outside issuer, and when it expires (epoch seconds).
+
+    :param access_token: the token (left out of ``repr``).
+    :param expires_on: when it stops being accepted.
+    """
+
+    access_token: str = field(repr=False)
+    expires_on: float
 
 
 class TokenState:

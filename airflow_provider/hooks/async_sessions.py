@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import threading
 import weakref
 from collections import deque
@@ -58,8 +57,8 @@ class SessionKey:
     """What two hooks must have in common to share a session.
 
     :param base_url: the server.
-    :param identity: digest of the login name and the password or bearer token, never the
-        secret itself.
+    :param identity: digest of the credentials (login and password, bearer token or Azure AD
+        credential: ``MrsDeployConnectionSettings.identity``), never a secret itself.
     :param transport: what the session is built from (TLS, timeout, proxies, headers).
     """
 
@@ -70,9 +69,7 @@ class SessionKey:
     @classmethod
     def of(cls, settings: MrsDeployConnectionSettings) -> SessionKey:
         """The key of a connection's settings."""
-        secret = settings.bearer_token or settings.password or ""
-        identity = hashlib.sha256(f"{settings.username or ''}\0{secret}".encode()).hexdigest()
-        return cls(settings.base_url, identity, settings.transport)
+        return cls(settings.base_url, settings.identity, settings.transport)
 
 
 class Turns:

@@ -34,9 +34,10 @@ from airflow_provider.api.parsers import (
 from airflow_provider.api.results_stream import BatchAnswerReader
 from airflow_provider.api.resume import ResumeState
 from airflow_provider.hooks import async_sessions, endpoints, transport_async, transport_sync
+from airflow_provider.hooks.azure_ad import issuer_for
 from airflow_provider.hooks.download import AsyncResumableDownload, ResumableDownload
 from airflow_provider.hooks.endpoints import Endpoint
-from airflow_provider.hooks.flow import adrive, drive
+from airflow_provider.hooks.flow import TokenIssuer, adrive, drive
 from airflow_provider.hooks.masking import Secret, amask, mask
 from airflow_provider.hooks.mock_transport import MockTransport
 from airflow_provider.hooks.retry import RetryPolicy
@@ -76,6 +77,22 @@ class MrsDeployHook(BaseHook):
     conn_type = "mrsdeploy"
     hook_name = "R Server / ML Server (mrsdeploy)"
 
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """The connection form's extra fields, for Airflow 3.1 (3.2+ reads ``conn-fields``
+        from the provider's metadata and does not call this): see ``hooks.form``."""
+        from airflow_provider.hooks.form import connection_form_widgets
+
+        return connection_form_widgets()
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Hidden, relabelled and placeholder standard fields, for Airflow 3.1 (3.2+ reads
+        ``ui-field-behaviour``): see ``hooks.form``."""
+        from airflow_provider.hooks.form import ui_field_behaviour
+
+        return ui_field_behaviour()
+
     def __init__(
         self,
         mrsdeploy_conn_id: str = default_conn_name,
@@ -102,17 +119,15 @@ class MrsDeployHook(BaseHook):
             conn, timeout=self.timeout, max_retries=self.max_retries
         )
         self._tokens = shared_token_cache(
-            settings.base_url, settings.username, settings.password, settings.token_refresh_lead
+            settings.base_url, settings.identity, settings.token_refresh_lead
         )
         self._settings = settings
         return settings
 
     @staticmethod
     def _secrets_of(settings: MrsDeployConnectionSettings) -> list[Secret]:
-        return [
-            (settings.password or "", "password"),
-            (settings.bearer_token or "", "bearer_token"),
-        ]
+        # Password, bearer token, client secret, proxy password: whichever are set.
+        return list(settings.secrets)
 
     @property
     def settings(self) -> MrsDeployConnectionSettings:
@@ -236,7 +251,8 @@ class MrsDeployHook(BaseHook):
         body: RequestBody | None,
         headers: Mapping[str, str] | None,
     ) -> RawResponse:
-        auth = Authenticator(settings, self._tokens, self.log)
+        auth = Authenticator(settings, self._tokens, self.log, issuer=settings.token_issuer)
+        issuer = issuer_for(settings)
         policy = RetryPolicy.from_settings(settings, self.log)
         if self.transport is not None:
             send = functools.partial(self.transport.send, settings)
@@ -245,7 +261,7 @@ class MrsDeployHook(BaseHook):
 
         def attempt() -> RawResponse:
             try:
-                return drive(auth.call(request, body, headers), send)
+                return drive(auth.call(request, body, headers), send, issuer)
             finally:
                 # Before anything is logged: the retry warning, the error the task prints.
                 for secret, name in self._tokens.take_unmasked():
@@ -279,18 +295,23 @@ class MrsDeployHook(BaseHook):
         settings: MrsDeployConnectionSettings,
         headers: Mapping[str, str] | None = None,
     ) -> RawResponse:
-        auth = Authenticator(settings, self._tokens, self.log)
+        auth = Authenticator(settings, self._tokens, self.log, issuer=settings.token_issuer)
+        issuer = issuer_for(settings)
         policy = RetryPolicy.from_settings(settings, self.log)
         if self.transport is not None:
             mocked = functools.partial(self.transport.asend, settings)
-            attempt = functools.partial(attempt_once, auth, self._tokens, request, mocked, headers)
+            attempt = functools.partial(
+                attempt_once, auth, self._tokens, request, mocked, headers, issuer
+            )
             return await policy.arun(attempt, idempotent=request.idempotent)
         session = await self._aget_session()
         # Partials of plain values, not closures (``attempt_once`` has no free variables): a
         # call waiting for its turn holds as few objects as possible. Requests of the shared
         # session take turns (``async_sessions``); a retry waits without holding a turn.
         send = functools.partial(transport_async.send, session, settings)
-        attempt = functools.partial(attempt_once, auth, self._tokens, request, send, headers)
+        attempt = functools.partial(
+            attempt_once, auth, self._tokens, request, send, headers, issuer
+        )
         return await policy.arun(
             attempt,
             idempotent=request.idempotent,
@@ -696,15 +717,17 @@ async def attempt_once(
     request: ApiRequest,
     send: Callable[[Outgoing], Awaitable[RawResponse]],
     headers: Mapping[str, str] | None,
+    issuer: TokenIssuer | None = None,
 ) -> RawResponse:
-    """One attempt of an async call: the authentication flow driven over ``send``.
+    """One attempt of an async call: the authentication flow driven over ``send`` (and
+    ``issuer``, for the tokens of an Azure AD connection).
 
     Tokens that arrived during the attempt (in ``tokens``, the cache ``auth`` stores them in)
     are registered with the log masker before anything can log them (the retry warning, the
     error the trigger reports).
     """
     try:
-        return await adrive(auth.call(request, headers=headers), send)
+        return await adrive(auth.call(request, headers=headers), send, issuer)
     finally:
         for secret, name in tokens.take_unmasked():
             await amask(secret, name)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from airflow_provider.api.errors import MrsDeployConfigurationError
 from airflow_provider.api.identifiers import shown, token_problem
+from airflow_provider.hooks.azure_ad_settings import (
+    AZURE_EXTRAS,
+    AzureAdSettings,
+    azure_ad_settings,
+    wants_azure_ad,
+)
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5
@@ -22,6 +30,12 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024 * 1024
 
 #: Whitespace, control characters (C0, DEL, C1) and lone surrogates: none belongs in a host.
 _UNSAFE_HOST = re.compile("[\\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+#: The ways a connection authenticates (the ``auth`` extra; inferred when it is not given).
+PASSWORD = "password"
+BEARER_TOKEN = "bearer_token"
+AZURE_AD = "azure_ad"
+AUTH_KINDS = (PASSWORD, BEARER_TOKEN, AZURE_AD)
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -63,14 +77,21 @@ class TransportConfig:
 
     :param verify: TLS verification: True, False, or the path of a CA bundle.
     :param timeout: seconds allowed for each request.
-    :param trust_env: honour the proxy variables (both transports, by requests' rules).
+    :param trust_env: honour the proxy variables (both transports, by requests' rules) when
+        the connection names no ``proxy``.
     :param user_agent: the ``User-Agent`` sent (the provider and its version).
+    :param proxy: the connection's own proxy URL (may hold credentials: left out of ``repr``);
+        when set, the environment's proxy variables are not read.
+    :param no_proxy: hosts (``host``, ``.domain``, ``host:port``, IP networks) reached without
+        the connection's ``proxy``.
     """
 
     verify: bool | str = True
     timeout: float = DEFAULT_TIMEOUT
     trust_env: bool = True
     user_agent: str = field(default_factory=_user_agent)
+    proxy: str | None = field(default=None, repr=False)
+    no_proxy: tuple[str, ...] = ()
 
     @property
     def headers(self) -> dict[str, str]:
@@ -99,6 +120,10 @@ class MrsDeployConnectionSettings:
     :param max_download_bytes: largest file streamed by ``iter_batch_file``; None for no limit.
     :param trust_env: honour the proxy variables (``HTTPS_PROXY``, ``HTTP_PROXY``,
         ``NO_PROXY``), on both transports alike (by requests' rules: see ``hooks.proxies``).
+    :param auth: how the connection authenticates: one of :data:`AUTH_KINDS`.
+    :param azure_ad: the Azure AD credential, when ``auth`` is ``azure_ad``.
+    :param proxy: the connection's own proxy URL, or None (see :class:`TransportConfig`).
+    :param no_proxy: hosts reached without ``proxy``.
     """
 
     base_url: str
@@ -114,11 +139,48 @@ class MrsDeployConnectionSettings:
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     max_download_bytes: int | None = DEFAULT_MAX_DOWNLOAD_BYTES
     trust_env: bool = True
+    auth: str = PASSWORD
+    azure_ad: AzureAdSettings | None = None
+    proxy: str | None = field(default=None, repr=False)
+    no_proxy: tuple[str, ...] = ()
 
     @property
     def transport(self) -> TransportConfig:
         """What the HTTP sessions are built from (see :class:`TransportConfig`)."""
-        return TransportConfig(verify=self.verify, timeout=self.timeout, trust_env=self.trust_env)
+        return TransportConfig(
+            verify=self.verify,
+            timeout=self.timeout,
+            trust_env=self.trust_env,
+            proxy=self.proxy,
+            no_proxy=self.no_proxy,
+        )
+
+    @property
+    def identity(self) -> str:
+        """A digest of who the connection acts as (login and password, bearer token, or Azure
+        AD credential): what hooks must share to share tokens and sessions. Never a secret."""
+        if self.azure_ad is not None:
+            return f"azure_ad:{self.azure_ad.identity}"
+        secret = self.bearer_token or self.password or ""
+        text = f"{self.auth}\0{self.username or ''}\0{secret}"
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @property
+    def token_issuer(self) -> str | None:
+        """Who issues the access tokens when it is not the server (Azure AD), for messages."""
+        return None if self.azure_ad is None else self.azure_ad.describe
+
+    @property
+    def secrets(self) -> list[tuple[str, str]]:
+        """Every secret of the connection, with its name, for the log masker."""
+        found = [
+            (self.password or "", "password"),
+            (self.bearer_token or "", "bearer_token"),
+            (proxy_password(self.proxy) or "", "proxy_password"),
+        ]
+        if self.azure_ad is not None:
+            found.append((self.azure_ad.client_secret or "", "client_secret"))
+        return [(secret, name) for secret, name in found if secret]
 
     @property
     def uses_bearer_token(self) -> bool:
@@ -142,10 +204,20 @@ def _bool_or_path(value: Any, key: str) -> bool | str:
     )
 
 
+#: What Airflow shows instead of a value whose name looks secret (``token``, ``proxy``...).
+MASKED_VALUE = "***"
+
+
 def _number(extras: dict[str, Any], key: str, default: float, minimum: float) -> float:
     value = extras.get(key)
     if value is None or value == "":
         return default
+    if value == MASKED_VALUE:
+        raise MrsDeployConfigurationError(
+            f"connection extra {key!r} holds Airflow's mask {MASKED_VALUE!r}, not a number: the "
+            "connection was saved from a form or an export that showed the value masked. "
+            "Set it again (or remove it to use the default)"
+        )
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -157,6 +229,27 @@ def _number(extras: dict[str, Any], key: str, default: float, minimum: float) ->
             f"connection extra {key!r} must be a number >= {minimum} (got {value!r})"
         )
     return number
+
+
+def _refresh_lead(conn: ConnectionLike, extras: dict[str, Any]) -> float:
+    """The ``refresh_lead`` extra, or its older name ``token_refresh_lead``.
+
+    Airflow masks every value whose name contains ``token`` wherever it shows it, the UI's
+    connection form included, which then saved the mask as the value: the form offers
+    ``refresh_lead``, and the older name is still read.
+    """
+    given = {
+        key: extras[key]
+        for key in ("refresh_lead", "token_refresh_lead")
+        if extras.get(key) not in (None, "")
+    }
+    if len(given) == 2 and len(set(map(str, given.values()))) == 2:
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: the extras 'refresh_lead' and 'token_refresh_lead' "
+            "(its older name) disagree; keep 'refresh_lead' only"
+        )
+    key = next(iter(given), "refresh_lead")
+    return _number(extras, key, DEFAULT_TOKEN_REFRESH_LEAD, 0)
 
 
 def _integer(extras: dict[str, Any], key: str, default: int) -> int:
@@ -316,11 +409,17 @@ def settings_from_connection(
         _check_bearer_token(conn, bearer_token)
     username = conn.login or None
     password = conn.password or None
-    if bearer_token is None and not (username and password):
+    auth = _auth_kind(conn, extras, bearer_token is not None)
+    azure_ad = None
+    if auth == AZURE_AD:
+        azure_ad = azure_ad_settings(conn.conn_id, extras, username, password)
+        username = password = None
+    elif auth == PASSWORD and not (username and password):
         raise MrsDeployConfigurationError(
             f"connection {conn.conn_id!r} needs credentials: set login and password, "
-            "or the 'bearer_token' extra"
+            "the 'bearer_token' extra, or Azure AD ('auth': 'azure_ad')"
         )
+    proxy, no_proxy = _proxy(conn, extras)
     verify: bool | str = True
     if extras.get("verify") not in (None, ""):
         verify = _bool_or_path(extras["verify"], "verify")
@@ -364,11 +463,141 @@ def settings_from_connection(
         max_retries=resolved_retries,
         retry_min_wait=min_wait,
         retry_max_wait=max_wait,
-        token_refresh_lead=_number(extras, "token_refresh_lead", DEFAULT_TOKEN_REFRESH_LEAD, 0),
+        token_refresh_lead=_refresh_lead(conn, extras),
         max_response_bytes=max_response_bytes,
         max_download_bytes=max_download_bytes or None,
         trust_env=_flag(extras, "trust_env", default=True),
+        auth=auth,
+        azure_ad=azure_ad,
+        proxy=proxy,
+        no_proxy=no_proxy,
     )
+
+
+def _auth_kind(conn: ConnectionLike, extras: dict[str, Any], has_bearer_token: bool) -> str:
+    """The ``auth`` extra, checked against the credentials given, or inferred from them."""
+    given = extras.get("auth")
+    azure = wants_azure_ad(extras)
+    if given in (None, ""):
+        if has_bearer_token and azure:
+            raise MrsDeployConfigurationError(
+                f"connection {conn.conn_id!r} has both a 'bearer_token' and Azure AD extras; "
+                "keep one (Azure AD renews its tokens, a static bearer token cannot be renewed)"
+            )
+        return BEARER_TOKEN if has_bearer_token else AZURE_AD if azure else PASSWORD
+    kind = str(given).strip().lower()
+    if kind not in AUTH_KINDS:
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: extra 'auth' must be one of {', '.join(AUTH_KINDS)} "
+            f"(got {shown(given)})"
+        )
+    if has_bearer_token and kind != BEARER_TOKEN:
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: 'auth' is {kind!r} but a 'bearer_token' is set too; "
+            "remove the bearer token, or set 'auth' to 'bearer_token'"
+        )
+    if kind == BEARER_TOKEN and not has_bearer_token:
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: 'auth' is 'bearer_token' but no 'bearer_token' "
+            "extra is set"
+        )
+    if kind != AZURE_AD and azure:
+        named = [
+            key
+            for key in AZURE_EXTRAS
+            if extras.get(key) not in (None, "") and key != "instance_discovery"
+        ]
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: the extras {', '.join(named)} apply to Azure AD "
+            f"only, but 'auth' is {kind!r}; set 'auth' to 'azure_ad' or remove them"
+        )
+    return kind
+
+
+def proxy_password(proxy: str | None) -> str | None:
+    """The password written in a proxy URL, or None (for the log masker)."""
+    if not proxy:
+        return None
+    password = urlsplit(proxy).password
+    return unquote(password) if password else None
+
+
+def shown_proxy(proxy: str) -> str:
+    """A proxy URL as messages show it: credentials replaced by ``***``."""
+    parts = urlsplit(proxy)
+    if parts.username is None and parts.password is None:
+        return proxy
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
+def _proxy(conn: ConnectionLike, extras: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
+    """The ``proxy`` and ``no_proxy`` extras, checked (the message never shows a password)."""
+    proxy = extras.get("proxy")
+    no_proxy_value = extras.get("no_proxy")
+    if proxy in (None, ""):
+        if no_proxy_value not in (None, "", []):
+            raise MrsDeployConfigurationError(
+                f"connection {conn.conn_id!r}: 'no_proxy' applies to the connection's 'proxy', "
+                "which is not set (to ignore the environment's proxy, set 'trust_env': false)"
+            )
+        return None, ()
+    if not isinstance(proxy, str):
+        raise MrsDeployConfigurationError("connection extra 'proxy' must be a URL string")
+    proxy = proxy.strip()
+    safe = shown(shown_proxy(proxy)) if "://" in proxy else "(not a URL)"
+    try:
+        parts = urlsplit(proxy)
+        port = parts.port
+    except ValueError:
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: extra 'proxy' {safe} has a bad port"
+        ) from None
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or _UNSAFE_HOST.search(proxy)
+        or port == 0
+    ):
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: extra 'proxy' must be an http(s) URL of a proxy, "
+            f"such as 'http://proxy.example.com:3128' or 'http://user:password@proxy:3128' "
+            f"(got {safe})"
+        )
+    return proxy.rstrip("/"), _no_proxy(conn, no_proxy_value)
+
+
+def _no_proxy(conn: ConnectionLike, value: Any) -> tuple[str, ...]:
+    if value in (None, ""):
+        return ()
+    if isinstance(value, str):
+        items = value.split(",")
+    elif isinstance(value, list) and all(isinstance(item, str) for item in value):
+        items = value
+    else:
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: extra 'no_proxy' must be a comma-separated string "
+            f"or a list of hosts (got {shown(value)})"
+        )
+    hosts = tuple(item.strip().lower() for item in items if item.strip())
+    for host in hosts:
+        if "/" in host:
+            try:
+                ipaddress.ip_network(host, strict=False)
+            except ValueError:
+                raise MrsDeployConfigurationError(
+                    f"connection {conn.conn_id!r}: 'no_proxy' entry {shown(host)} is not a "
+                    "host, domain or IP network"
+                ) from None
+        elif _UNSAFE_HOST.search(host) or "://" in host or "@" in host:
+            raise MrsDeployConfigurationError(
+                f"connection {conn.conn_id!r}: 'no_proxy' entry {shown(host)} is not a host, "
+                "domain or IP network (write 'host', '.domain', 'host:port' or '10.0.0.0/8')"
+            )
+    return hosts
 
 
 def _flag(extras: dict[str, Any], key: str, *, default: bool) -> bool:

@@ -8,7 +8,6 @@ it: one renewal at a time, and new tokens queued for Airflow's log masker.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import threading
 import weakref
 
@@ -67,22 +66,24 @@ class TokenCache(TokenState):
         return taken
 
 
-_SHARED: dict[tuple[str, str, str], TokenCache] = {}
+_SHARED: dict[tuple[str, str], TokenCache] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def shared_token_cache(
-    base_url: str, username: str | None, password: str | None, refresh_lead: float
-) -> TokenCache:
+def shared_token_cache(base_url: str, identity: str, refresh_lead: float) -> TokenCache:
     """The one token cache of this process for a server and set of credentials.
 
     Every hook built on the same connection shares it: a triggerer running a thousand batch
-    triggers logs in once instead of a thousand times, and registers two tokens with Airflow's
-    log masker instead of two thousand (the masker recompiles its pattern on every new secret,
-    on the event loop). Keyed by a digest of the password, never the password itself.
+    triggers logs in (or asks Azure AD) once instead of a thousand times, and registers two
+    tokens with Airflow's log masker instead of two thousand (the masker recompiles its pattern
+    on every new secret, on the event loop).
+
+    :param base_url: the server.
+    :param identity: a digest of the credentials (``MrsDeployConnectionSettings.identity``),
+        never a secret itself.
+    :param refresh_lead: the connection's ``refresh_lead``.
     """
-    digest = hashlib.sha256((password or "").encode("utf-8")).hexdigest()
-    key = (base_url, username or "", digest)
+    key = (base_url, identity)
     with _SHARED_LOCK:
         cache = _SHARED.get(key)
         if cache is None:

@@ -22,7 +22,7 @@ from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.headers import register_case_insensitive
 from airflow_provider.api.limits import BodyCollector
 from airflow_provider.compat import async_timeout
-from airflow_provider.hooks.proxies import environment_proxy
+from airflow_provider.hooks import proxies
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import (
     Failure,
@@ -73,12 +73,12 @@ def build_session(
         connector=aiohttp.TCPConnector(ssl=tls, limit=limit),
         headers=config.headers,
         timeout=aiohttp.ClientTimeout(total=config.timeout),
-        # The proxy from the environment is decided here, once (a session serves one server:
-        # see async_sessions.SessionKey), by the blocking session's rules (hooks.proxies),
-        # instead of by aiohttp in a worker thread for every request.
+        # The proxy (the connection's own, or the environment's) is decided here, once (a
+        # session serves one server: see async_sessions.SessionKey), by the blocking session's
+        # rules (hooks.proxies.route), instead of by aiohttp in a worker thread per request.
         trust_env=False,
     )
-    _PROXIES[session] = environment_proxy(settings.base_url) if config.trust_env else None
+    _PROXIES[session] = proxies.route(config, settings.base_url)
     return session
 
 
@@ -91,7 +91,7 @@ def _proxy(session: aiohttp.ClientSession, settings: MrsDeployConnectionSettings
     try:
         return _PROXIES[session]
     except KeyError:
-        return environment_proxy(url) if settings.trust_env else None
+        return proxies.route(settings.transport, url)
 
 
 async def send(
@@ -131,19 +131,48 @@ async def send(
             )
             if request.stream and 200 <= response.status < 300:
                 return RawResponse(response.status, response.headers, stream=response)
+            if response.status == proxies.PROXY_AUTHENTICATION_REQUIRED:
+                refused = _proxy_error(settings, request, url, "407 Proxy Authentication Required")
+                if refused is not None:
+                    raise refused
             body = await _read_body(response, settings, request)
     except BaseException as err:
         if response is not None:
             response.close()  # never back to the pool half read
-        raise _request_failed(err, settings, request, seconds) from None
+        raise _request_failed(err, settings, request, seconds, url) from None
     response.release()
     return RawResponse(response.status, dict(response.headers), body)
 
 
+def _proxy_error(
+    settings: MrsDeployConnectionSettings,
+    request: ApiRequest,
+    url: str,
+    detail: str,
+    *,
+    retryable: bool = False,
+) -> MrsDeployConnectionError | None:
+    return proxies.proxy_failed(
+        settings.transport, url, request.method, request.path, detail, retryable=retryable
+    )
+
+
 def _request_failed(
-    err: BaseException, settings: MrsDeployConnectionSettings, request: ApiRequest, seconds: float
+    err: BaseException,
+    settings: MrsDeployConnectionSettings,
+    request: ApiRequest,
+    seconds: float,
+    url: str,
 ) -> BaseException:
     """The provider's error for an exchange that failed (other exceptions pass unchanged)."""
+    if isinstance(err, MrsDeployConnectionError):
+        return err
+    if isinstance(err, aiohttp.ClientHttpProxyError):  # the proxy refused the tunnel
+        detail = f"Tunnel connection failed: {err.status} {scrub(err.message)}"
+        return _proxy_error(settings, request, url, detail) or err
+    if isinstance(err, aiohttp.ClientProxyConnectionError):
+        detail = scrub(str(err))
+        return _proxy_error(settings, request, url, detail, retryable=True) or err
     if isinstance(err, (aiohttp.ClientSSLError, ssl.SSLError)):
         return connection_error(Failure.TLS, settings, request, err)
     if isinstance(err, asyncio.TimeoutError):

@@ -12,6 +12,7 @@ streamed download is long by nature: it must instead deliver each chunk within `
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Generator, Iterator
 
 import requests
@@ -23,6 +24,7 @@ from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.headers import register_case_insensitive
 from airflow_provider.api.limits import BodyCollector
+from airflow_provider.hooks import proxies
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import (
     Failure,
@@ -56,7 +58,25 @@ def new_session(settings: MrsDeployConnectionSettings) -> requests.Session:
     # Connections that join the sending thread's deadline guard (see the watchdog module).
     session.mount("http://", GuardedAdapter())
     session.mount("https://", GuardedAdapter())
+    # A proxy of the connection's own is decided here, once (a session serves one server);
+    # without one, requests applies the environment's variables itself (``trust_env``).
+    _PROXIES[session] = proxies.requests_proxies(config, settings.base_url)
     return session
+
+
+#: ``proxies=`` of each session built by :func:`new_session` (None: requests decides).
+_PROXIES: weakref.WeakKeyDictionary[requests.Session, dict[str, str | None] | None] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _proxies(
+    session: requests.Session, settings: MrsDeployConnectionSettings
+) -> dict[str, str | None] | None:
+    try:
+        return _PROXIES[session]
+    except KeyError:  # a session built elsewhere
+        return proxies.requests_proxies(settings.transport, settings.base_url)
 
 
 def _headers_as_set(request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -88,11 +108,12 @@ def send(
         data = outgoing.body.open()
         headers["Content-Type"] = request.content_type or "application/octet-stream"
     seconds = request_timeout(settings.timeout)
+    url = join_url(settings.base_url, request)
     with guarded(seconds, restart_on_response=data is not None) as guard:
         try:
             response = session.request(
                 request.method,
-                join_url(settings.base_url, request),
+                url,
                 params=request.params or None,
                 json=request.json if data is None else None,
                 data=data,
@@ -102,9 +123,16 @@ def send(
                 stream=True,
                 # Never: a redirect would carry the password, tokens or records elsewhere.
                 allow_redirects=False,
+                # None for a scheme means "no proxy" to requests (its stubs say str only).
+                proxies=_proxies(session, settings),  # type: ignore[arg-type]
             )
         except requests.RequestException as err:
             raise _request_failed(err, settings, request, seconds, guard.fired) from None
+        if response.status_code == proxies.PROXY_AUTHENTICATION_REQUIRED:
+            response.close()
+            refused = _proxy_refused(settings, request, url, "407 Proxy Authentication Required")
+            if refused is not None:
+                raise refused
         if request.stream and 200 <= response.status_code < 300:
             return RawResponse(response.status_code, response.headers, stream=response)
         try:
@@ -141,6 +169,18 @@ def _request_failed(
     """The provider's error for a request that got no HTTP answer."""
     if fired:
         return _timed_out(settings, request, seconds)
+    if isinstance(err, requests.exceptions.ProxyError):
+        refusal = "Tunnel connection failed" in str(err)
+        failed = proxies.proxy_failed(
+            settings.transport,
+            join_url(settings.base_url, request),
+            request.method,
+            request.path,
+            scrub(str(err)),
+            retryable=not refusal,
+        )
+        if failed is not None:
+            return failed
     if isinstance(err, requests.exceptions.SSLError):
         return connection_error(Failure.TLS, settings, request, err)
     if isinstance(err, requests.Timeout):
@@ -152,6 +192,14 @@ def _request_failed(
         sent = not _connect_failed(err)
         return connection_error(Failure.CONNECT, settings, request, err, may_have_been_sent=sent)
     return connection_error(Failure.OTHER, settings, request, err)
+
+
+def _proxy_refused(
+    settings: MrsDeployConnectionSettings, request: ApiRequest, url: str, detail: str
+) -> MrsDeployConnectionError | None:
+    return proxies.proxy_failed(
+        settings.transport, url, request.method, request.path, detail, retryable=False
+    )
 
 
 def _read_body(

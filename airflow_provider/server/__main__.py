@@ -121,6 +121,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="expose admin-only /_faults endpoints (tests only)",
     )
     parser.add_argument(
+        "--aad-issuer",
+        metavar="URL",
+        help="also accept Azure AD access tokens (signed JWTs) from this issuer ('iss', e.g. "
+        "https://sts.windows.net/<tenant>/), as a server configured for Azure AD does; needs "
+        "--aad-audience and --aad-key-file (off by default)",
+    )
+    parser.add_argument(
+        "--aad-audience",
+        metavar="AUDIENCE",
+        help="the audience ('aud') Azure AD tokens must be for: the App ID URI or client id of "
+        "the server's Azure AD application",
+    )
+    parser.add_argument(
+        "--aad-key-file",
+        type=Path,
+        metavar="PEM",
+        help="public key (RSA or EC, PEM) that verifies the Azure AD tokens' signatures",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=("debug", "info", "warning", "error"), help="(info)"
     )
     return parser
@@ -137,6 +156,13 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
             raise SystemExit(f'{args.users_file}: expected {{"name": "password", ...}}')
         users.update(loaded)
     users.update(dict(args.user))
+    try:
+        return _settings(args, users)
+    except ValueError as err:
+        raise SystemExit(f"mrsdeploy-server: {err}") from None
+
+
+def _settings(args: argparse.Namespace, users: dict[str, str]) -> ServerSettings:
     return ServerSettings(
         data_dir=args.data_dir,
         admin_password=args.admin_password or os.environ.get(PASSWORD_ENV) or None,
@@ -154,6 +180,9 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
         services_config=args.services_config,
         include_demo_services=not args.no_demo_services,
         enable_fault_hooks=args.enable_fault_hooks,
+        aad_issuer=args.aad_issuer,
+        aad_audience=args.aad_audience,
+        aad_key_file=args.aad_key_file,
     )
 
 

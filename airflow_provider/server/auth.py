@@ -1,6 +1,12 @@
-"""Users, password hashing and rotating token pairs.
+"""Users, password hashing and rotating token pairs; optionally, Azure AD access tokens.
 
 Only SHA-256 hashes of tokens are stored, so the database never holds a usable token.
+
+A web node configured for Azure AD accepts, besides its own tokens, the access tokens Azure AD
+issues for its application: signed JWTs whose issuer, audience, signature and lifetime it
+checks, with no login. :class:`AadVerifier` does the same when the server is started with
+``--aad-issuer``, ``--aad-audience`` and ``--aad-key-file`` (off by default); the caller is
+the token's user principal name, or the application for an app-only token.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import hmac
 import secrets
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from airflow_provider.server.db import Store, TokenRecord
@@ -20,6 +27,12 @@ ADMIN_USER = "admin"
 _PBKDF2_ITERATIONS = 20_000
 #: Resolved access tokens kept in memory (the cache starts over when it is full).
 MAX_RESOLVED_TOKENS = 10_000
+#: Signature algorithms accepted for Azure AD tokens (asymmetric only: the server holds no
+#: signing secret).
+AAD_ALGORITHMS = ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256")
+#: Claims naming the caller of an Azure AD token, first found wins: a user's principal name,
+#: else the application of an app-only token, else the object id.
+AAD_USER_CLAIMS = ("upn", "unique_name", "preferred_username", "appid", "azp", "oid", "sub")
 
 
 def hash_password(password: str, salt: str | None = None) -> str:
@@ -60,6 +73,55 @@ class TokenPair:
         }
 
 
+def _looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2 and token.startswith("eyJ")
+
+
+class AadVerifier:
+    """Checks Azure AD access tokens: signature, issuer, audience, expiry.
+
+    :param issuer: the ``iss`` the tokens must carry.
+    :param audience: the ``aud`` the tokens must carry.
+    :param key_file: PEM public key the signatures are checked with.
+    """
+
+    def __init__(self, issuer: str, audience: str, key_file: Path) -> None:
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        self.issuer = issuer
+        self.audience = audience
+        self._key = load_pem_public_key(key_file.read_bytes())
+
+    def user_and_expiry(self, token: str) -> tuple[str, float]:
+        """The caller of a valid token and when the token expires, else raise 401."""
+        import jwt
+
+        try:
+            claims = jwt.decode(
+                token,
+                self._key,  # type: ignore[arg-type]
+                algorithms=list(AAD_ALGORITHMS),
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise ApiError(
+                401, "The Azure AD access token has expired.", "AuthenticationException"
+            ) from None
+        except jwt.PyJWTError as err:
+            raise ApiError(
+                401,
+                f"The Azure AD access token is not valid here: {err}.",
+                "AuthenticationException",
+            ) from None
+        for claim in AAD_USER_CLAIMS:
+            value = claims.get(claim)
+            if isinstance(value, str) and value:
+                return value, float(claims["exp"])
+        raise ApiError(401, "The Azure AD access token names no caller.", "AuthenticationException")
+
+
 class Authenticator:
     """Logs users in, rotates and revokes refresh tokens, and resolves bearer tokens.
 
@@ -70,6 +132,11 @@ class Authenticator:
     def __init__(self, store: Store, settings: ServerSettings) -> None:
         self._store = store
         self._settings = settings
+        self._aad: AadVerifier | None = None
+        if settings.aad_issuer and settings.aad_audience and settings.aad_key_file:
+            self._aad = AadVerifier(
+                settings.aad_issuer, settings.aad_audience, settings.aad_key_file
+            )
         # access-token hash -> (user, access expiry): every request but login carries a token,
         # and resolving it must not cost a database read each time. Entries are dropped when
         # their pair is rotated, revoked or purged, and checked against the expiry on each use.
@@ -144,7 +211,10 @@ class Authenticator:
                 "AuthenticationException",
             )
         access_hash = token_hash(token.strip())
-        found = self._store.access_owner(access_hash, time.time())
+        if self._aad is not None and _looks_like_jwt(token.strip()):
+            found: tuple[str, float] | None = self._aad.user_and_expiry(token.strip())
+        else:
+            found = self._store.access_owner(access_hash, time.time())
         if found is None:
             raise ApiError(
                 401, "The access token is invalid or expired.", "AuthenticationException"

@@ -29,6 +29,11 @@ class ServerSettings:
     :param services_config: Optional JSON file registering extra services.
     :param include_demo_services: Register the built-in demo services.
     :param enable_fault_hooks: Expose the admin-only ``/_faults`` endpoints.
+    :param aad_issuer: Accept Azure AD access tokens from this issuer (``iss``), as a web node
+        configured for Azure AD does; off (``None``) by default. Needs the two below.
+    :param aad_audience: The audience (``aud``) those tokens must be for: the App ID URI or
+        client id of the server's Azure AD application.
+    :param aad_key_file: PEM public key (RSA or EC) the tokens' signatures are checked with.
     """
 
     data_dir: Path
@@ -47,6 +52,9 @@ class ServerSettings:
     services_config: Path | None = None
     include_demo_services: bool = True
     enable_fault_hooks: bool = False
+    aad_issuer: str | None = None
+    aad_audience: str | None = None
+    aad_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.file_index_base not in (0, 1):
@@ -59,6 +67,14 @@ class ServerSettings:
             raise ValueError("token lifetimes must be positive")
         if self.max_body_bytes < 1:
             raise ValueError("max_body_bytes must be positive")
+        aad = (self.aad_issuer, self.aad_audience, self.aad_key_file)
+        if any(value is not None for value in aad) and None in aad:
+            raise ValueError("Azure AD needs the issuer, the audience and the key file together")
+
+    @property
+    def accepts_aad_tokens(self) -> bool:
+        """Whether Azure AD access tokens are accepted besides the server's own."""
+        return self.aad_issuer is not None
 
     @property
     def db_path(self) -> Path:

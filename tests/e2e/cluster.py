@@ -324,6 +324,37 @@ class AirflowCluster:
 
         return self.wait_until(f"{dag_id}/{run_id}/{task_id} to be {state}", reached, timeout)
 
+    def wait_deferred_and_settled(
+        self, dag_id: str, run_id: str, task_id: str, timeout: float
+    ) -> dict[str, Any]:
+        """Wait until the task is deferred, its trigger taken by a triggerer, and the scheduler
+        has processed the exit of the process that deferred; return the task instance.
+
+        The last step avoids a race in Airflow 3.3's scheduler: when the trigger fires before
+        the exit of the process that deferred is processed, that late "success" event is taken
+        for the resumed try, which is then marked failed or ``up_for_retry`` ("finished with
+        state success, but the task instance's state attribute is ..."). Callers keep the batch
+        slow until this returns (docs/e2e.md).
+        """
+        self.wait_for_task_state(dag_id, run_id, task_id, "deferred", timeout)
+
+        def assigned() -> dict[str, Any] | None:
+            ti = self.api.task_instance(dag_id, run_id, task_id)
+            trigger = ti.get("trigger") or {}
+            return ti if ti["state"] == "deferred" and trigger.get("triggerer_id") else None
+
+        ti = self.wait_until(f"the trigger of {run_id}/{task_id} to be assigned", assigned, 60)
+        key = (
+            f"TaskInstanceKey(dag_id='{dag_id}', task_id='{task_id}', run_id='{run_id}', "
+            "try_number=1"
+        )
+        self.wait_for_log(
+            "scheduler",
+            f"Received executor event with state success for task instance {key}",
+            timeout,
+        )
+        return ti
+
     # -- tasks and triggers ------------------------------------------------------------------
 
     def task_runner(self, ti_id: str) -> psutil.Process | None:

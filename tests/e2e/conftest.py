@@ -58,6 +58,8 @@ def cluster(
         tmp_path_factory.mktemp("airflow-cluster"),
         dag_files,
         env={"AIRFLOW_CONN_MRSDEPLOY_DEFAULT": json.dumps(connection)},
+        # The connection form's Test button (tests/e2e/test_browser.py).
+        config={("core", "test_connection"): "Enabled"},
     )
     previous = signal.signal(signal.SIGTERM, _interrupt)
     try:

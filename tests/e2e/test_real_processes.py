@@ -46,28 +46,9 @@ def _new_batches(list_batches: BatchLister, before: list[str]) -> list[str]:
 
 
 def _wait_deferred(cluster: AirflowCluster, run_id: str, dag_id: str = SCORE_DAG) -> dict[str, Any]:
-    """Wait until the sensor is deferred and its trigger taken, and the deferring process ended.
-
-    The last step avoids a race in Airflow 3.3's scheduler: when the trigger fires before the
-    exit of the process that deferred is processed, that late "success" event is taken for the
-    resumed try, which is then marked ``up_for_retry`` ("finished with state success, but the
-    task instance's state attribute is running"). The batch is kept slow until then.
-    """
-    cluster.wait_for_task_state(dag_id, run_id, "wait", "deferred", STATE_TIMEOUT)
-
-    def assigned() -> dict[str, Any] | None:
-        ti = cluster.api.task_instance(dag_id, run_id, "wait")
-        trigger = ti.get("trigger") or {}
-        return ti if ti["state"] == "deferred" and trigger.get("triggerer_id") else None
-
-    ti = cluster.wait_until(f"the trigger of {run_id}/wait to be assigned", assigned, 60)
-    key = f"TaskInstanceKey(dag_id='{dag_id}', task_id='wait', run_id='{run_id}', try_number=1"
-    cluster.wait_for_log(
-        "scheduler",
-        f"Received executor event with state success for task instance {key}",
-        STATE_TIMEOUT,
-    )
-    return ti
+    """The sensor deferred, its trigger taken, the deferring process's exit processed (the
+    batch is kept slow until then: :meth:`AirflowCluster.wait_deferred_and_settled`)."""
+    return cluster.wait_deferred_and_settled(dag_id, run_id, "wait", STATE_TIMEOUT)
 
 
 def _fired(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -144,3 +144,30 @@ def test_bad_extras(extra: dict[str, Any]) -> None:
 def test_bad_host_url() -> None:
     with pytest.raises(MrsDeployConfigurationError):
         settings_from_connection(_conn(host="ftp://h"))
+
+
+@pytest.mark.parametrize(
+    ("extra", "lead"),
+    [
+        ({"refresh_lead": 45}, 45),
+        ({"token_refresh_lead": "60"}, 60),  # the older name
+        ({"refresh_lead": 45, "token_refresh_lead": "45"}, 45),
+        ({"refresh_lead": None, "token_refresh_lead": 30}, 30),  # the form sends null
+    ],
+)
+def test_the_refresh_lead_is_read_under_either_name(extra: dict[str, Any], lead: float) -> None:
+    settings = settings_from_connection(_conn(host="h", extra=extra))
+    assert settings.token_refresh_lead == lead
+
+
+def test_two_refresh_leads_that_disagree_are_refused() -> None:
+    with pytest.raises(MrsDeployConfigurationError, match="disagree"):
+        settings_from_connection(
+            _conn(host="h", extra={"refresh_lead": 1, "token_refresh_lead": 2})
+        )
+
+
+@pytest.mark.parametrize("key", ["token_refresh_lead", "refresh_lead", "timeout"])
+def test_a_masked_value_saved_as_the_value_is_named_as_such(key: str) -> None:
+    with pytest.raises(MrsDeployConfigurationError, match=r"Airflow's mask '\*\*\*'.*Set it again"):
+        settings_from_connection(_conn(host="h", extra={key: "***"}))

@@ -19,6 +19,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from airflow_provider.api import MrsDeployApiError, MrsDeployConfigurationError
+from airflow_provider.batch_set import BatchPart, BatchSet
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.links import XCOM_STATUS_URL, MrsDeployBatchLink
 from airflow_provider.operators import (
@@ -314,12 +315,17 @@ def test_the_link_of_a_task_that_pushed_no_url_is_empty_and_logs_no_error(
 
 
 @pytest.mark.parametrize("map_index", [-1, 2])
-def test_the_link_is_the_pushed_url(comms: ExecutionApiComms, map_index: int) -> None:
-    url = "https://mlserver:12800/api/mtService/v1.0.0/batch/b1"
-    comms.stored[XCOM_STATUS_URL, map_index] = url
+def test_the_link_is_the_batch_status_page(comms: ExecutionApiComms, map_index: int) -> None:
+    """The server's URL needs a token of the server: the link opens the provider's page in
+    Airflow instead (tests/ui/test_link.py)."""
+    comms.stored[XCOM_STATUS_URL, map_index] = (
+        "https://mlserver:12800/api/mtService/v1.0.0/batch/b1"
+    )
+    comms.stored["batch_set", map_index] = BatchSet(*MT, (BatchPart("b1"),), 1).to_json()
     with capture_logs() as logs:
         got = MrsDeployBatchLink().get_link(submit([{"hp": 1}]), ti_key=ti_key(map_index))
-    assert got == url and errors(logs) == []
+    assert got.endswith("/mrsdeploy/batches/mrsdeploy_default/mtService/v1.0.0/b1")
+    assert errors(logs) == []
 
 
 @pytest.mark.parametrize(("rendered", "count"), [("3", 3), (" 12 ", 12), (4, 4)])

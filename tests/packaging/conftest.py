@@ -37,11 +37,23 @@ def load_module(name: str, path: Path) -> ModuleType:
 
 @pytest.fixture(scope="session")
 def snippets() -> ModuleType:
-    """The MkDocs hook that includes the example DAGs' marked sections."""
-    return load_module("example_snippets_hook", REPO / "docs" / "_hooks" / "example_snippets.py")
+    """``scripts/sync_doc_snippets.py``: the docs' code blocks from the example DAGs' sections."""
+    return load_module("sync_doc_snippets", REPO / "scripts" / "sync_doc_snippets.py")
 
 
 @pytest.fixture(scope="session")
 def check_package() -> ModuleType:
     """``scripts/check_package.py``: the packaging checks, shared with the command line."""
     return load_module("check_package", REPO / "scripts" / "check_package.py")
+
+
+@pytest.fixture(scope="session")
+def lock_script() -> ModuleType:
+    """``scripts/lock.py``: how ``make lock`` resolves the two locks."""
+    return load_module("lock_script", REPO / "scripts" / "lock.py")
+
+
+@pytest.fixture(scope="session")
+def check_imports() -> ModuleType:
+    """``scripts/check_imports.py``: every third-party import of the package is declared."""
+    return load_module("check_imports", REPO / "scripts" / "check_imports.py")

@@ -51,6 +51,20 @@ def test_wheel_and_sdist_install_next_to_airflow_and_register(
     dists = check_package.build(tmp_path / "dist")
     check_package.check_sdist(dists.sdist, version)
     check_package.check_wheel(dists.wheel, version)
+    check_package.check_published_metadata(dists)
+    metadata = check_package.wheel_metadata(dists.wheel)
+    for classifier in (
+        "Framework :: Apache Airflow",
+        "Framework :: Apache Airflow :: Provider",
+        "Programming Language :: Python :: 3.11",
+    ):
+        assert classifier in metadata["Classifier"], classifier
+    urls = dict(value.split(", ", 1) for value in metadata["Project-URL"])
+    assert set(urls) >= {"Documentation", "Source", "Changelog", "Issues"}, urls
+    assert all(url.startswith("https://") for url in urls.values()), urls
+    assert "airflow-provider" in metadata["Keywords"][0]
+    assert metadata["Description-Content-Type"] == ["text/markdown"]
+    assert not any(extra == "dev" for extra in metadata.get("Provides-Extra", []))
     bin_dir = check_package.install_fresh(dists.wheel, tmp_path / "venv")
     report = check_package.check_registered(bin_dir, version, tmp_path)
     assert report["provider"] == {
@@ -78,3 +92,27 @@ def test_sdist_check_notices_missing_package_data(
         archive.add(root, arcname=root.name)
     with pytest.raises(check_package.PackageCheckError, match=r"mtcars\.csv is missing"):
         check_package.check_sdist(sdist, version)
+
+
+def test_published_metadata_check_refuses_a_bad_long_description(
+    check_package: ModuleType, tmp_path: Path
+) -> None:
+    """The twine check can fail: a wheel whose description does not render is refused."""
+    import zipfile
+
+    version = check_package.source_version()
+    dist_info = f"airflow_provider_mrsdeploy-{version}.dist-info"
+    wheel = tmp_path / f"airflow_provider_mrsdeploy-{version}-py3-none-any.whl"
+    metadata = (
+        "Metadata-Version: 2.4\nName: airflow-provider-mrsdeploy\n"
+        f"Version: {version}\nDescription-Content-Type: text/x-rst\n\n"
+        "Broken *emphasis\n\n.. unknown-directive::\n"
+    )
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("airflow_provider/__init__.py", "")
+        archive.writestr(f"{dist_info}/METADATA", metadata)
+        archive.writestr(f"{dist_info}/WHEEL", "Wheel-Version: 1.0\nRoot-Is-Purelib: true\n")
+        archive.writestr(f"{dist_info}/RECORD", "")
+    sdist = tmp_path / "unused.tar.gz"
+    with pytest.raises(check_package.PackageCheckError, match="twine check"):
+        check_package.check_published_metadata(check_package.Distributions(sdist, wheel))

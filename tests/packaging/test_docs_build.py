@@ -11,7 +11,6 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from mkdocs.exceptions import PluginError
 
 pytestmark = pytest.mark.docs
 
@@ -84,7 +83,8 @@ def test_site_builds_with_every_page(site: Path) -> None:
 
 def test_examples_page_shows_the_example_dags(site: Path) -> None:
     html = (site / "examples" / "index.html").read_text(encoding="utf-8")
-    assert "dag-snippet" not in html, "a snippet directive was left unexpanded"
+    assert 'class="filename">dags_examples/mrsdeploy_score_mtcars.py' in html, "no titled block"
+    assert "airflow_provider.operators" in html, "the blocks show no imports"
     for text in ("mrsdeploy_score_mtcars", "mrsdeploy_submit_and_wait", "MrsDeployBatchSensor"):
         assert text in html, f"{text} is not on the examples page"
 
@@ -141,7 +141,7 @@ def test_snippet_sections_are_extracted_and_dedented(snippets: ModuleType) -> No
     ids=["never-closed", "never-opened", "opened-twice"],
 )
 def test_broken_snippet_markers_stop_the_build(snippets: ModuleType, text: str) -> None:
-    with pytest.raises(PluginError):
+    with pytest.raises(snippets.SnippetError):
         snippets.sections(text, "f.py")
 
 
