@@ -114,14 +114,20 @@ class GcPauses:
 
     def __init__(self) -> None:
         self.pauses: list[tuple[float, float, int]] = []
-        self._started = 0.0
+        #: CPU time of each full collection (a wall-clock pause on a busy machine also counts
+        #: the time other processes had the core).
+        self.full_cpu: list[float] = []
+        self._started = self._started_cpu = 0.0
 
     def __call__(self, phase: str, info: dict[str, Any]) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         if phase == "start":
-            self._started = now
+            self._started, self._started_cpu = now, cpu
         else:
-            self.pauses.append((self._started, now - self._started, int(info["generation"])))
+            generation = int(info["generation"])
+            self.pauses.append((self._started, now - self._started, generation))
+            if generation == 2:
+                self.full_cpu.append(cpu - self._started_cpu)
 
     def worst(self, since: float, until: float) -> float:
         """Longest pause that began in ``[since, until)`` (``perf_counter`` time)."""
@@ -347,6 +353,7 @@ async def poll_cpu(
         "p99_stall": lags[int(len(lags) * 0.99)] if lags else 0.0,
         "worst_gc": collections.worst(wall_before, time.perf_counter()),
         "full_gcs": sum(1 for _t, _d, generation in collections.pauses if generation == 2),
+        "full_gc_cpu": max(collections.full_cpu, default=0.0),
     }
     if profiler is not None:
         from benchmarks.profiling import summarize
@@ -686,6 +693,9 @@ def show_poll_cpu(
             + ", ".join(f"{r['worst_gc'] * 1000:.0f}" for r in runs)
             + " ms, full collections "
             + ", ".join(str(r.get("full_gcs", "?")) for r in runs)
+            + " taking at most "
+            + ", ".join(f"{r.get('full_gc_cpu', 0.0) * 1000:.0f}" for r in runs)
+            + " ms of CPU"
             + "; load average "
             + ", ".join(r["load"] for r in runs)
             + ")"
