@@ -98,6 +98,19 @@ def _service_path(name: str, version: str) -> str:
 
 
 def _batch_path(name: str, version: str, batch_id: str) -> str:
+    if type(name) is str and type(version) is str and type(batch_id) is str:
+        return _checked_batch_path(name, version, batch_id)
+    return _build_batch_path(name, version, batch_id)  # refuses the value, saying why
+
+
+@functools.lru_cache(maxsize=1024)
+def _checked_batch_path(name: str, version: str, batch_id: str) -> str:
+    """:func:`_build_batch_path` of strings, remembered: every row's requests of a collect
+    name the same service, version and batch, and checking them is most of building a path."""
+    return _build_batch_path(name, version, batch_id)
+
+
+def _build_batch_path(name: str, version: str, batch_id: str) -> str:
     return f"{_service_path(name, version)}/batch/{_batch_segment(batch_id)}"
 
 

@@ -111,6 +111,8 @@ class MrsDeployHook(BaseHook):
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
+        #: (settings, token cache, Authenticator, RetryPolicy) of the last call: see _call_parts.
+        self._parts: tuple[Any, ...] | None = None
 
     # -- connection and sessions -------------------------------------------------------------
 
@@ -229,6 +231,25 @@ class MrsDeployHook(BaseHook):
             and self._tokens.usable_token(time.time()) is None
         )
 
+    def _call_parts(
+        self, settings: MrsDeployConnectionSettings
+    ) -> tuple[Authenticator, RetryPolicy]:
+        """The authentication flow and retry policy of calls with ``settings``.
+
+        Both hold only settings, the token cache and the logger, so they are built once per
+        settings and token cache rather than for every call: a collect makes one call per file.
+        """
+        parts = self._parts
+        if parts is None or parts[0] is not settings or parts[1] is not self._tokens:
+            log = self.log
+            parts = self._parts = (
+                settings,
+                self._tokens,
+                Authenticator(settings, self._tokens, log, issuer=settings.token_issuer),
+                RetryPolicy.from_settings(settings, log),
+            )
+        return parts[2], parts[3]
+
     def _call(
         self,
         request: ApiRequest,
@@ -251,9 +272,8 @@ class MrsDeployHook(BaseHook):
         body: RequestBody | None,
         headers: Mapping[str, str] | None,
     ) -> RawResponse:
-        auth = Authenticator(settings, self._tokens, self.log, issuer=settings.token_issuer)
+        auth, policy = self._call_parts(settings)
         issuer = issuer_for(settings)
-        policy = RetryPolicy.from_settings(settings, self.log)
         if self.transport is not None:
             send = functools.partial(self.transport.send, settings)
         else:
@@ -295,9 +315,8 @@ class MrsDeployHook(BaseHook):
         settings: MrsDeployConnectionSettings,
         headers: Mapping[str, str] | None = None,
     ) -> RawResponse:
-        auth = Authenticator(settings, self._tokens, self.log, issuer=settings.token_issuer)
+        auth, policy = self._call_parts(settings)
         issuer = issuer_for(settings)
-        policy = RetryPolicy.from_settings(settings, self.log)
         if self.transport is not None:
             mocked = functools.partial(self.transport.asend, settings)
             attempt = functools.partial(
@@ -560,7 +579,7 @@ class MrsDeployHook(BaseHook):
             what=request.describe,
             method=request.method,
             path=request.path,
-            policy=RetryPolicy.from_settings(settings, self.log),
+            policy=self._call_parts(settings)[1],
             log=self.log,
             limit=settings.max_download_bytes,
             stall_timeout=settings.timeout,
@@ -695,7 +714,7 @@ class MrsDeployHook(BaseHook):
         transport = self.transport
         download = AsyncResumableDownload(
             lambda headers: self._acall(request, headers),
-            self._resume_state(request, await self.asettings()),
+            self._resume_state(request, self._settings or await self.asettings()),
             chunk_size=chunk_size,
             read_body=transport.aiter_stream if transport else transport_async.aiter_stream,
         )

@@ -199,10 +199,16 @@ async def aiter_stream(
         complete.
     """
     response: aiohttp.ClientResponse = raw.stream
+    content = response.content
     while True:
         try:
-            async with async_timeout(stall_timeout):
-                chunk = await _read_chunk(response.content, chunk_size)
+            if content.is_eof():
+                # The whole body has arrived (a small file usually has, with its headers): the
+                # rest is in memory and cannot stall, so no timer is armed for it.
+                chunk = _buffered_chunk(content, chunk_size)
+            else:
+                async with async_timeout(stall_timeout):
+                    chunk = await _read_chunk(content, chunk_size)
         except asyncio.TimeoutError:
             response.close()
             raise stalled_error(stall_timeout, chunk_size, method, path) from None
@@ -217,6 +223,24 @@ async def aiter_stream(
             break
         yield chunk
     response.release()
+
+
+def _buffered_chunk(content: aiohttp.StreamReader, chunk_size: int) -> bytes:
+    """The next ``chunk_size`` bytes of a body that has wholly arrived (fewer only at the end;
+    empty when it is over): :func:`_read_chunk` without waiting.
+
+    :raises aiohttp.ClientError: the error that ended the body, if one did.
+    """
+    first = content.read_nowait(chunk_size)
+    if len(first) == chunk_size or not first:
+        return first
+    block = bytearray(first)
+    while len(block) < chunk_size:
+        piece = content.read_nowait(chunk_size - len(block))
+        if not piece:
+            break
+        block += piece
+    return bytes(block)
 
 
 async def _read_chunk(content: aiohttp.StreamReader, chunk_size: int) -> bytes:

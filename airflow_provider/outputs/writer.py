@@ -277,6 +277,8 @@ class OutputWriter:
     async def _astream_file(
         self, planned: PlannedFile, head: list[bytes], rest: AsyncIterator[bytes]
     ) -> WrittenFile:
+        if self._local:
+            return await self._astream_local(planned, rest)
         target = await self._storage(self._open_target, planned)
         try:
             for chunk in head:
@@ -286,6 +288,18 @@ class OutputWriter:
             return await self._storage(self._commit, target)
         except BaseException:
             await asyncio.shield(self._storage(self._discard, target))
+            raise
+
+    async def _astream_local(self, planned: PlannedFile, rest: AsyncIterator[bytes]) -> WrittenFile:
+        """:meth:`_astream_file` on a local disk: every storage call inline, as in
+        :meth:`write_file` (no awaitable per call: a collect lands thousands of small files)."""
+        target = self._open_target(planned)
+        try:
+            async for chunk in rest:
+                target.write(chunk)
+            return self._commit(target)
+        except BaseException:
+            self._discard(target)
             raise
 
     async def _storage(self, call: Callable[..., _T], *args: Any) -> _T:

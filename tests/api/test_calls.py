@@ -102,3 +102,24 @@ def test_join_url_keeps_prefix() -> None:
     request = calls.list_services()
     assert join_url("http://127.0.0.1:12800", request) == "http://127.0.0.1:12800/services"
     assert join_url("https://gw/mlserver/", request) == "https://gw/mlserver/services"
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        (["svc"], "v1", "b1"),  # unhashable: the path cache must not turn it into a TypeError
+        ("svc", 1, "b1"),
+        ("svc", "v1", ".."),
+        ("svc", "v1", ""),
+    ],
+)
+def test_refused_batch_path_values_are_refused_every_time(names: tuple[object, ...]) -> None:
+    for _ in range(2):  # the second time too: a refusal is never remembered as a path
+        with pytest.raises(MrsDeployConfigurationError):
+            calls.get_batch_file(*names, 0, "a.txt")  # type: ignore[arg-type]
+
+
+def test_a_remembered_batch_path_is_the_same_path() -> None:
+    first = calls.get_batch_file("svc name", "v1", "b-1", 3, "a b.txt").path
+    assert calls.get_batch_file("svc name", "v1", "b-1", 3, "a b.txt").path == first
+    assert calls.get_batch_file("svc name", "v1", "b-2", 3, "a b.txt").path != first
