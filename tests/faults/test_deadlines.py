@@ -23,7 +23,7 @@ from airflow_provider.sensors import MrsDeployBatchSensor
 from tests.faults.conftest import ConnSetter
 from tests.faults.helpers import MT, batch_trigger, run_trigger
 from tests.faults.hostile import FILE_CONTENT, HostileServer, Misbehaviour
-from tests.faults.tls import self_signed
+from tests.support.certificates import self_signed
 
 #: Far below what any misbehaviour here would take without a deadline (a minute or more).
 DID_NOT_HANG = 15.0

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import httpx
 import pandas as pd
 import pytest
 from structlog.testing import capture_logs
@@ -31,6 +30,7 @@ from airflow_provider.records import MrsDeployRecordsError
 from tests.faults.conftest import connection_json
 from tests.faults.crafted import CraftedServer
 from tests.hooks.helpers import wait_terminal
+from tests.support.execution_api import ExecutionApi, install
 from tests.support.server import ReferenceServer
 
 MT = ("mtService", "v1.0.0")
@@ -236,57 +236,9 @@ def test_a_collect_failure_is_not_chained_to_the_event_loop_probe(
     assert not any(isinstance(e, RuntimeError) for e in chain), chain
 
 
-class ExecutionApiComms:
-    """A task's channel to its supervisor, answered as the supervisor answers: through
-    Airflow's own execution API client, against a stand-in API holding ``stored`` XComs
-    (a missing one is a 404, as the real API answers)."""
-
-    def __init__(self, stored: dict[tuple[str, int], Any]) -> None:
-        from airflow.sdk.api.client import Client
-
-        self.stored = stored
-        self.client = Client(
-            base_url=None, dry_run=True, token="", transport=httpx.MockTransport(self._api)
-        )
-
-    def _api(self, request: httpx.Request) -> httpx.Response:
-        parts = request.url.path.strip("/").split("/")  # xcoms/dag/run/task/key[/slice]
-        key = parts[4]
-        if parts[-1] == "slice":
-            values = [v for (k, _), v in sorted(self.stored.items()) if k == key]
-            return httpx.Response(200, json=values)
-        map_index = int(request.url.params.get("map_index", -1))
-        if (key, map_index) in self.stored:
-            return httpx.Response(200, json={"key": key, "value": self.stored[key, map_index]})
-        return httpx.Response(404, json={"detail": {"reason": "not_found"}})
-
-    def send(self, msg: Any) -> Any:
-        from airflow.sdk.execution_time.comms import (
-            GetXCom,
-            GetXComSequenceSlice,
-            XComResult,
-            XComSequenceSliceResult,
-        )
-
-        xcoms = self.client.xcoms
-        if isinstance(msg, GetXCom):
-            found = xcoms.get(msg.dag_id, msg.run_id, msg.task_id, msg.key, msg.map_index)
-            return XComResult.from_xcom_response(found)
-        if isinstance(msg, GetXComSequenceSlice):
-            found = xcoms.get_sequence_slice(
-                msg.dag_id, msg.run_id, msg.task_id, msg.key, None, None, None
-            )
-            return XComSequenceSliceResult.from_response(found)
-        raise AssertionError(f"unexpected request {msg!r}")
-
-
 @pytest.fixture
-def comms(monkeypatch: pytest.MonkeyPatch) -> ExecutionApiComms:
-    from airflow.sdk.execution_time import task_runner
-
-    channel = ExecutionApiComms({})
-    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", channel, raising=False)
-    return channel
+def comms(monkeypatch: pytest.MonkeyPatch) -> ExecutionApi:
+    return install(monkeypatch)
 
 
 def ti_key(map_index: int = -1) -> Any:
@@ -300,7 +252,7 @@ def errors(logs: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def test_the_link_of_a_task_that_pushed_no_url_is_empty_and_logs_no_error(
-    comms: ExecutionApiComms,
+    comms: ExecutionApi,
 ) -> None:
     from airflow.sdk.execution_time.xcom import XCom
 
@@ -315,7 +267,7 @@ def test_the_link_of_a_task_that_pushed_no_url_is_empty_and_logs_no_error(
 
 
 @pytest.mark.parametrize("map_index", [-1, 2])
-def test_the_link_is_the_batch_status_page(comms: ExecutionApiComms, map_index: int) -> None:
+def test_the_link_is_the_batch_status_page(comms: ExecutionApi, map_index: int) -> None:
     """The server's URL needs a token of the server: the link opens the provider's page in
     Airflow instead (tests/ui/test_link.py)."""
     comms.stored[XCOM_STATUS_URL, map_index] = (

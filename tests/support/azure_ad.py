@@ -17,8 +17,6 @@ secret it was sent), ``"busy"`` (503), ``"slow"`` (answers after ``slow_seconds`
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import ssl
 import threading
@@ -29,11 +27,10 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from tests.support.certificates import self_signed
 from tests.support.loopback import LoopbackHTTPServer, LoopbackServer
 
 TENANT = "contoso.onmicrosoft.com"
@@ -46,32 +43,7 @@ ISSUER = "https://sts.example.test/contoso/"
 
 def certificate(directory: Path, names: tuple[str, ...] = ("localhost",)) -> tuple[Path, Path]:
     """A self-signed certificate (its own CA) for 127.0.0.1 and ``names``; (cert, key) paths."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "azure ad stand-in")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    alt = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), *map(x509.DNSName, names)]
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(alt), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "aad-cert.pem", directory / "aad-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return self_signed(directory, names=names, common_name="azure ad stand-in", prefix="aad-")
 
 
 class _Server(LoopbackHTTPServer):
