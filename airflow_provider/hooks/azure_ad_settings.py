@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider.api.errors import MrsDeployConfigurationError
 from airflow_provider.api.identifiers import shown
+from airflow_provider.hooks.extra_values import flag
 
 CLIENT_SECRET = "client_secret"
 MANAGED_IDENTITY = "managed_identity"
@@ -113,9 +114,17 @@ class AzureAdSettings:
 _MODIFIERS = frozenset({"instance_discovery"})
 
 
+def azure_extras_given(extras: dict[str, Any]) -> list[str]:
+    """The Azure AD settings the extras give, modifiers left out (they say nothing about
+    whether Azure AD is used)."""
+    return [
+        key for key in AZURE_EXTRAS if key not in _MODIFIERS and extras.get(key) not in (None, "")
+    ]
+
+
 def wants_azure_ad(extras: dict[str, Any]) -> bool:
     """Whether the extras name any Azure AD setting (the ``auth`` kind is then inferred)."""
-    return any(extras.get(key) not in (None, "") for key in AZURE_EXTRAS if key not in _MODIFIERS)
+    return bool(azure_extras_given(extras))
 
 
 def _text(extras: dict[str, Any], key: str) -> str | None:
@@ -153,22 +162,6 @@ def _authority(extras: dict[str, Any]) -> str | None:
             f"'https://login.microsoftonline.com' (got {shown(host)})"
         )
     return f"https://{parts.netloc}{parts.path.rstrip('/')}"
-
-
-def _flag(extras: dict[str, Any], key: str, default: bool) -> bool:
-    value = extras.get(key)
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise MrsDeployConfigurationError(
-        f"connection extra {key!r} must be true or false (got {shown(value)})"
-    )
 
 
 def _scope(conn_id: str | None, extras: dict[str, Any]) -> str:
@@ -268,6 +261,6 @@ def azure_ad_settings(
         client_secret=secret,
         authority_host=_authority(extras),
         federated_token_file=token_file,
-        instance_discovery=_flag(extras, "instance_discovery", True),
+        instance_discovery=flag(extras, "instance_discovery", default=True),
         authority_ca_bundle=_text(extras, "authority_ca_bundle"),
     )

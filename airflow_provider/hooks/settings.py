@@ -12,11 +12,12 @@ from urllib.parse import unquote, urlsplit
 from airflow_provider.api.errors import MrsDeployConfigurationError
 from airflow_provider.api.identifiers import shown, token_problem
 from airflow_provider.hooks.azure_ad_settings import (
-    AZURE_EXTRAS,
     AzureAdSettings,
     azure_ad_settings,
+    azure_extras_given,
     wants_azure_ad,
 )
+from airflow_provider.hooks.extra_values import flag, spelled_flag
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5
@@ -36,9 +37,6 @@ PASSWORD = "password"
 BEARER_TOKEN = "bearer_token"
 AZURE_AD = "azure_ad"
 AUTH_KINDS = (PASSWORD, BEARER_TOKEN, AZURE_AD)
-
-_TRUE = frozenset({"true", "yes", "on", "1"})
-_FALSE = frozenset({"false", "no", "off", "0"})
 
 
 class ConnectionLike(Protocol):
@@ -189,16 +187,11 @@ class MrsDeployConnectionSettings:
 
 
 def _bool_or_path(value: Any, key: str) -> bool | str:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in _TRUE:
-            return True
-        if text.lower() in _FALSE:
-            return False
-        if text:
-            return text
+    parsed = spelled_flag(value)
+    if parsed is not None:
+        return parsed
+    if isinstance(value, str) and value.strip():
+        return value.strip()
     raise MrsDeployConfigurationError(
         f"connection extra {key!r} must be true, false or a CA bundle path (got {value!r})"
     )
@@ -466,7 +459,7 @@ def settings_from_connection(
         token_refresh_lead=_refresh_lead(conn, extras),
         max_response_bytes=max_response_bytes,
         max_download_bytes=max_download_bytes or None,
-        trust_env=_flag(extras, "trust_env", default=True),
+        trust_env=flag(extras, "trust_env", default=True),
         auth=auth,
         azure_ad=azure_ad,
         proxy=proxy,
@@ -502,11 +495,7 @@ def _auth_kind(conn: ConnectionLike, extras: dict[str, Any], has_bearer_token: b
             "extra is set"
         )
     if kind != AZURE_AD and azure:
-        named = [
-            key
-            for key in AZURE_EXTRAS
-            if extras.get(key) not in (None, "") and key != "instance_discovery"
-        ]
+        named = azure_extras_given(extras)
         raise MrsDeployConfigurationError(
             f"connection {conn.conn_id!r}: the extras {', '.join(named)} apply to Azure AD "
             f"only, but 'auth' is {kind!r}; set 'auth' to 'azure_ad' or remove them"
@@ -598,15 +587,3 @@ def _no_proxy(conn: ConnectionLike, value: Any) -> tuple[str, ...]:
                 "domain or IP network (write 'host', '.domain', 'host:port' or '10.0.0.0/8')"
             )
     return hosts
-
-
-def _flag(extras: dict[str, Any], key: str, *, default: bool) -> bool:
-    value = extras.get(key)
-    if value is None or value == "":
-        return default
-    parsed = _bool_or_path(value, key)
-    if not isinstance(parsed, bool):
-        raise MrsDeployConfigurationError(
-            f"connection extra {key!r} must be true or false (got {value!r})"
-        )
-    return parsed
