@@ -8,6 +8,7 @@ must deliver each chunk within it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ssl
 import weakref
 from collections.abc import AsyncIterator
@@ -125,7 +126,7 @@ async def send(
                 params=request.params or None,
                 json=request.json,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=seconds),
+                timeout=_connect_timeout(seconds),
                 # Never: a redirect would carry the password, tokens or records elsewhere.
                 allow_redirects=False,
             )
@@ -142,6 +143,13 @@ async def send(
         raise _request_failed(err, settings, request, seconds, url) from None
     response.release()
     return RawResponse(response.status, dict(response.headers), body)
+
+
+@functools.lru_cache(maxsize=64)
+def _connect_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """aiohttp's timeout of one request's connect phase (immutable, so built once per value:
+    without a deadline every request of a connection asks for the same one)."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=seconds)
 
 
 def _proxy_error(
