@@ -9,9 +9,8 @@ when present, from their old home otherwise.
 
 from __future__ import annotations
 
-import sys
-
 from airflow.providers.common.compat.sdk import (
+    AirflowNotFoundException,
     AirflowSensorTimeout,
     AirflowSkipException,
     AirflowTaskTimeout,
@@ -27,12 +26,8 @@ except ImportError:  # pragma: no cover - exercised by the minimum-version test 
         TaskDeferralTimeout,
     )
 
-if sys.version_info >= (3, 11):
-    from asyncio import timeout as async_timeout
-    from asyncio import timeout_at as async_timeout_at
-else:  # pragma: no cover - Python 3.10 (aiohttp installs async-timeout there)
-    from async_timeout import timeout as async_timeout
-    from async_timeout import timeout_at as async_timeout_at
+from asyncio import timeout as async_timeout
+from asyncio import timeout_at as async_timeout_at
 
 
 def default_deferrable() -> bool:
@@ -41,6 +36,7 @@ def default_deferrable() -> bool:
 
 
 __all__ = [
+    "AirflowNotFoundException",
     "AirflowSensorTimeout",
     "AirflowSkipException",
     "AirflowTaskTimeout",

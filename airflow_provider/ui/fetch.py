@@ -129,13 +129,12 @@ def _row(result: ExecutionResult, index: int) -> RowStatus:
 
 def _connection(connection_id: str) -> Any:
     """The connection, checked to be an ``mrsdeploy`` one."""
+    from airflow_provider.compat import AirflowNotFoundException
     from airflow_provider.hooks import MrsDeployHook
 
     try:
         conn = MrsDeployHook.get_connection(connection_id)
-    except Exception as err:  # Airflow's not-found error moved between releases
-        if type(err).__name__ != "AirflowNotFoundException":
-            raise
+    except AirflowNotFoundException:
         raise PageError(
             404, "Unknown connection", f"There is no connection {connection_id!r}."
         ) from None
