@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +48,14 @@ SPLIT_PARTS = 4
 
 def child(dag_id: str, records: str, destination: str, report: str) -> None:
     """Run the DAG once (the environment was prepared by the parent)."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from airflow.dag_processing.dagbag import DagBag
 
     dag = DagBag(dag_folder=str(DAGS)).get_dag(dag_id)
     started = time.perf_counter()
     run = dag.test(
-        logical_date=datetime.now(timezone.utc),
+        logical_date=datetime.now(UTC),
         run_conf={"records": records, "destination": destination},
     )
     seconds = time.perf_counter() - started

@@ -187,7 +187,7 @@ class AzureAdIssuer:
         seconds = request_timeout(self.transport.timeout)
         try:
             return await asyncio.wait_for(asyncio.to_thread(self.issue, wanted), 2 * seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise MrsDeployConnectionError(
                 f"no token from {self.config.describe} within {2 * seconds:g} s",
                 retryable=True,

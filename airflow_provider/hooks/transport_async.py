@@ -217,7 +217,7 @@ async def aiter_stream(
             else:
                 async with async_timeout(stall_timeout):
                     chunk = await _read_chunk(content, chunk_size)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             response.close()
             raise stalled_error(stall_timeout, chunk_size, method, path) from None
         except aiohttp.ClientError as err:

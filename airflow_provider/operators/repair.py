@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
@@ -329,7 +329,7 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
             "batch_ids": list(repair_set.batch_ids),
             "rows": rows,
             "still_failed": still_failed,
-            "finished": datetime.now(timezone.utc).isoformat(),
+            "finished": datetime.now(UTC).isoformat(),
         }
         if run.interrupted:
             self.log.warning(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow_provider.outputs.formats import OutputFormat
@@ -66,7 +66,7 @@ def build_manifest(
             {"index": f.index, "name": f.name, "path": f.path, "size": f.size, "sha256": f.sha256}
             for f in sorted(files, key=lambda f: (f.index, f.name))
         ],
-        "created": datetime.now(timezone.utc).isoformat(),
+        "created": datetime.now(UTC).isoformat(),
     }
     if failed_row_indexes is not None:
         manifest["failed_row_indexes"] = list(failed_row_indexes)

@@ -11,7 +11,7 @@ import json
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from airflow_provider.server.validation import PARAMETER_TYPES
 ServiceCallable = Callable[[Any, dict[str, Any]], dict[str, Any]]
 RUNTIME_TYPES = ("R", "Python", "Realtime")
 
-_STARTED = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")
+_STARTED = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
 @dataclass

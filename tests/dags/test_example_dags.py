@@ -6,7 +6,7 @@ import hashlib
 import json
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ def check_files(destination: Path, manifest: dict[str, Any]) -> None:
 def test_score_mtcars_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -> None:
     dag = dagbag.get_dag("mrsdeploy_score_mtcars")
     run = dag.test(
-        logical_date=datetime(2026, 3, 1, tzinfo=timezone.utc),
+        logical_date=datetime(2026, 3, 1, tzinfo=UTC),
         run_conf={"destination": str(tmp_path)},
     )
     assert run.state == "success"
@@ -149,7 +149,7 @@ def test_submit_and_wait_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -
 def test_score_in_chunks_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path) -> None:
     dag = dagbag.get_dag("mrsdeploy_score_in_chunks")
     run = dag.test(
-        logical_date=datetime(2026, 4, 1, tzinfo=timezone.utc),
+        logical_date=datetime(2026, 4, 1, tzinfo=UTC),
         run_conf={"destination": str(tmp_path), "chunk_rows": 10},
     )
     assert run.state == "success"
@@ -200,7 +200,7 @@ def test_repair_failed_rows_dag(dagbag: Any, mrsdeploy_conn: str, tmp_path: Path
     """Transient failures injected into rows 3 and 11 of both batches are repaired: 32 of 32."""
     dag = dagbag.get_dag("mrsdeploy_repair_failed_rows")
     run = dag.test(
-        logical_date=datetime(2026, 5, 1, tzinfo=timezone.utc),
+        logical_date=datetime(2026, 5, 1, tzinfo=UTC),
         run_conf={"destination": str(tmp_path)},
     )
     assert run.state == "success"

@@ -6,11 +6,11 @@ The steps live in ``scripts/check_package.py`` (also runnable by hand); this tes
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-import tomllib
 
 pytestmark = pytest.mark.packaging
 

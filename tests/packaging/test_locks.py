@@ -7,11 +7,11 @@ and a bound that something else lifts must be raised to what is really installed
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version

@@ -23,7 +23,7 @@ def self_signed(
     ``<prefix>cert.pem`` and ``<prefix>key.pem`` in ``directory``; return their paths."""
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     alt = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), *map(x509.DNSName, names)]
     cert = (
         x509.CertificateBuilder()

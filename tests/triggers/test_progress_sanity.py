@@ -195,7 +195,7 @@ async def run_for(waiting: MrsDeployBatchTrigger, seconds: float) -> TriggerEven
     generator = cast(AsyncGenerator[TriggerEvent, None], waiting.run())
     try:
         return await asyncio.wait_for(generator.__anext__(), seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return None
     finally:
         await generator.aclose()
