@@ -20,6 +20,7 @@ from airflow_provider.hooks.transport_sync import iter_stream
 
 __all__ = [
     "AsyncOpener",
+    "AsyncPreparer",
     "AsyncResumableDownload",
     "FileIdentity",
     "Opener",
@@ -101,55 +102,100 @@ class ResumableDownload:
         state.finished()
 
 
+#: Prepares an async download when its first chunk is asked for: the opener and the state.
+AsyncPreparer = Callable[[], Awaitable[tuple[AsyncOpener, ResumeState]]]
+
+
 class AsyncResumableDownload:
     """Iterate over one file's bytes on the event loop, resuming after interruptions.
 
-    The same parameters as :class:`ResumableDownload`, with an async ``open_response`` and
-    ``sleep``.
+    The same rules as :class:`ResumableDownload`, with an async opener and ``sleep``. The opener
+    and the state come from ``prepare``, awaited when the first chunk is asked for, so that, as
+    with a generator, nothing (checking the request, looking up the connection) happens before.
+
+    An async iterator class rather than an async generator: asyncio registers every async
+    generator when it first runs and finalizes it when it ends, which costs more than reading a
+    small file that has already arrived, and a collect reads thousands of them.
+
+    :param prepare: returns the opener (see :class:`ResumableDownload`) and the download's state.
+    :param chunk_size: bytes per chunk (at most).
+    :param sleep: waits between attempts (replaceable in tests).
+    :param read_body: reads the body of an open response (the transport's ``aiter_stream``).
     """
 
     def __init__(
         self,
-        open_response: AsyncOpener,
-        state: ResumeState,
+        prepare: AsyncPreparer,
         *,
         chunk_size: int,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         read_body: AsyncBodyReader = aiter_stream,
     ):
-        self.open_response = open_response
-        self.state = state
+        self.prepare = prepare
         self.chunk_size = chunk_size
         self.sleep = sleep
         self.read_body = read_body
+        self._open: AsyncOpener | None = None
+        self._state: ResumeState | None = None
+        self._response: RawResponse | None = None
+        self._body: AsyncIterator[bytes] | None = None
+        self._over = False
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        state = self.state
-        first = await self.open_response({})
-        response: RawResponse | None = first
+    def __aiter__(self) -> AsyncResumableDownload:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._over:
+            raise StopAsyncIteration
         try:
-            state.started(first)
-            while response is not None:
+            if self._state is None:
+                self._open, self._state = await self.prepare()
+                await self._start({})
+            state = self._state
+            while True:
+                body = self._body
                 try:
-                    async for chunk in self.read_body(
-                        response,
-                        self.chunk_size,
-                        state.method,
-                        state.path,
-                        stall_timeout=state.stall_timeout,
-                    ):
-                        fresh = state.deliver(chunk)
-                        if fresh is not None:
-                            yield fresh
-                    break
+                    if body is None:  # the last interruption left nothing to ask for
+                        raise StopAsyncIteration
+                    chunk = await body.__anext__()
                 except MrsDeployConnectionError as err:
-                    _close_stream(response)
-                    response = None
+                    self._drop_response()
                     plan = state.interrupted(err)
                     await self.sleep(plan.wait)
                     if plan.headers is not None:
-                        response = await self.open_response(plan.headers)
-                        state.resumed(response)
-        finally:
-            _close_stream(response)
-        state.finished()
+                        await self._start(plan.headers, resumed=True)
+                    continue
+                fresh = state.deliver(chunk)
+                if fresh is not None:
+                    return fresh
+        except StopAsyncIteration:
+            self._over = True
+            self._drop_response()
+            self._state.finished()  # type: ignore[union-attr]
+            raise
+        except BaseException:
+            self._over = True
+            self._drop_response()
+            raise
+
+    async def aclose(self) -> None:
+        """Stop early: the open response, if any, is closed."""
+        self._over = True
+        self._drop_response()
+
+    async def _start(self, headers: Mapping[str, str], *, resumed: bool = False) -> None:
+        """Open a response (the first, or a resume asking for ``headers``) and check it."""
+        assert self._open is not None and self._state is not None
+        response = self._response = await self._open(headers)
+        state = self._state
+        if resumed:
+            state.resumed(response)
+        else:
+            state.started(response)
+        self._body = self.read_body(
+            response, self.chunk_size, state.method, state.path, stall_timeout=state.stall_timeout
+        )
+
+    def _drop_response(self) -> None:
+        response, self._response, self._body = self._response, None, None
+        _close_stream(response)

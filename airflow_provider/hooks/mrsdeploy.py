@@ -35,7 +35,7 @@ from airflow_provider.api.results_stream import BatchAnswerReader
 from airflow_provider.api.resume import ResumeState
 from airflow_provider.hooks import async_sessions, endpoints, transport_async, transport_sync
 from airflow_provider.hooks.azure_ad import issuer_for
-from airflow_provider.hooks.download import AsyncResumableDownload, ResumableDownload
+from airflow_provider.hooks.download import AsyncOpener, AsyncResumableDownload, ResumableDownload
 from airflow_provider.hooks.endpoints import Endpoint
 from airflow_provider.hooks.flow import TokenIssuer, adrive, drive
 from airflow_provider.hooks.masking import Secret, amask, mask
@@ -691,7 +691,7 @@ class MrsDeployHook(BaseHook):
         """
         return await self._arun(endpoints.LIST_BATCH_FILES, name, version, batch_id, index)
 
-    async def aiter_batch_file(
+    def aiter_batch_file(
         self,
         name: str,
         version: str,
@@ -703,6 +703,9 @@ class MrsDeployHook(BaseHook):
     ) -> AsyncIterator[bytes]:
         """Async :meth:`iter_batch_file`: stream one file of a row, resuming after breaks.
 
+        Nothing is checked or sent until the first chunk is asked for; ``aclose()`` the
+        iterator when stopping early.
+
         :param name: service name.
         :param version: service version.
         :param batch_id: batch execution id.
@@ -710,16 +713,18 @@ class MrsDeployHook(BaseHook):
         :param file_name: a name from :meth:`alist_batch_files`.
         :param chunk_size: bytes per chunk (at most).
         """
-        request = calls.get_batch_file(name, version, batch_id, index, file_name)
+
+        async def prepare() -> tuple[AsyncOpener, ResumeState]:
+            request = calls.get_batch_file(name, version, batch_id, index, file_name)
+            state = self._resume_state(request, self._settings or await self.asettings())
+            return functools.partial(self._acall, request), state
+
         transport = self.transport
-        download = AsyncResumableDownload(
-            lambda headers: self._acall(request, headers),
-            self._resume_state(request, self._settings or await self.asettings()),
+        return AsyncResumableDownload(
+            prepare,
             chunk_size=chunk_size,
             read_body=transport.aiter_stream if transport else transport_async.aiter_stream,
         )
-        async for chunk in download:
-            yield chunk
 
 
 async def _aparse(parse: Callable[[bytes, str], _T], body: bytes, what: str) -> _T:

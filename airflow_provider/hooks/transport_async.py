@@ -22,8 +22,8 @@ from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.headers import register_case_insensitive
 from airflow_provider.api.limits import BodyCollector
-from airflow_provider.compat import async_timeout
 from airflow_provider.hooks import proxies
+from airflow_provider.hooks.coarse_timeout import coarse_timeout
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import (
     Failure,
@@ -118,7 +118,7 @@ async def send(
     response: aiohttp.ClientResponse | None = None
     try:
         # The whole exchange, not each read: a server dripping bytes cannot stretch it.
-        async with async_timeout(seconds):
+        async with coarse_timeout(seconds):
             response = await session.request(
                 request.method,
                 url,
@@ -192,45 +192,96 @@ def _request_failed(
     return err
 
 
-async def aiter_stream(
+def aiter_stream(
     raw: RawResponse, chunk_size: int, method: str, path: str, *, stall_timeout: float
 ) -> AsyncIterator[bytes]:
-    """Yield the body of a streamed response in chunks; the connection goes back to the pool
-    when the body was read to the end, and is closed otherwise.
+    """The body of a streamed response in chunks; the connection goes back to the pool when the
+    body was read to the end, and is closed otherwise.
 
     :param raw: a successful streamed response from :func:`send`.
     :param chunk_size: bytes per chunk (fewer only at the end).
     :param method: request method, for error messages.
     :param path: request path, for error messages.
     :param stall_timeout: seconds each chunk (or the end of the body) may take to arrive.
-    :raises MrsDeployConnectionError: when the connection breaks or stalls before the body is
-        complete.
+    :raises MrsDeployConnectionError: (from the iterator) when the connection breaks or stalls
+        before the body is complete.
     """
-    response: aiohttp.ClientResponse = raw.stream
-    content = response.content
-    while True:
+    return StreamedBody(raw.stream, chunk_size, method, path, stall_timeout)
+
+
+class StreamedBody:
+    """The iterator of :func:`aiter_stream`.
+
+    A class, not an async generator: asyncio registers every async generator when it first
+    runs and finalizes it when it ends, which costs more than reading a small file that has
+    already arrived (a collect reads thousands of them).
+    """
+
+    __slots__ = ("_chunk_size", "_method", "_over", "_path", "_response", "_stall_timeout")
+
+    def __init__(
+        self,
+        response: aiohttp.ClientResponse,
+        chunk_size: int,
+        method: str,
+        path: str,
+        stall_timeout: float,
+    ) -> None:
+        self._response = response
+        self._chunk_size = chunk_size
+        self._method = method
+        self._path = path
+        self._stall_timeout = stall_timeout
+        self._over = False
+
+    def __aiter__(self) -> StreamedBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._over:
+            raise StopAsyncIteration
+        response = self._response
+        content = response.content
         try:
             if content.is_eof():
                 # The whole body has arrived (a small file usually has, with its headers): the
                 # rest is in memory and cannot stall, so no timer is armed for it.
-                chunk = _buffered_chunk(content, chunk_size)
+                chunk = _buffered_chunk(content, self._chunk_size)
             else:
-                async with async_timeout(stall_timeout):
-                    chunk = await _read_chunk(content, chunk_size)
+                async with coarse_timeout(self._stall_timeout):
+                    chunk = await _read_chunk(content, self._chunk_size)
         except TimeoutError:
-            response.close()
-            raise stalled_error(stall_timeout, chunk_size, method, path) from None
+            self._end(close=True)
+            raise stalled_error(
+                self._stall_timeout, self._chunk_size, self._method, self._path
+            ) from None
         except aiohttp.ClientError as err:
-            response.close()
+            self._end(close=True)
             raise MrsDeployConnectionError(
                 f"download interrupted: {scrub(str(err)) or type(err).__name__}",
-                method=method,
-                path=path,
+                method=self._method,
+                path=self._path,
             ) from None
+        except BaseException:
+            self._end(close=True)  # cancelled mid-read: never back to the pool half read
+            raise
         if not chunk:
-            break
-        yield chunk
-    response.release()
+            self._end(close=False)
+            raise StopAsyncIteration
+        return chunk
+
+    async def aclose(self) -> None:
+        """Stop early: the response is closed (its connection is not reused half read)."""
+        self._end(close=True)
+
+    def _end(self, *, close: bool) -> None:
+        if self._over:
+            return
+        self._over = True
+        if close:
+            self._response.close()
+        else:
+            self._response.release()
 
 
 def _buffered_chunk(content: aiohttp.StreamReader, chunk_size: int) -> bytes:

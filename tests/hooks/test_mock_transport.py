@@ -14,7 +14,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider.api import MrsDeployAuthError, MrsDeployConnectionError
+from airflow_provider.api import (
+    MrsDeployAuthError,
+    MrsDeployConfigurationError,
+    MrsDeployConnectionError,
+)
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.hooks.mock_transport import Answer, MockRequest, MockStream, MockTransport
 
@@ -205,3 +209,49 @@ def test_an_answer_cut_part_way_is_asked_again_and_no_row_is_given_twice() -> No
     status = hook.read_batch_results(*MT, "b1", taken.extend)
     assert [row.output_parameters["answer"] for row in taken] == list(range(3000))
     assert status.total_item_count == 3000 and cuts == []
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_download_checks_and_sends_nothing_until_its_first_chunk_is_asked_for(
+    path: str,
+) -> None:
+    """On both paths the iterator is lazy: a bad name is refused when reading starts, and an
+    iterator never read sends nothing."""
+    transport = MockTransport(file_server(break_after=None))
+    hook = MrsDeployHook(transport=transport)
+    if path == "sync":
+        unread = hook.iter_batch_file(*MT, "b1", 0, "..")
+        assert transport.requests == []
+        with pytest.raises(MrsDeployConfigurationError, match="file name"):
+            next(unread)
+    else:
+
+        async def read() -> None:
+            unread = hook.aiter_batch_file(*MT, "b1", 0, "..")
+            assert transport.requests == []
+            with pytest.raises(MrsDeployConfigurationError, match="file name"):
+                await anext(unread)
+            with pytest.raises(StopAsyncIteration):  # a failed download stays over
+                await anext(unread)
+
+        asyncio.run(read())
+    assert transport.requests == []
+
+
+def test_an_async_download_stopped_early_is_over_and_a_finished_one_stays_finished() -> None:
+    transport = MockTransport(file_server(break_after=None))
+    hook = MrsDeployHook(transport=transport)
+
+    async def read() -> tuple[int, list[bytes], bytes]:
+        stopped = hook.aiter_batch_file(*MT, "b1", 0, "a.bin", chunk_size=4096)
+        first = await anext(stopped)
+        await stopped.aclose()  # type: ignore[attr-defined]
+        after_close = [c async for c in stopped]
+        whole = hook.aiter_batch_file(*MT, "b1", 0, "a.bin", chunk_size=4096)
+        data = b"".join([c async for c in whole])
+        with pytest.raises(StopAsyncIteration):
+            await anext(whole)
+        return len(first), after_close, data
+
+    first, after_close, data = asyncio.run(read())
+    assert first == 4096 and after_close == [] and data == FILE
