@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
 
 from airflow_provider.api.calls import ApiRequest, join_url
 from airflow_provider.api.errors import MrsDeployConnectionError
@@ -121,7 +122,7 @@ async def send(
         async with coarse_timeout(seconds):
             response = await session.request(
                 request.method,
-                url,
+                _wire_url(url, settings.base_url, request.path),
                 proxy=_proxy(session, settings, url),
                 params=request.params or None,
                 json=request.json,
@@ -143,6 +144,27 @@ async def send(
         raise _request_failed(err, settings, request, seconds, url) from None
     response.release()
     return RawResponse(response.status, dict(response.headers), body)
+
+
+def _wire_url(url: str, base_url: str, path: str) -> URL | str:
+    """What aiohttp is given for ``url`` (``base_url`` joined with a request's ``path``).
+
+    yarl parses and re-quotes every URL given as a string (about 5 µs of a 70 µs download on
+    loopback). A request path is quoted by ``api.calls``: with no escape in it, it holds only
+    characters yarl keeps as they are, so when the base URL is also in the form yarl would write
+    it, the URL is passed as already encoded and is sent byte for byte as before. Anything else
+    (an escape, which yarl may normalise, such as ``%28`` to ``(``; a space or a non-ASCII host
+    in the base URL) is left to yarl.
+    """
+    if "%" in path or not _written_as_yarl_would(base_url):
+        return url
+    return URL(url, encoded=True)
+
+
+@functools.lru_cache(maxsize=64)
+def _written_as_yarl_would(base_url: str) -> bool:
+    base = base_url.rstrip("/")
+    return str(URL(base)) == base
 
 
 @functools.lru_cache(maxsize=64)
