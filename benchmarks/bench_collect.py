@@ -15,7 +15,9 @@ Three ways to fetch the same files from the same reference server, one after the
   third, raw landed, also writes each file into a folder per row on the same disk as the
   provider's destination, with plain system calls and nothing else: the floor for any client
   that lands the files, since creating a folder and a file costs far more than a request on
-  some disks.
+  some disks. A fourth, raw landed as Collect, also keeps Collect's two promises about each
+  file (it appears whole or not at all: a temporary name, then a rename; its SHA-256 goes in
+  the manifest), for context: what of the provider's cost is those promises.
 
 Two measures:
 
@@ -42,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import shutil
 import statistics
@@ -149,17 +152,25 @@ async def raw_fetch(
     rows: int,
     names: list[str] | None,
     land: Path | None = None,
+    *,
+    as_collect: bool = False,
 ) -> Figure:
     """Fetch every row's files with a bare client; ``names`` skips the listing call.
 
     With ``land``, each file is also written to ``land/files/<index>/<name>`` with plain
     system calls on the loop (a folder per row, one open and write, no temporary name, no
     checksum): the least any client that lands the files on this disk must do.
+
+    ``as_collect`` lands each file with the two guarantees Collect gives and the plain landing
+    does not: it appears whole or not at all (written under a temporary name, created
+    exclusively, then renamed) and its SHA-256 is known for the manifest. The floor for a client
+    that keeps Collect's promises, for context beside the plain one.
     """
     import aiohttp
 
     base = f"{url}/api/{SERVICE}/{VERSION}/batch/{batch_id}"
     headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    digests: list[str] = []
     queue: asyncio.Queue[int] = asyncio.Queue()
     for index in range(rows):
         queue.put_nowait(index)
@@ -183,8 +194,11 @@ async def raw_fetch(
                 if land is not None:
                     folder = land / "files" / str(index)
                     os.makedirs(folder, exist_ok=True)
-                    with open(folder / name, "wb") as handle:
-                        handle.write(b"".join(body))
+                    if as_collect:
+                        digests.append(land_as_collect(folder, name, body))
+                    else:
+                        with open(folder / name, "wb") as handle:
+                            handle.write(b"".join(body))
                 files += 1
 
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
@@ -192,6 +206,19 @@ async def raw_fetch(
         started = time.perf_counter()
         await asyncio.gather(*(worker(session) for _ in range(CONCURRENCY)))
         return time.perf_counter() - started, files, size
+
+
+def land_as_collect(folder: Path, name: str, body: list[bytes]) -> str:
+    """Write one file under a temporary name (created exclusively), hash it, rename it into
+    place; return its SHA-256."""
+    temporary = folder / f".{name}.{os.getpid()}.tmp"
+    digest = hashlib.sha256()
+    with open(temporary, "xb") as handle:
+        for chunk in body:
+            digest.update(chunk)
+            handle.write(chunk)
+    os.replace(temporary, folder / name)
+    return digest.hexdigest()
 
 
 async def round_trip(url: str, token: str, batch_id: str, samples: int) -> float:
@@ -293,7 +320,7 @@ def show(figures: dict[str, Figure], runs: dict[str, list[Figure]]) -> None:
         say(f"  {name} runs: {', '.join(f'{r[0]:.2f}' for r in found)} s (best kept)")
     for name, (seconds, files, size) in figures.items():
         say(
-            f"  {name:<14} {seconds:7.2f} s  {files / seconds:8,.0f} files/s  "
+            f"  {name:<22} {seconds:7.2f} s  {files / seconds:8,.0f} files/s  "
             f"{size / seconds / 2**20:7.1f} MiB/s  ({files:,} files, {mib(size)})"
         )
 
@@ -369,6 +396,14 @@ def main() -> None:
                 asyncio.run(raw_fetch(server.url, token, batch_id, rows, ["report.txt"], landing))
             )
             shutil.rmtree(landing, ignore_errors=True)
+            runs.setdefault("raw_landed_as_collect", []).append(
+                asyncio.run(
+                    raw_fetch(
+                        server.url, token, batch_id, rows, ["report.txt"], landing, as_collect=True
+                    )
+                )
+            )
+            shutil.rmtree(landing, ignore_errors=True)
         figures = best(runs)
         show(figures, runs)
         say("  provider collect, piece by piece:")
@@ -429,6 +464,10 @@ def main() -> None:
     ratio(
         "collect_share_of_raw_landing_files",
         rate(figures["provider"]) / rate(figures["raw_landed"]),
+    )
+    ratio(
+        "collect_share_of_raw_landing_files_as_collect",
+        rate(figures["provider"]) / rate(figures["raw_landed_as_collect"]),
     )
     if "ms_sequential" in link_figures:
         ratio(

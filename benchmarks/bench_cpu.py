@@ -18,6 +18,9 @@ server are left out):
 - bare, landed: the bare aiohttp client of ``bench_collect`` (8 connections, names known, one
   request per file) writing each file into a folder per row with plain system calls: the
   floor for any client that lands the files;
+- bare, landed as Collect: the same, keeping Collect's two promises about each file (written
+  under a temporary name and renamed, so it appears whole or not at all; SHA-256 computed for
+  the manifest): what of the provider's figure those promises take;
 - bare, listed and landed: the same, listing each row first (two requests per file);
 - provider, trust_env off: the provider with the connection extra ``trust_env: false``: what
   honouring the environment (proxy variables) costs per request. (aiohttp, asked to trust the
@@ -65,6 +68,7 @@ METHODS = {
     "provider": "provider (Collect, names from the results)",
     "provider_listed": "provider, file_listing='always'",
     "bare_landed": "bare client, landed",
+    "bare_as_collect": "bare client, landed as Collect (rename, SHA-256)",
     "bare_listed_landed": "bare client, listed and landed",
     "provider_no_env": "provider, connection extra trust_env=false",
 }
@@ -162,7 +166,13 @@ class GcTimer:
 
 
 def bare_child(
-    url: str, token: str, batch_id: str, rows: int, destination: Path, listed: bool
+    url: str,
+    token: str,
+    batch_id: str,
+    rows: int,
+    destination: Path,
+    listed: bool,
+    as_collect: bool = False,
 ) -> dict[str, Any]:
     """The bare client of ``bench_collect``, landing the files; CPU of the whole fetch."""
     import aiohttp  # noqa: F401  (imported before the clock starts, as the provider's is)
@@ -171,7 +181,9 @@ def bare_child(
 
     names = None if listed else ["report.txt"]
     cpu, wall, thread = time.process_time(), time.perf_counter(), time.thread_time()
-    _seconds, files, size = asyncio.run(raw_fetch(url, token, batch_id, rows, names, destination))
+    _seconds, files, size = asyncio.run(
+        raw_fetch(url, token, batch_id, rows, names, destination, as_collect=as_collect)
+    )
     return {
         "cpu": time.process_time() - cpu,
         "thread_cpu": time.thread_time() - thread,
@@ -195,6 +207,7 @@ def child(args: Any) -> None:
             args.rows,
             destination,
             listed=args.child == "bare_listed_landed",
+            as_collect=args.child == "bare_as_collect",
         )
     Path(args.report).write_text(json.dumps(report))
 
@@ -294,7 +307,7 @@ def main() -> None:
     for method, name in METHODS.items():
         rounds_text = ", ".join(f"{per_file(r):.0f}" for r in runs[method])
         say(
-            f"  {name:<44} {per_file(best[method]):6.0f} µs/file  (rounds: {rounds_text}; "
+            f"  {name:<50} {per_file(best[method]):6.0f} µs/file  (rounds: {rounds_text}; "
             f"{per_file(best[method], 'thread_cpu'):.0f} µs of it in the loop's thread; "
             f"{best[method]['wall']:.2f} s wall, {best[method]['files']:,} files)"
         )
@@ -331,6 +344,10 @@ def main() -> None:
         for line in lines:
             say(f"  {line}")
     ratio("collect_cpu_per_file_vs_bare", per_file(provider) / per_file(best["bare_landed"]))
+    ratio(
+        "collect_cpu_per_file_vs_bare_as_collect",
+        per_file(provider) / per_file(best["bare_as_collect"]),
+    )
     ratio("collect_list_cpu_per_row_vs_bare", list_provider / max(list_bare, 1e-3))
     ratio(
         "collect_cpu_per_file_trust_env_off_vs_bare",
