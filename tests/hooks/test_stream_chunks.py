@@ -85,3 +85,25 @@ def test_a_body_cut_short_is_an_interruption_even_once_it_has_ended(
 ) -> None:
     with pytest.raises(MrsDeployConnectionError, match="download interrupted"):
         asyncio.run(_chunks(server.port, "/cut", 4_096))
+
+
+def test_a_read_cancelled_midway_closes_the_response_and_reads_nothing_more(
+    server: LoopbackServer,
+) -> None:
+    """Cancelled while a chunk is still arriving (a task cancelled, a deadline), the response is
+    closed rather than returned to the pool half read, and the iterator is over."""
+
+    async def cancelled_midway() -> tuple[bool, list[bytes]]:
+        async with aiohttp.ClientSession() as session:
+            response = await session.get(f"http://127.0.0.1:{server.port}/drip")
+            raw = RawResponse(response.status, response.headers, stream=response)
+            chunks = transport_async.aiter_stream(raw, 65_536, "GET", "/drip", stall_timeout=5)
+            reading = asyncio.ensure_future(anext(chunks))
+            await asyncio.sleep(0.01)  # the first 64 KiB have not all arrived yet
+            reading.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await reading
+            return response.closed, [chunk async for chunk in chunks]
+
+    closed, after = asyncio.run(cancelled_midway())
+    assert closed and after == []
