@@ -40,6 +40,8 @@ MIN_LOCK = REPO / "requirements" / "lock-airflow-min.txt"
 AIRFLOW_MIN = REPO / "requirements" / "airflow-min.txt"
 GROUP = "dev"
 PYTHON_VERSION = "3.11"
+#: What the min lock's comments call the ``dev`` tool pins taken from ``lock.txt``.
+TOOL_PINS_LABEL = "dev-tools-pinned-as-in-lock.txt"
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)==(?P<version>\S+)")
 NAME = re.compile(r"^\s*(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)")
 #: ``dev`` tools left out of the oldest-Airflow lock: ``make test-min`` builds no docs, checks no
@@ -149,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
                 *("--excludes", excluded.name),
             ],
         )
+        # uv names the constraint file in its "via" comments: its random temporary name would
+        # change those lines at every re-lock.
+        text = MIN_LOCK.read_text()
+        MIN_LOCK.write_text(text.replace(constraints.name, TOOL_PINS_LABEL))
     return 0
 
 
