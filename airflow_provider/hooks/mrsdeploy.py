@@ -111,7 +111,8 @@ class MrsDeployHook(BaseHook):
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
-        #: (settings, token cache, Authenticator, RetryPolicy) of the last call: see _call_parts.
+        #: (settings, token cache, Authenticator, RetryPolicy, issuer) of the last call: see
+        #: _call_parts.
         self._parts: tuple[Any, ...] | None = None
 
     # -- connection and sessions -------------------------------------------------------------
@@ -233,11 +234,13 @@ class MrsDeployHook(BaseHook):
 
     def _call_parts(
         self, settings: MrsDeployConnectionSettings
-    ) -> tuple[Authenticator, RetryPolicy]:
-        """The authentication flow and retry policy of calls with ``settings``.
+    ) -> tuple[Authenticator, RetryPolicy, TokenIssuer | None]:
+        """The authentication flow, retry policy and Azure AD token issuer of calls with
+        ``settings``.
 
-        Both hold only settings, the token cache and the logger, so they are built once per
-        settings and token cache rather than for every call: a collect makes one call per file.
+        They depend only on the settings, the token cache and the logger, so they are built
+        (and the issuer looked up) once per settings and token cache rather than for every
+        call: a collect makes one call per file.
         """
         parts = self._parts
         if parts is None or parts[0] is not settings or parts[1] is not self._tokens:
@@ -247,8 +250,9 @@ class MrsDeployHook(BaseHook):
                 self._tokens,
                 Authenticator(settings, self._tokens, log, issuer=settings.token_issuer),
                 RetryPolicy.from_settings(settings, log),
+                issuer_for(settings),
             )
-        return parts[2], parts[3]
+        return parts[2], parts[3], parts[4]
 
     def _call(
         self,
@@ -272,8 +276,7 @@ class MrsDeployHook(BaseHook):
         body: RequestBody | None,
         headers: Mapping[str, str] | None,
     ) -> RawResponse:
-        auth, policy = self._call_parts(settings)
-        issuer = issuer_for(settings)
+        auth, policy, issuer = self._call_parts(settings)
         if self.transport is not None:
             send = functools.partial(self.transport.send, settings)
         else:
@@ -315,8 +318,7 @@ class MrsDeployHook(BaseHook):
         settings: MrsDeployConnectionSettings,
         headers: Mapping[str, str] | None = None,
     ) -> RawResponse:
-        auth, policy = self._call_parts(settings)
-        issuer = issuer_for(settings)
+        auth, policy, issuer = self._call_parts(settings)
         if self.transport is not None:
             mocked = functools.partial(self.transport.asend, settings)
             attempt = functools.partial(

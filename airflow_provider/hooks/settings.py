@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -142,9 +143,10 @@ class MrsDeployConnectionSettings:
     proxy: str | None = field(default=None, repr=False)
     no_proxy: tuple[str, ...] = ()
 
-    @property
+    @functools.cached_property
     def transport(self) -> TransportConfig:
-        """What the HTTP sessions are built from (see :class:`TransportConfig`)."""
+        """What the HTTP sessions are built from (see :class:`TransportConfig`); built once,
+        as the settings are frozen (the proxy of each request is looked up with it)."""
         return TransportConfig(
             verify=self.verify,
             timeout=self.timeout,
@@ -153,10 +155,11 @@ class MrsDeployConnectionSettings:
             no_proxy=self.no_proxy,
         )
 
-    @property
+    @functools.cached_property
     def identity(self) -> str:
         """A digest of who the connection acts as (login and password, bearer token, or Azure
-        AD credential): what hooks must share to share tokens and sessions. Never a secret."""
+        AD credential): what hooks must share to share tokens and sessions. Never a secret.
+        Hashed once per settings."""
         if self.azure_ad is not None:
             return f"azure_ad:{self.azure_ad.identity}"
         secret = self.bearer_token or self.password or ""
