@@ -345,11 +345,22 @@ async def _read_chunk(content: aiohttp.StreamReader, chunk_size: int) -> bytes:
 async def _read_body(
     response: aiohttp.ClientResponse, settings: MrsDeployConnectionSettings, request: ApiRequest
 ) -> bytes:
-    """Read a body into memory within the size limits (:class:`BodyCollector`)."""
+    """Read a body into memory within the size limits (:class:`BodyCollector`).
+
+    A small answer (a poll, a listing) has usually arrived whole with its headers: it is then
+    taken from memory in the same chunks, without an awaited read per chunk (a triggerer
+    polling a thousand batches reads a hundred such answers a second).
+    """
     collector = BodyCollector.for_request(
         response.status, response.headers, settings.max_response_bytes, request
     )
-    async for chunk in response.content.iter_chunked(READ_CHUNK):
+    content = response.content
+    if content.is_eof():
+        while chunk := _buffered_chunk(content, READ_CHUNK):
+            if collector.add(chunk):
+                break
+        return collector.body()
+    async for chunk in content.iter_chunked(READ_CHUNK):
         if collector.add(chunk):
             break
     return collector.body()
