@@ -1,6 +1,7 @@
-"""Reading a streamed body in chunks on the async path: a body that has wholly arrived is read
-from memory (no timer), one still arriving is awaited under the stall timeout; both give the
-same chunks, and a body cut short is an interruption either way."""
+"""Reading a body on the async path, streamed in chunks or whole: a body that has wholly
+arrived is read from memory (no timer, no awaited read), one still arriving is awaited (a
+streamed one under the stall timeout); both give the same bytes within the same limits, and a
+body cut short is an error either way."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ import asyncio
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
+from types import SimpleNamespace
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 
-from airflow_provider.api.errors import MrsDeployConnectionError
+from airflow_provider.api.calls import ApiRequest
+from airflow_provider.api.errors import MrsDeployConnectionError, MrsDeployResponseTooLargeError
 from airflow_provider.api.exchange import RawResponse
+from airflow_provider.api.limits import ERROR_BODY_LIMIT
 from airflow_provider.hooks import transport_async
 from tests.support.loopback import LoopbackHTTPServer, LoopbackServer
 
@@ -23,12 +28,17 @@ BODY = bytes(range(256)) * 300  # 76,800 bytes
 
 class Handler(BaseHTTPRequestHandler):
     """``/whole``: the body in one write; ``/drip``: in pieces with pauses; ``/cut``: a body
-    shorter than its ``Content-Length``."""
+    shorter than its ``Content-Length``. The query may set ``status``, and ``announce=no``
+    leaves ``Content-Length`` out (the body then ends when the connection closes)."""
 
     def do_GET(self) -> None:
-        announced = len(BODY) + (100 if self.path == "/cut" else 0)
-        self.send_response(200)
-        self.send_header("Content-Length", str(announced))
+        url = urlsplit(self.path)
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        self.path = url.path
+        self.send_response(int(query.get("status", "200")))
+        if query.get("announce") != "no":
+            announced = len(BODY) + (100 if self.path == "/cut" else 0)
+            self.send_header("Content-Length", str(announced))
         self.end_headers()
         if self.path == "/drip":
             for start in range(0, len(BODY), 10_000):
@@ -38,8 +48,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self.wfile.write(BODY)
             self.wfile.flush()
-        if self.path == "/cut":
-            self.close_connection = True
+        self.close_connection = True  # HTTP/1.0: the end of an unannounced body
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -107,3 +116,58 @@ def test_a_read_cancelled_midway_closes_the_response_and_reads_nothing_more(
 
     closed, after = asyncio.run(cancelled_midway())
     assert closed and after == []
+
+
+def _read(port: int, path: str, limit: int | None) -> tuple[bytes, bool]:
+    """The body ``_read_body`` keeps, and whether it had wholly arrived when reading began."""
+
+    async def read() -> tuple[bytes, bool]:
+        async with aiohttp.ClientSession() as session:
+            response = await session.get(f"http://127.0.0.1:{port}{path}")
+            try:
+                if not path.startswith("/drip"):
+                    await asyncio.sleep(0.2)  # all of it has arrived, and the server has closed
+                arrived = response.content.is_eof()
+                settings: Any = SimpleNamespace(max_response_bytes=limit)
+                request = ApiRequest("GET", path)
+                return await transport_async._read_body(response, settings, request), arrived
+            finally:
+                response.close()
+
+    return asyncio.run(read())
+
+
+@pytest.mark.parametrize("announce", ["yes", "no"])
+@pytest.mark.parametrize("how", ["whole", "drip"])
+def test_the_same_whole_body_whether_it_has_arrived_or_not(
+    server: LoopbackServer, how: str, announce: str
+) -> None:
+    body, arrived = _read(server.port, f"/{how}?announce={announce}", None)
+    assert arrived is (how == "whole")
+    assert body == BODY
+
+
+@pytest.mark.parametrize("how", ["whole", "drip"])
+def test_an_answer_growing_past_the_limit_is_refused_either_way(
+    server: LoopbackServer, how: str
+) -> None:
+    with pytest.raises(MrsDeployResponseTooLargeError, match="max_response_bytes"):
+        _read(server.port, f"/{how}?announce=no", len(BODY) - 1)
+    body, _ = _read(server.port, f"/{how}?announce=no", len(BODY))
+    assert body == BODY  # exactly at the limit is allowed
+
+
+@pytest.mark.parametrize("how", ["whole", "drip"])
+def test_an_error_answer_is_kept_up_to_its_limit_either_way(
+    server: LoopbackServer, how: str
+) -> None:
+    # A limit smaller than the body: an error body is not counted against it.
+    body, _ = _read(server.port, f"/{how}?status=500", 1000)
+    assert body == BODY[:ERROR_BODY_LIMIT]
+
+
+def test_a_whole_body_cut_short_is_an_error_even_once_it_has_ended(
+    server: LoopbackServer,
+) -> None:
+    with pytest.raises(aiohttp.ClientPayloadError):
+        _read(server.port, "/cut", None)
