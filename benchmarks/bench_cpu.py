@@ -27,6 +27,10 @@ server are left out):
   environment itself, looks for proxy variables and ``.netrc`` on every request, each time
   in a worker thread: that cost more than half of the provider's CPU per file.)
 
+Then, measured without a server (``benchmarks.cpu_parts``), where the provider's CPU per file
+goes beyond the bare client's: the hook's own layers over a transport answering from memory,
+and Collect's two promises about a file on the same disk.
+
 Garbage collections during the provider's landing step are timed too (``gc.callbacks``): CPU
 the provider causes, counted in its figure.
 
@@ -50,6 +54,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import cpu_parts
 from benchmarks.common import (
     airflow_home,
     connection_env,
@@ -339,6 +344,8 @@ def main() -> None:
         f"  listing one row's files: provider {list_provider:.0f} µs (rounds: {listed_rounds}), "
         f"bare {list_bare:.0f} µs (bare listed and landed minus bare landed)"
     )
+    for line in cpu_parts.lines(workdir):
+        say(line)
     for method, lines in profiles.items():
         say(f"profile of {METHODS[method]} (landing step only, one extra run):")
         for line in lines:
