@@ -7,7 +7,7 @@ import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import aiohttp
 import requests
@@ -54,6 +54,16 @@ _T = TypeVar("_T")
 #: Bodies larger than this are decoded in a worker thread on the async path, so parsing the
 #: results of a big batch does not block the triggerer's event loop.
 ASYNC_DECODE_IN_THREAD_BYTES = 1 << 20
+
+
+class _CallParts(NamedTuple):
+    """What every call with ``settings`` and the token cache ``tokens`` is made with."""
+
+    settings: MrsDeployConnectionSettings
+    tokens: TokenCache
+    auth: Authenticator
+    policy: RetryPolicy
+    issuer: TokenIssuer | None
 
 
 class MrsDeployHook(BaseHook):
@@ -111,9 +121,8 @@ class MrsDeployHook(BaseHook):
         self._session: requests.Session | None = None
         self._async_session: aiohttp.ClientSession | None = None
         self._async_loop: asyncio.AbstractEventLoop | None = None
-        #: (settings, token cache, Authenticator, RetryPolicy, issuer) of the last call: see
-        #: _call_parts.
-        self._parts: tuple[Any, ...] | None = None
+        #: What calls with the last settings and token cache are made with: see _call_parts.
+        self._parts: _CallParts | None = None
 
     # -- connection and sessions -------------------------------------------------------------
 
@@ -232,9 +241,7 @@ class MrsDeployHook(BaseHook):
             and self._tokens.usable_token(time.time()) is None
         )
 
-    def _call_parts(
-        self, settings: MrsDeployConnectionSettings
-    ) -> tuple[Authenticator, RetryPolicy, TokenIssuer | None]:
+    def _call_parts(self, settings: MrsDeployConnectionSettings) -> _CallParts:
         """The authentication flow, retry policy and Azure AD token issuer of calls with
         ``settings``.
 
@@ -243,16 +250,16 @@ class MrsDeployHook(BaseHook):
         call: a collect makes one call per file.
         """
         parts = self._parts
-        if parts is None or parts[0] is not settings or parts[1] is not self._tokens:
+        if parts is None or parts.settings is not settings or parts.tokens is not self._tokens:
             log = self.log
-            parts = self._parts = (
+            parts = self._parts = _CallParts(
                 settings,
                 self._tokens,
                 Authenticator(settings, self._tokens, log, issuer=settings.token_issuer),
                 RetryPolicy.from_settings(settings, log),
                 issuer_for(settings),
             )
-        return parts[2], parts[3], parts[4]
+        return parts
 
     def _call(
         self,
@@ -276,7 +283,8 @@ class MrsDeployHook(BaseHook):
         body: RequestBody | None,
         headers: Mapping[str, str] | None,
     ) -> RawResponse:
-        auth, policy, issuer = self._call_parts(settings)
+        parts = self._call_parts(settings)
+        auth, policy, issuer = parts.auth, parts.policy, parts.issuer
         if self.transport is not None:
             send = functools.partial(self.transport.send, settings)
         else:
@@ -318,7 +326,8 @@ class MrsDeployHook(BaseHook):
         settings: MrsDeployConnectionSettings,
         headers: Mapping[str, str] | None = None,
     ) -> RawResponse:
-        auth, policy, issuer = self._call_parts(settings)
+        parts = self._call_parts(settings)
+        auth, policy, issuer = parts.auth, parts.policy, parts.issuer
         if self.transport is not None:
             mocked = functools.partial(self.transport.asend, settings)
             attempt = functools.partial(
@@ -581,7 +590,7 @@ class MrsDeployHook(BaseHook):
             what=request.describe,
             method=request.method,
             path=request.path,
-            policy=self._call_parts(settings)[1],
+            policy=self._call_parts(settings).policy,
             log=self.log,
             limit=settings.max_download_bytes,
             stall_timeout=settings.timeout,

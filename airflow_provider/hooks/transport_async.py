@@ -359,8 +359,8 @@ async def _read_body(
         while chunk := _buffered_chunk(content, READ_CHUNK):
             if collector.add(chunk):
                 break
-        return collector.body()
-    async for chunk in content.iter_chunked(READ_CHUNK):
-        if collector.add(chunk):
-            break
+    else:
+        async for chunk in content.iter_chunked(READ_CHUNK):
+            if collector.add(chunk):
+                break
     return collector.body()
