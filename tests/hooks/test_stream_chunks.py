@@ -60,13 +60,21 @@ def server() -> Iterator[LoopbackServer]:
         yield running
 
 
+async def _fetched(
+    session: aiohttp.ClientSession, port: int, path: str
+) -> tuple[aiohttp.ClientResponse, bool]:
+    """The response to ``GET path`` (headers read), and whether its body has wholly arrived:
+    every body has but a dripped one, after a pause."""
+    response = await session.get(f"http://127.0.0.1:{port}{path}")
+    if not path.startswith("/drip"):
+        await asyncio.sleep(0.2)  # all of it has arrived, and the server has closed
+    return response, response.content.is_eof()
+
+
 async def _chunks(port: int, path: str, chunk_size: int) -> tuple[list[bytes], bool]:
     """The chunks read, and whether the body had wholly arrived when reading began."""
     async with aiohttp.ClientSession() as session:
-        response = await session.get(f"http://127.0.0.1:{port}{path}")
-        if path != "/drip":
-            await asyncio.sleep(0.2)  # all of it has arrived
-        arrived = response.content.is_eof()
+        response, arrived = await _fetched(session, port, path)
         raw = RawResponse(response.status, response.headers, stream=response)
         chunks = [
             chunk
@@ -123,11 +131,8 @@ def _read(port: int, path: str, limit: int | None) -> tuple[bytes, bool]:
 
     async def read() -> tuple[bytes, bool]:
         async with aiohttp.ClientSession() as session:
-            response = await session.get(f"http://127.0.0.1:{port}{path}")
+            response, arrived = await _fetched(session, port, path)
             try:
-                if not path.startswith("/drip"):
-                    await asyncio.sleep(0.2)  # all of it has arrived, and the server has closed
-                arrived = response.content.is_eof()
                 settings: Any = SimpleNamespace(max_response_bytes=limit)
                 request = ApiRequest("GET", path)
                 return await transport_async._read_body(response, settings, request), arrived
