@@ -162,6 +162,37 @@ def test_collect_called_from_a_running_event_loop(
     assert len(manifest["files"]) == result["files"]
 
 
+def test_results_are_read_and_files_landed_with_the_heap_frozen(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The objects a task holds before Collect reads (Airflow, its imports: hundreds of
+    thousands) are out of the collector's full passes while the results are read and the
+    files land, and back in them afterwards: a pass over all of them during the read cost
+    about 13 µs a row."""
+    import gc
+
+    batch_id = finished_batch()
+    frozen: dict[str, int] = {}
+    reading = MrsDeployHook.read_batch_results
+    writing = MrsDeployHook.aiter_batch_file
+
+    def read_batch_results(self: MrsDeployHook, *args: Any, **kwargs: Any) -> Any:
+        frozen["reading"] = gc.get_freeze_count()
+        return reading(self, *args, **kwargs)
+
+    def aiter_batch_file(self: MrsDeployHook, *args: Any, **kwargs: Any) -> Any:
+        frozen["landing"] = gc.get_freeze_count()
+        return writing(self, *args, **kwargs)
+
+    monkeypatch.setattr(MrsDeployHook, "read_batch_results", read_batch_results)
+    monkeypatch.setattr(MrsDeployHook, "aiter_batch_file", aiter_batch_file)
+    before = gc.get_freeze_count()
+    alive = len(gc.get_objects())
+    collect(batch_id, tmp_path / "out").execute(task_context)
+    assert frozen["reading"] >= alive // 2 and frozen["landing"] >= alive // 2
+    assert gc.get_freeze_count() == before
+
+
 def test_nothing_is_written_until_every_batch_is_known_complete(
     mrsdeploy_conn: str, task_context: Any, tmp_path: Path, faults: Any
 ) -> None:
