@@ -55,7 +55,7 @@ from airflow_provider.outputs.storage import (
     FileOps,
     LocalFileOps,
     MrsDeployDestinationError,
-    Upload,
+    RowFileUpload,
     file_ops_for,
 )
 
@@ -90,7 +90,7 @@ def check_destination(destination: str) -> None:
 class _FileTarget:
     """A row file being written, hashed and counted on the way."""
 
-    def __init__(self, planned: PlannedFile, upload: Upload):
+    def __init__(self, planned: PlannedFile, upload: RowFileUpload):
         self.planned = planned
         self.upload = upload
         self.handle = upload.handle
@@ -319,7 +319,7 @@ class OutputWriter:
         if planned.index not in self._folders:
             self._files.makedirs(f"{self._base}/{FILES_DIR}/{planned.index}")
             self._folders.add(planned.index)
-        return _FileTarget(planned, self._files.start(f"{self._base}/{planned.path}"))
+        return _FileTarget(planned, self._files.start_row_file(f"{self._base}/{planned.path}"))
 
     def _commit(self, target: _FileTarget) -> WrittenFile:
         target.upload.commit()

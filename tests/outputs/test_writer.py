@@ -309,7 +309,8 @@ CHILD = textwrap.dedent(
         if stage == "mid-download" and len(written) == 2:
             target = self._open_target(planned)
             target.write(b"half a file")
-            target.handle.flush()
+            # Row files are written with plain system calls: the half file is on disk now.
+            assert os.path.getsize(target.upload.temporary) == len(b"half a file")
             die()
         written.append(planned)
         return original["write_file"](self, planned, chunks)
@@ -443,3 +444,91 @@ def test_files_cannot_be_written_before_begin(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="begin"):
         writer.write_file(plan_row_files(0, ["a"])[0], [b"x"])
     assert not (tmp_path / "out").exists()
+
+
+class _OsWithShortWrites:
+    """The ``os`` module as the storage module sees it, with writes that stop after a few
+    bytes (a signal, a disk filling up: nothing a test can make a real disk do on demand),
+    and that fail with "no space left" once ``fail_after`` bytes were written."""
+
+    def __init__(self, step: int, fail_after: int | None = None) -> None:
+        self.step = step
+        self.fail_after = fail_after
+        self.written = 0
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(os, name)
+
+    def write(self, fd: int, data: Any) -> int:
+        self.calls += 1
+        if self.fail_after is not None and self.written >= self.fail_after:
+            raise OSError(28, "No space left on device")
+        done = os.write(fd, bytes(data[: self.step]))
+        self.written += done
+        return done
+
+
+def _open_descriptors() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_write_that_stops_part_way_goes_on_with_the_rest_on_both_paths(
+    tmp_path: Path, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row files are written with plain system calls, which may write less than they were
+    given: the rest is written, and the file and its checksum are whole."""
+    import asyncio
+
+    from airflow_provider.outputs import storage
+
+    short = _OsWithShortWrites(step=7)
+    monkeypatch.setattr(storage, "os", short)
+    writer = OutputWriter(ObjectStoragePath(f"file://{tmp_path}/out"))
+    planned = plan_row_files(0, ["a.bin"])[0]
+    writer.begin([planned.path])
+    chunks = [bytes(range(256)) * 3, b"", b"tail"]
+    if path == "sync":
+        written = writer.write_file(planned, chunks)
+    else:
+        written = asyncio.run(writer.awrite_file(planned, _chunks(*chunks)))
+    data = (tmp_path / "out" / planned.path).read_bytes()
+    assert data == b"".join(chunks) and short.calls >= len(data) // 7
+    assert written.size == len(data) and written.sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_disk_that_fills_up_mid_file_leaves_no_file_and_no_open_descriptor(
+    tmp_path: Path, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+
+    from airflow_provider.outputs import storage
+
+    destination = tmp_path / "out"
+    writer = OutputWriter(ObjectStoragePath(f"file://{destination}"))
+    planned = plan_row_files(0, ["a.bin"])[0]
+    writer.begin([planned.path])
+    before = _open_descriptors()
+    monkeypatch.setattr(storage, "os", _OsWithShortWrites(step=100, fail_after=300))
+    with pytest.raises(OSError, match="No space left"):
+        if path == "sync":
+            writer.write_file(planned, [b"x" * 1000])
+        else:
+            asyncio.run(writer.awrite_file(planned, _chunks(b"x" * 1000)))
+    monkeypatch.undo()
+    assert _open_descriptors() == before
+    assert [p for p in destination.rglob("*") if p.is_file()] == [destination / JOURNAL_NAME]
+
+
+def test_a_row_file_closed_twice_is_harmless(tmp_path: Path) -> None:
+    from airflow_provider.outputs.storage import Descriptor
+
+    handle = Descriptor(os.open(tmp_path / "f", os.O_WRONLY | os.O_CREAT, 0o600))
+    assert handle.write(b"abc") == 3
+    handle.close()
+    handle.close()
+    with pytest.raises(OSError):
+        handle.write(b"after close")
+    assert (tmp_path / "f").read_bytes() == b"abc"
