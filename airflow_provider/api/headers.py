@@ -13,6 +13,10 @@ from collections.abc import Mapping
 #: Mapping types whose ``get`` ignores case; each transport registers its library's types, so
 #: this module imports no HTTP library.
 _CASE_INSENSITIVE: tuple[type, ...] = ()
+#: The same types, for the exact-type check made first: ``isinstance`` against the tuple goes
+#: through ``abc`` for requests' mapping (an abstract base class's subclass), whichever
+#: transport's mapping it is given, and a download reads five headers a file.
+_EXACTLY_CASE_INSENSITIVE: frozenset[type] = frozenset()
 
 
 def register_case_insensitive(*types: type) -> None:
@@ -20,8 +24,9 @@ def register_case_insensitive(*types: type) -> None:
 
     :param types: the types.
     """
-    global _CASE_INSENSITIVE
+    global _CASE_INSENSITIVE, _EXACTLY_CASE_INSENSITIVE
     _CASE_INSENSITIVE = tuple(dict.fromkeys((*_CASE_INSENSITIVE, *types)))
+    _EXACTLY_CASE_INSENSITIVE = frozenset(_CASE_INSENSITIVE)
 
 
 def header_value(headers: Mapping[str, str], name: str) -> str | None:
@@ -30,7 +35,7 @@ def header_value(headers: Mapping[str, str], name: str) -> str | None:
     :param headers: response headers.
     :param name: header name.
     """
-    if isinstance(headers, _CASE_INSENSITIVE):
+    if type(headers) in _EXACTLY_CASE_INSENSITIVE or isinstance(headers, _CASE_INSENSITIVE):
         value: str | None = headers.get(name)
         return value
     value = headers.get(name)

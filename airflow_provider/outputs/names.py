@@ -13,6 +13,9 @@ from airflow_provider.exceptions import UnsafeFileNameError
 FILES_DIR = "files"
 MAX_FILE_NAME_BYTES = 200
 _UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\/:*?\"<>|]")
+#: Names that :func:`safe_file_name` returns unchanged: short, ASCII, no separator, reserved
+#: or control character, no space to strip (most names a service writes: ``answer.csv``).
+_PLAIN_NAME = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_FILE_NAME_BYTES}}}")
 
 
 def safe_file_name(name: str) -> str:
@@ -22,6 +25,8 @@ def safe_file_name(name: str) -> str:
     over-long names are shortened with a hash suffix, so nothing is ever written outside the
     destination whatever the server sends.
     """
+    if _PLAIN_NAME.fullmatch(name) and name not in (".", ".."):
+        return name
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     base = _UNSAFE_CHARS.sub("_", base).strip()
     # Lone surrogates (a server's undecodable bytes) cannot be stored as a file name.
@@ -86,5 +91,8 @@ class PlannedFile:
 
 def plan_row_files(index: int, names: Iterable[str]) -> list[PlannedFile]:
     """Where each of a row's files lands, in the server's order (see :class:`RowFileNames`)."""
+    if isinstance(names, (list, tuple)) and len(names) == 1:
+        # The first claim of a row never collides (most rows have one file).
+        return [PlannedFile(index, names[0], safe_file_name(names[0]))]
     claims = RowFileNames()
     return [PlannedFile(index, name, claims.claim(name)) for name in names]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import unicodedata
 
 import pytest
@@ -90,3 +91,61 @@ def test_any_names_claim_distinct_safe_names(names: list[str]) -> None:
         assert "/" not in name and "\\" not in name and "\x00" not in name
         assert name not in ("", ".", "..")
         name.encode("utf-8")  # storable
+
+
+PLAIN_LOOKING = [
+    "report.txt",
+    "UPPER.CSV",
+    "a.b.c",
+    "-dash_start",
+    "...",
+    "..hidden",
+    ".profile",
+    "a" * 200,
+    "a" * 201,
+    "x",
+]
+
+
+@pytest.mark.parametrize("name", [*PLAIN_LOOKING, ".", ".."])
+def test_names_taken_as_they_are_get_what_the_full_rules_give(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain ASCII names skip the full rules (most names are ``answer.csv``): they must come
+    out exactly as the full rules make them, and ``.`` and ``..`` still fail."""
+    from airflow_provider.outputs import names
+
+    def outcome() -> str:
+        try:
+            return safe_file_name(name)
+        except UnsafeFileNameError as err:
+            return f"error: {err}"
+
+    quick = outcome()
+    monkeypatch.setattr(names, "_PLAIN_NAME", re.compile(r"(?!)"))  # never matches
+    assert quick == outcome()
+    assert (quick == name) == (name not in (".", "..") and len(name) <= 200)
+
+
+@pytest.mark.parametrize("name", [*PLAIN_LOOKING, "a/b.csv", "über.csv"])
+def test_a_row_with_one_file_is_planned_as_the_full_rules_plan_it(name: str) -> None:
+    assert plan_row_files(3, [name]) == plan_row_files(3, iter([name]))
+    assert plan_row_files(3, (name,)) == plan_row_files(3, iter([name]))
+
+
+@given(st.text(alphabet="ab.-_Z9 /\\:é", max_size=12))
+def test_any_name_gets_the_same_with_and_without_the_plain_name_shortcut(name: str) -> None:
+    from airflow_provider.outputs import names
+
+    def outcome() -> str:
+        try:
+            return safe_file_name(name)
+        except UnsafeFileNameError:
+            return "refused"
+
+    quick = outcome()
+    plain, names._PLAIN_NAME = names._PLAIN_NAME, re.compile(r"(?!)")
+    try:
+        assert quick == outcome()
+    finally:
+        names._PLAIN_NAME = plain
