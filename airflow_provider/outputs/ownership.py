@@ -27,6 +27,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from airflow_provider.outputs.formats import OutputFormat
 from airflow_provider.outputs.manifest import MANIFEST_NAME
 from airflow_provider.outputs.names import FILES_DIR
@@ -157,7 +159,8 @@ def encode_journal(ownership: Ownership, previous_manifest: dict[str, Any] | Non
     }
     if previous_manifest is not None:
         record["previous_manifest"] = previous_manifest
-    return json.dumps(record, indent=1).encode("utf-8")
+    # msgspec: the standard encoder's indented output is pure Python (a few ms for 10,000 paths).
+    return msgspec.json.format(msgspec.json.encode(record), indent=1)
 
 
 def parse_manifest(data: bytes) -> dict[str, Any] | None:
@@ -193,12 +196,19 @@ def find_conflicts(planned: Iterable[str], listing: Listing, owned: frozenset[st
     :returns: one line per problem, sorted (empty: nothing conflicts).
     """
     problems: set[str] = set()
+    # Each folder once, walking up from the path until a folder already seen: thousands of
+    # paths share ``files`` (a tenth of a 10,000-row collect's fixed cost, every folder of
+    # every path checked).
+    seen: set[str] = set()
     for path in planned:
-        for folder in ancestors(path):
+        folder = path.rpartition("/")[0]
+        while folder and folder not in seen:
+            seen.add(folder)
             if folder in listing.links:
                 problems.add(f"{folder} (a symbolic link where Collect needs a folder)")
             elif folder in listing.files:
                 problems.add(f"{folder} (a file where Collect needs a folder)")
+            folder = folder.rpartition("/")[0]
         if path in listing.folders:
             problems.add(f"{path} (a folder)")
         elif (path in listing.files or path in listing.links) and path not in owned:

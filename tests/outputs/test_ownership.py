@@ -11,6 +11,7 @@ from airflow_provider.outputs.ownership import (
     JOURNAL_NAME,
     Listing,
     Ownership,
+    ancestors,
     encode_journal,
     find_conflicts,
     is_layout_path,
@@ -148,3 +149,38 @@ def test_the_journal_carries_the_withdrawn_manifest_and_nothing_foreign() -> Non
     not_a_manifest["previous_manifest"] = {"table": "x"}
     assert journal_previous_manifest(json.dumps(not_a_manifest).encode()) is None
     assert journal_previous_manifest(manifest("outputs.csv")) is None  # a manifest, not a journal
+
+
+def _conflicts_path_by_path(
+    planned: list[str], listing: Listing, owned: frozenset[str]
+) -> list[str]:
+    """The rule stated plainly: every folder above every path, checked each time."""
+    problems = set()
+    for path in planned:
+        for folder in ancestors(path):
+            if folder in listing.links:
+                problems.add(f"{folder} (a symbolic link where Collect needs a folder)")
+            elif folder in listing.files:
+                problems.add(f"{folder} (a file where Collect needs a folder)")
+        if path in listing.folders:
+            problems.add(f"{path} (a folder)")
+        elif (path in listing.files or path in listing.links) and path not in owned:
+            problems.add(f"{path} (not written by an earlier collect here)")
+    return sorted(problems)
+
+
+_SOME_PATHS = st.lists(
+    st.lists(st.sampled_from(["files", "0", "1", "a", "b.csv"]), min_size=1, max_size=4).map(
+        "/".join
+    ),
+    max_size=8,
+)
+
+
+@given(_SOME_PATHS, _SOME_PATHS, _SOME_PATHS, _SOME_PATHS, _SOME_PATHS)
+def test_each_folder_checked_once_finds_what_checking_every_path_finds(
+    planned: list[str], files: list[str], links: list[str], folders: list[str], owned: list[str]
+) -> None:
+    listing = Listing(frozenset(files), frozenset(links), frozenset(folders))
+    expected = _conflicts_path_by_path(planned, listing, frozenset(owned))
+    assert find_conflicts(planned, listing, frozenset(owned)) == expected
