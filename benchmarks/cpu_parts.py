@@ -9,7 +9,8 @@ network, so they hardly move between runs:
   one file through ``aiter_batch_file``;
 - **Collect's two promises about a file** on the destination's disk: writing it under a
   temporary name created exclusively and renaming it into place (it appears whole or not at
-  all), and its SHA-256 for the manifest, against one plain open and write.
+  all), and its SHA-256 for the manifest, against one plain open and write; and the same plain
+  write without a file object (``os.open``, ``os.write``), as Collect writes its row files.
 
 Each figure is the lowest of :data:`ROUNDS` rounds of :data:`CALLS` calls (:data:`LANDED_FILES`
 files), in µs per call or file.
@@ -23,7 +24,7 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +151,20 @@ def _land(folder: Path, index: int, *, renamed: bool, hashed: bool) -> None:
         digest.hexdigest()
 
 
+def _land_with_system_calls(folder: Path, index: int) -> None:
+    """Write one file straight under its name with ``os.open``, ``os.write`` and ``os.close``:
+    no file object (Collect writes its row files so)."""
+    descriptor = os.open(f"{folder}/{index}", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        os.write(descriptor, FILE)
+    finally:
+        os.close(descriptor)
+
+
 def _landing(workdir: Path) -> dict[str, float]:
     """µs per 10 KB file on ``workdir``'s disk, each way (a new folder per round)."""
-    ways = {
+    ways: dict[str, Callable[[Path, int], None]] = {
+        "system_calls": _land_with_system_calls,
         "plain": functools.partial(_land, renamed=False, hashed=False),
         "renamed": functools.partial(_land, renamed=True, hashed=False),
         "renamed_hashed": functools.partial(_land, renamed=True, hashed=True),
@@ -184,5 +196,7 @@ def lines(workdir: Path) -> list[str]:
         "the resumable download",
         f"  landing a 10 KB file on this disk: {plain:.1f} µs plain (open, write), "
         f"{renamed:.1f} µs under a temporary name then renamed (+{renamed - plain:.1f}), "
-        f"{hashed:.1f} µs with its SHA-256 too (+{hashed - plain:.1f}: Collect's two promises)",
+        f"{hashed:.1f} µs with its SHA-256 too (+{hashed - plain:.1f}: Collect's two promises); "
+        f"{landing['system_calls']:.1f} µs plain without a file object (os.open, os.write, "
+        "os.close: how Collect writes, the bare clients use open)",
     ]
