@@ -85,6 +85,10 @@ class FileIdentity:
         return self.length is None or length is None or length == self.length
 
 
+#: The identity of a file no answer has described yet (immutable, so one for every download).
+_NOT_YET_KNOWN = FileIdentity(None, None, None)
+
+
 @dataclass(frozen=True)
 class Resume:
     """What to do after an interruption: wait, then ask for ``headers`` (None: nothing left)."""
@@ -124,7 +128,7 @@ class ResumeState:
         self.policy = policy
         self.log = log
         self.budget = ByteBudget(limit, what, "max_download_bytes")
-        self.identity = FileIdentity(None, None, None)
+        self.identity = _NOT_YET_KNOWN
         self.failures = 0
         #: Bytes of the current response to drop (a server that ignored ``Range``).
         self.skip = 0

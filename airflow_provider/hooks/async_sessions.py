@@ -86,13 +86,20 @@ class Turns:
         self._free = limit
         self._waiters: deque[asyncio.Future[None]] = deque()
 
+    def take_free(self) -> bool:
+        """Take a turn if one is free now (nobody queues while one is: see :meth:`give_back`);
+        whether one was taken. Lets a caller skip awaiting :meth:`take` when none is needed."""
+        if self._free > 0:
+            self._free -= 1
+            return True
+        return False
+
     async def take(self, timeout: float | None = None) -> None:
         """Wait for a turn; give it back with :meth:`give_back`.
 
         :param timeout: seconds to wait at most, then ``TimeoutError``; None waits for ever.
         """
-        if self._free > 0:  # nobody queues while a turn is free (see give_back)
-            self._free -= 1
+        if self.take_free():
             return
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
@@ -141,6 +148,8 @@ class _RequestTurn:
         self._request = request
 
     async def __aenter__(self) -> None:
+        if self._turns.take_free():
+            return
         try:
             await self._turns.take(self._settings.timeout)
         except TimeoutError as err:

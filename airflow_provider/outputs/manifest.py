@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 from airflow_provider.outputs.formats import OutputFormat
@@ -25,6 +26,11 @@ class WrittenFile:
     path: str
     size: int
     sha256: str
+
+
+#: The manifest's order of files: by row, then name (a key in C: no tuple built in Python per
+#: file of a large collect).
+_ROW_AND_NAME = attrgetter("index", "name")
 
 
 def build_manifest(
@@ -64,7 +70,7 @@ def build_manifest(
         },
         "files": [
             {"index": f.index, "name": f.name, "path": f.path, "size": f.size, "sha256": f.sha256}
-            for f in sorted(files, key=lambda f: (f.index, f.name))
+            for f in sorted(files, key=_ROW_AND_NAME)
         ],
         "created": datetime.now(UTC).isoformat(),
     }

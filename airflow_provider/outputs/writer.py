@@ -258,7 +258,7 @@ class OutputWriter:
         iterator = aiter(chunks)
         try:
             if self._local:
-                return await self._astream_file(planned, [], iterator)
+                return await self._astream_local(planned, iterator)
             head: list[bytes] = []
             size = 0
             async for chunk in iterator:
@@ -277,8 +277,8 @@ class OutputWriter:
     async def _astream_file(
         self, planned: PlannedFile, head: list[bytes], rest: AsyncIterator[bytes]
     ) -> WrittenFile:
-        if self._local:
-            return await self._astream_local(planned, rest)
+        """A file larger than :data:`WHOLE_FILE_BYTES` to an object store: ``head`` (already
+        received), then the rest, each storage call in a worker thread."""
         target = await self._storage(self._open_target, planned)
         try:
             for chunk in head:
@@ -291,7 +291,7 @@ class OutputWriter:
             raise
 
     async def _astream_local(self, planned: PlannedFile, rest: AsyncIterator[bytes]) -> WrittenFile:
-        """:meth:`_astream_file` on a local disk: every storage call inline, as in
+        """A file on a local disk: every storage call inline, as in
         :meth:`write_file` (no awaitable per call: a collect lands thousands of small files)."""
         target = self._open_target(planned)
         try:
