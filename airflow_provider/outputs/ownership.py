@@ -27,8 +27,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from airflow_provider.outputs.formats import OutputFormat
 from airflow_provider.outputs.manifest import MANIFEST_NAME
 from airflow_provider.outputs.names import FILES_DIR
@@ -159,8 +157,10 @@ def encode_journal(ownership: Ownership, previous_manifest: dict[str, Any] | Non
     }
     if previous_manifest is not None:
         record["previous_manifest"] = previous_manifest
-    # msgspec: the standard encoder's indented output is pure Python (a few ms for 10,000 paths).
-    return msgspec.json.format(msgspec.json.encode(record), indent=1)
+    # The standard encoder, though msgspec's is faster (2 against 3.5 ms for 10,000 paths): the
+    # previous manifest is what the destination held, which may have been edited, and msgspec
+    # refuses a string JSON allowed it to hold (an escaped lone surrogate, ``"\\udc80"``).
+    return json.dumps(record, indent=1).encode("utf-8")
 
 
 def parse_manifest(data: bytes) -> dict[str, Any] | None:

@@ -279,6 +279,22 @@ def test_an_edited_manifest_cannot_make_collect_delete_other_files(tmp_path: Pat
     assert (destination / "notes.txt").read_text() == "keep"
 
 
+def test_a_manifest_edited_to_hold_an_escaped_lone_surrogate_does_not_stop_the_next_run(
+    tmp_path: Path,
+) -> None:
+    """JSON may escape a lone surrogate (``"\\udc80"``), which has no UTF-8 form: the run that
+    carries such a manifest in its journal, and records such a path as owned, still runs."""
+    destination = tmp_path / "out"
+    run(destination, {0: ["a.csv"]})
+    manifest = json.loads((destination / "manifest.json").read_text())
+    manifest["service"]["name"] = "s\udc80"
+    manifest["files"].append({"index": 9, "path": "files/9/\udc80.csv"})
+    (destination / "manifest.json").write_text(json.dumps(manifest))  # ASCII, escaped
+    run(destination, {1: ["b.csv"]})
+    assert json.loads((destination / "manifest.json").read_text())["service"]["name"] == "s"
+    assert (destination / "files" / "1" / "b.csv").read_bytes() == b"b.csv@1"
+
+
 # A run killed at each step: the child runs the writer and SIGKILLs itself at one point.
 CHILD = textwrap.dedent(
     """
