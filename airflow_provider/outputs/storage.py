@@ -125,11 +125,15 @@ class _RenamingOps:
         self._temporary_for = temporary_for
 
     def start(self, final: str) -> Upload:
-        temporary = self._temporary_for(final)
-        return RenamedUpload(self, temporary, final, self.open_new(temporary))
+        return self._renamed(final, self.open_new)
 
     def start_row_file(self, final: str) -> RowFileUpload:
         return self.start(final)
+
+    def _renamed(self, final: str, open_new: Callable[[str], _H]) -> RenamedUpload[_H]:
+        """``final``'s upload, opened with ``open_new`` under a temporary name."""
+        temporary = self._temporary_for(final)
+        return RenamedUpload(self, temporary, final, open_new(temporary))
 
     def open_new(self, path: str) -> BinaryIO:
         raise NotImplementedError
@@ -191,14 +195,11 @@ class LocalFileOps(_RenamingOps):
             )
 
     def open_new(self, path: str) -> BinaryIO:
-        return os.fdopen(os.open(path, _OPEN_NEW, 0o666), "wb")
+        return os.fdopen(_create_new(path), "wb")
 
     def start_row_file(self, final: str) -> RowFileUpload:
         """A row file, written with plain system calls (:class:`Descriptor`)."""
-        temporary = self._temporary_for(final)
-        return RenamedUpload(
-            self, temporary, final, Descriptor(os.open(temporary, _OPEN_NEW, 0o666))
-        )
+        return self._renamed(final, _new_descriptor)
 
     def replace(self, source: str, target: str) -> None:
         os.replace(source, target)
@@ -240,6 +241,15 @@ class Descriptor:
         fd, self._fd = self._fd, -1
         if fd >= 0:
             os.close(fd)
+
+
+def _create_new(path: str) -> int:
+    """A new file at ``path`` (never an existing one, never through a link), open to write."""
+    return os.open(path, _OPEN_NEW, 0o666)
+
+
+def _new_descriptor(path: str) -> Descriptor:
+    return Descriptor(_create_new(path))
 
 
 class FsspecFileOps(_RenamingOps):
