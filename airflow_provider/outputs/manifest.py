@@ -6,11 +6,14 @@ are also the record of which paths a later collect at the same destination may r
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from operator import attrgetter
 from typing import Any
+
+import msgspec
 
 from airflow_provider.outputs.formats import OutputFormat
 
@@ -79,3 +82,18 @@ def build_manifest(
     if renamed_outputs:
         manifest["renamed_outputs"] = dict(renamed_outputs)
     return manifest
+
+
+def encode_manifest(manifest: Mapping[str, Any]) -> bytes:
+    """The manifest's JSON text: keys sorted, indented by two.
+
+    msgspec first: the standard encoder's indented output is pure Python, slow for a manifest
+    of many thousands of files. A manifest carries entries copied from the one the destination
+    held before (its repairs), which may have been edited to hold a string JSON allows and
+    UTF-8 cannot encode: a lone surrogate, escaped as ``"\\udc80"``. msgspec refuses such a
+    string; the standard encoder writes it escaped as it came, so the run still finishes.
+    """
+    try:
+        return msgspec.json.format(msgspec.json.encode(manifest, order="sorted"), indent=2)
+    except UnicodeEncodeError:
+        return json.dumps(manifest, sort_keys=True, indent=2).encode("ascii")

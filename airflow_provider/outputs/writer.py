@@ -28,11 +28,10 @@ import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
-import msgspec
 from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider.outputs.formats import RenderedTable
-from airflow_provider.outputs.manifest import MANIFEST_NAME, WrittenFile
+from airflow_provider.outputs.manifest import MANIFEST_NAME, WrittenFile, encode_manifest
 from airflow_provider.outputs.names import FILES_DIR, PlannedFile
 from airflow_provider.outputs.ownership import (
     JOURNAL_NAME,
@@ -382,9 +381,6 @@ class OutputWriter:
 
     def finish(self, manifest: Mapping[str, Any]) -> str:
         """Write the manifest last, atomically, then drop the journal; return its full path."""
-        # msgspec: the standard encoder's indented output is pure Python, slow for a manifest
-        # of many thousands of files.
-        text = msgspec.json.format(msgspec.json.encode(manifest, order="sorted"), indent=2)
-        self._atomic_bytes(MANIFEST_NAME, text)
+        self._atomic_bytes(MANIFEST_NAME, encode_manifest(manifest))
         self._files.remove(f"{self._base}/{JOURNAL_NAME}")
         return str(self.manifest_path)

@@ -292,6 +292,32 @@ def test_collecting_again_keeps_the_repaired_rows(
     check_files(destination, manifest)
 
 
+def test_repairs_edited_to_hold_an_escaped_lone_surrogate_are_carried_by_the_next_collect(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+) -> None:
+    """JSON may escape a lone surrogate (``"\\udc80"``), which has no UTF-8 form. A repair record
+    edited to hold one is copied into the next run's manifest: that run lands its files and
+    writes its manifest (escaped as it came) instead of failing at its very end, every time."""
+    faults({"service": "mtService", "failRows": [2], "failOnce": True})
+    destination = tmp_path / "scores"
+    batch_set = scored(task_context, destination)
+    repair(destination, records=CARS).execute(task_context)
+    edited = manifest_of(destination)
+    edited["repairs"][0]["note"] = "checked by \udc80"
+    (destination / MANIFEST_NAME).write_text(json.dumps(edited))  # ASCII, escaped
+    MrsDeployCollectBatchOperator(
+        task_id="collect", batch_id=batch_set, destination=str(destination)
+    ).execute(task_context)
+    manifest = manifest_of(destination)
+    assert manifest["repairs"] == edited["repairs"]
+    assert manifest["failed_row_indexes"] == []
+    check_files(destination, manifest)
+    assert not (destination / JOURNAL_NAME).exists()
+    # A repair reads that manifest too (nothing is left to repair).
+    assert repair(destination, records=CARS).execute(task_context)["failed_rows"] == 0
+    assert manifest_of(destination)["repairs"] == edited["repairs"]
+
+
 def test_a_destination_repaired_meanwhile_by_another_task_is_not_overwritten(
     mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
 ) -> None:

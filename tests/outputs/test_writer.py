@@ -31,6 +31,7 @@ from airflow_provider.outputs import (
     check_destination,
     plan_row_files,
 )
+from airflow_provider.outputs.manifest import encode_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -293,6 +294,24 @@ def test_a_manifest_edited_to_hold_an_escaped_lone_surrogate_does_not_stop_the_n
     run(destination, {1: ["b.csv"]})
     assert json.loads((destination / "manifest.json").read_text())["service"]["name"] == "s"
     assert (destination / "files" / "1" / "b.csv").read_bytes() == b"b.csv@1"
+
+
+@pytest.mark.parametrize(
+    "extra", [{}, {"repairs": [{"note": "\udc80", "rows": [1]}]}], ids=["plain", "lone-surrogate"]
+)
+def test_the_manifest_is_sorted_indented_json_whichever_encoder_writes_it(
+    extra: dict[str, Any],
+) -> None:
+    """The same text shape from msgspec and from the standard encoder it falls back to when a
+    copied entry holds a string UTF-8 cannot encode."""
+    manifest = {"zeta": [1, 2.5, None, True], "alpha": {"b": "é", "a": []}, **extra}
+    text = encode_manifest(manifest)
+    assert json.loads(text) == manifest
+    assert text.decode("ascii" if extra else "utf-8").splitlines()[:3] == [
+        "{",
+        '  "alpha": {',
+        '    "a": [],',
+    ]
 
 
 # A run killed at each step: the child runs the writer and SIGKILLs itself at one point.
