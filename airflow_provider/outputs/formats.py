@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from enum import Enum
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_provider.api import MrsDeployError
+from airflow_provider.safe_text import printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -14,6 +18,8 @@ TABLE_STEM = "outputs"
 #: About how many cells CSV and JSON Lines render at a time: the text of one such slice is
 #: all the memory writing the table adds, whatever its size.
 RENDER_CELLS = 200_000
+#: Half of a UTF-16 pair on its own: no UTF-8 form.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class OutputFormat(str, Enum):
@@ -36,6 +42,54 @@ class OutputFormat(str, Enum):
     def table_name(self) -> str:
         """The table's file name under the destination."""
         return f"{TABLE_STEM}.{self.value}"
+
+
+def _refuse_unencodable_text(table: pd.DataFrame) -> None:
+    """Refuse a string CSV cannot hold as UTF-8, before the destination is touched.
+
+    A lone surrogate can only be in a column of Python objects (pandas' string type refuses
+    it): one of the records put beside the outputs. JSON escapes it; CSV has no escape.
+    """
+    for name in table.columns:
+        column = table[name]
+        if column.dtype != object:
+            continue
+        for position, value in enumerate(column.tolist()):
+            if isinstance(value, str) and _SURROGATE.search(value) is not None:
+                row = table["index"].iloc[position] if "index" in table.columns else position
+                raise MrsDeployError(
+                    f"row {row} of column {name!r} holds a lone surrogate "
+                    f"({printable(value, 80)}), which CSV cannot store as UTF-8; nothing was "
+                    "written. Use output_format='jsonl', which keeps it escaped, or fix the text "
+                    "of the records."
+                )
+
+
+def _escaped_line(row: dict[str, Any]) -> bytes:
+    """One JSON Lines row by the standard encoder (ASCII, every string escaped as needed),
+    with what msgspec writes for the values it takes: ``null`` for NaN and infinities."""
+    return (
+        json.dumps(_json_ready(row), allow_nan=False, separators=(",", ":")).encode("ascii") + b"\n"
+    )
+
+
+def _json_ready(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (str, int)):
+        return value
+    if isinstance(value, dict):
+        return {str(key): _json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(item) for item in value]
+    to_list = getattr(value, "tolist", None)
+    if callable(to_list):  # numpy arrays and scalars
+        return _json_ready(to_list())
+    plain = _plain(value)
+    if plain is None or isinstance(plain, (str, int, float)):
+        return _json_ready(plain)
+    iso = getattr(plain, "isoformat", None)  # what msgspec writes for dates and times
+    return iso() if callable(iso) else str(plain)
 
 
 def _plain(value: Any) -> Any:
@@ -64,6 +118,8 @@ class RenderedTable:
         self.rows = len(table)
         self._table = table
         self._arrow: Any = None
+        if output_format is OutputFormat.CSV:
+            _refuse_unencodable_text(table)
         if output_format is OutputFormat.PARQUET:
             import pyarrow as pa
 
@@ -117,4 +173,9 @@ class RenderedTable:
             part = self._table.iloc[start : start + step]
             columns = [part.iloc[:, i].astype(object).tolist() for i in range(len(names))]
             rows = [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
-            handle.write(encoder.encode_lines(rows))
+            try:
+                handle.write(encoder.encode_lines(rows))
+            except UnicodeEncodeError:
+                # A lone surrogate (in the records put beside the outputs), which msgspec
+                # refuses: the standard encoder writes it escaped, and it reads back the same.
+                handle.write(b"".join(_escaped_line(row) for row in rows))

@@ -5,8 +5,10 @@ later messages can name it."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Union
 
 import pandas as pd
@@ -64,18 +66,61 @@ def read_records_file(
         raise MrsDeployRecordsError(
             f"unsupported records_format {fmt!r}; use one of {', '.join(SUPPORTED_FORMATS)}"
         )
-    compression = "infer" if fmt != "parquet" else None
     if not location.exists():
         raise MrsDeployRecordsError(f"records file {str(location)!r} does not exist")
+    compression = _compression(str(location))
     with location.open("rb") as handle:
         if fmt == "parquet":
             return pd.read_parquet(handle)
-        if fmt == "jsonl":
-            return pd.read_json(handle, lines=True, compression=_compression(str(location)))
-        del compression
-        return pd.read_csv(
-            handle, sep="\t" if fmt == "tsv" else ",", compression=_compression(str(location))
-        )
+        if fmt != "jsonl":
+            return pd.read_csv(handle, sep="\t" if fmt == "tsv" else ",", compression=compression)
+        try:
+            return pd.read_json(handle, lines=True, compression=compression)
+        except (ValueError, TypeError):  # UnicodeEncodeError is a ValueError
+            pass
+    # Read again, line by line: a line that is not a JSON object is named, and a string pandas
+    # refuses (an escaped lone surrogate) is kept as in a list of records (see
+    # :func:`frame_of_rows`).
+    with location.open("rb", compression=compression) as lines:
+        return frame_of_rows(_json_lines(lines, str(location)))
+
+
+def _json_lines(lines: Iterable[bytes], where: str) -> list[dict[str, Any]]:
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise MrsDeployRecordsError(
+                f"records file {shown(where, 200)}: line {number} is not JSON ({exc})"
+            ) from None
+        if not isinstance(row, dict):
+            raise MrsDeployRecordsError(
+                f"records file {shown(where, 200)}: line {number} is a JSON "
+                f"{type(row).__name__}, expected an object of input names to values"
+            )
+        rows.append(row)
+    return rows
+
+
+def frame_of_rows(rows: list[Any]) -> pd.DataFrame:
+    """``rows`` as a frame, typed as pandas infers them.
+
+    A column holding a string that UTF-8 cannot encode, a lone surrogate (JSON may escape one
+    as ``"\\udc80"``; Python makes them of undecodable bytes), is kept as Python objects, as in
+    a DataFrame built with ``object`` columns: pandas' string type refuses such a string with a
+    bare ``UnicodeEncodeError``, while the records' JSON carries it escaped.
+    """
+    try:
+        return pd.DataFrame.from_records(rows)
+    except UnicodeEncodeError:
+        frame = pd.DataFrame(rows, dtype=object)
+    for name in frame.columns:
+        with contextlib.suppress(UnicodeEncodeError):  # else it stays object
+            frame[name] = frame[name].infer_objects()
+    return frame
 
 
 def _compression(name: str) -> str | None:
@@ -110,7 +155,7 @@ def load_records(source: RecordsSource, records_format: str | None = None) -> pd
                     f"record {position} is a {type(row).__name__}, expected a mapping of "
                     "input names to values"
                 )
-        return _noted(pd.DataFrame.from_records(list(source)), "the records list")
+        return _noted(frame_of_rows(list(source)), "the records list")
     raise MrsDeployRecordsError(
         "records must be a DataFrame, a list of dicts or a file path/URL, "
         f"got {type(source).__name__}"

@@ -406,3 +406,26 @@ def test_records_that_are_not_the_rows_submitted_are_refused(
     collect(batch_set, tmp_path / "same", records=same).execute(task_context)
     manifest = json.loads((tmp_path / "same" / "manifest.json").read_text())
     assert manifest["records_sha256"] == fingerprint
+
+
+def test_records_with_a_lone_surrogate_are_sent_escaped_and_put_beside_the_outputs(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    """A records list whose text holds a lone surrogate (JSON escapes it; UTF-8 cannot encode
+    it) is submitted and collected with it beside the outputs: kept escaped in JSON Lines,
+    refused for CSV with a message that says what to do, before the destination is touched."""
+    lone = "car \udc80"
+    cars = [dict(car, model=lone if i == 2 else f"car {i}") for i, car in enumerate(CARS)]
+    batch_set = submitted(task_context, cars)
+    collect(batch_set, tmp_path / "scores", records=cars, output_format="jsonl").execute(
+        task_context
+    )
+    lines = (tmp_path / "scores" / "outputs.jsonl").read_bytes().splitlines()
+    rows = [json.loads(line) for line in lines]
+    assert [row["input_model"] for row in rows] == [car["model"] for car in cars]
+    assert all(row["success"] for row in rows)
+    with pytest.raises(MrsDeployError, match=r"row 2 of column 'input_model' holds a lone"):
+        collect(batch_set, tmp_path / "csv", records=cars, output_format="csv").execute(
+            task_context
+        )
+    assert not (tmp_path / "csv").exists()

@@ -18,6 +18,7 @@ from airflow_provider.outputs import (
     RenderedTable,
     column_name,
 )
+from airflow_provider.records.read import frame_of_rows
 
 
 def ok(**outputs: object) -> ExecutionResult:
@@ -225,3 +226,36 @@ def test_jsonl_keeps_text_booleans_and_json_outputs() -> None:
         "m": "[[1,2]]",
     }
     assert rows[1]["success"] is False and rows[1]["flag"] is None and rows[1]["word"] is None
+
+
+def with_inputs(inputs: list[dict[str, object]]) -> pd.DataFrame:
+    """The table of one output beside ``inputs`` read as a records list is."""
+    built = OutputsTable(["y"])
+    built.add([ok(y=float(i) / 3) for i in range(len(inputs))])
+    return built.build(frame_of_rows(inputs))
+
+
+LONE = "text \udc80 with a lone surrogate"
+
+
+def test_a_lone_surrogate_in_the_records_is_written_escaped_in_json_lines() -> None:
+    """msgspec refuses such a string; the slice holding it goes through the standard encoder,
+    and every row, that one and the others in its slice, reads back as it would otherwise."""
+    inputs = [{"note": LONE, "x": 1.5, "v": [1, None]}, {"note": "é", "x": float("nan"), "v": []}]
+    data = written(with_inputs(inputs), OutputFormat.JSONL)
+    data.decode("ascii")  # the surrogate escaped, and é with it
+    plain = [dict(row, note="n") for row in inputs]
+    unescaped = written(with_inputs(plain), OutputFormat.JSONL)
+    expected = [json.loads(line) for line in unescaped.splitlines()]
+    expected[0]["input_note"], expected[1]["input_note"] = LONE, "é"
+    assert [json.loads(line) for line in data.splitlines()] == expected
+    assert expected[1]["input_x"] is None  # NaN, as msgspec writes it
+
+
+def test_a_lone_surrogate_in_the_records_is_refused_for_csv_before_anything_is_written() -> None:
+    frame = with_inputs([{"note": "fine"}, {"note": LONE}])
+    refused = r"row 1 of column 'input_note' holds a lone surrogate.*jsonl"
+    with pytest.raises(MrsDeployError, match=refused):
+        RenderedTable(frame, OutputFormat.CSV)
+    with pytest.raises(MrsDeployError, match=r"cannot be written as Parquet.*jsonl"):
+        RenderedTable(frame, OutputFormat.PARQUET)

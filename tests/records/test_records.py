@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import json
 import math
 
@@ -130,3 +131,47 @@ def test_missing_file_is_a_clear_error(tmp_path) -> None:
 def test_non_mapping_record_is_rejected() -> None:
     with pytest.raises(MrsDeployRecordsError, match="record 1 is a list"):
         load_records([{"hp": 1}, [1, 2]])
+
+
+#: A string JSON can escape and UTF-8 cannot encode, as ``json.loads`` gives it back.
+LONE = "car \udc80"
+ROWS = [{"hp": 110, "wt": 2.62, "model": LONE}, {"hp": 93, "wt": 2.32, "model": "b"}]
+
+
+def jsonl_file(tmp_path, name: str, lines: list[str]) -> str:
+    text = "".join(line + "\n" for line in lines).encode("ascii")
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(text) if name.endswith(".gz") else text)
+    return str(path)
+
+
+@pytest.mark.parametrize("source", ["list", "cars.jsonl", "cars.jsonl.gz"])
+def test_a_lone_surrogate_is_kept_as_it_is_in_an_object_dataframe(tmp_path, source: str) -> None:
+    """pandas' string type refuses such a string with a bare UnicodeEncodeError; a list and a
+    JSON Lines file load as a DataFrame with an object column does, and are sent the same way
+    (escaped). The other columns are typed as without it."""
+    if source == "list":
+        loaded = load_records(ROWS)
+    else:
+        loaded = load_records(jsonl_file(tmp_path, source, [json.dumps(row) for row in ROWS]))
+    assert loaded["model"].tolist() == [LONE, "b"] and loaded["model"].dtype == object
+    clean = load_records([dict(row, model="a") for row in ROWS])
+    assert loaded.drop(columns="model").dtypes.equals(clean.drop(columns="model").dtypes)
+    as_object = pd.DataFrame({**{k: [r[k] for r in ROWS] for k in ("hp", "wt")}})
+    as_object["model"] = pd.Series([LONE, "b"], dtype=object)
+    inputs = [*HP_WT, ParameterDefinition("model", "character")]
+    sent = encode_records(prepare_records(loaded, inputs))
+    assert sent == encode_records(prepare_records(as_object, inputs))
+    assert json.loads(sent) == ROWS
+
+
+@pytest.mark.parametrize("first", [ROWS[1], ROWS[0]], ids=["plain", "lone-surrogate"])
+def test_a_json_lines_file_pandas_cannot_read_names_its_bad_line(tmp_path, first: dict) -> None:
+    """pandas says only that something failed (a TypeError for a line that is an array); the
+    file is read again line by line, which names the line and what it should be."""
+    path = jsonl_file(tmp_path, "cars.jsonl", [json.dumps(first), "[1, 2]"])
+    with pytest.raises(MrsDeployRecordsError, match=r"line 2 is a JSON list, expected an object"):
+        load_records(path)
+    path = jsonl_file(tmp_path, "more.jsonl", [json.dumps(first), "", '{"hp": '])
+    with pytest.raises(MrsDeployRecordsError, match=r"line 3 is not JSON"):
+        load_records(path)
