@@ -25,6 +25,7 @@ Pure: no I/O. Both transports' drivers feed it.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -177,8 +178,8 @@ class BatchAnswerReader:
         except msgspec.DecodeError:
             pass
         try:
-            items = _ANY.decode(piece)
-        except msgspec.DecodeError:
+            items = _decode_any(piece)
+        except ValueError:  # msgspec.DecodeError is one
             return None
         return [ExecutionResult.from_json(item, self.rows + i) for i, item in enumerate(items)]
 
@@ -199,11 +200,29 @@ class BatchAnswerReader:
         rest: Any = None
         if tail[:1] == b",":
             try:
-                rest = _ANY.decode(b"{" + tail[1:])
-            except msgspec.DecodeError:
+                rest = _decode_any(b"{" + tail[1:])
+            except ValueError:
                 rest = None
         if not isinstance(rest, dict):
             raise MrsDeployProtocolError(
                 f"{self.what}: the answer does not end as a JSON object after its row results"
             )
         return rest
+
+
+def _decode_any(data: bytes) -> Any:
+    """``data`` decoded as any JSON, as the whole-answer parser would.
+
+    msgspec refuses a string with an escaped lone surrogate (``"\\udc80"``), which JSON allows
+    and the whole-answer parser (the standard library's decoder) accepts. Only for that error
+    is the piece decoded again: a cut inside a row fails often, and each such failure would
+    otherwise cost a second, slower decode.
+
+    :raises ValueError: ``data`` is not whole JSON.
+    """
+    try:
+        return _ANY.decode(data)
+    except msgspec.DecodeError as exc:
+        if "surrogate" not in str(exc):
+            raise
+    return json.loads(data)

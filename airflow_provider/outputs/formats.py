@@ -9,6 +9,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_provider.api import MrsDeployError
+from airflow_provider.outputs.table import INPUT_PREFIX
 from airflow_provider.safe_text import printable
 
 if TYPE_CHECKING:
@@ -48,7 +49,8 @@ def _refuse_unencodable_text(table: pd.DataFrame) -> None:
     """Refuse a string CSV cannot hold as UTF-8, before the destination is touched.
 
     A lone surrogate can only be in a column of Python objects (pandas' string type refuses
-    it): one of the records put beside the outputs. JSON escapes it; CSV has no escape.
+    it): text of the records put beside the outputs, or a server's text. JSON escapes it; CSV
+    has no escape.
     """
     for name in table.columns:
         column = table[name]
@@ -57,11 +59,15 @@ def _refuse_unencodable_text(table: pd.DataFrame) -> None:
         for position, value in enumerate(column.tolist()):
             if isinstance(value, str) and _SURROGATE.search(value) is not None:
                 row = table["index"].iloc[position] if "index" in table.columns else position
+                source = (
+                    "fix the text of the records"
+                    if str(name).startswith(INPUT_PREFIX)
+                    else "have the service return text that UTF-8 can encode"
+                )
                 raise MrsDeployError(
                     f"row {row} of column {name!r} holds a lone surrogate "
                     f"({printable(value, 80)}), which CSV cannot store as UTF-8; nothing was "
-                    "written. Use output_format='jsonl', which keeps it escaped, or fix the text "
-                    "of the records."
+                    f"written. Use output_format='jsonl', which keeps it escaped, or {source}."
                 )
 
 

@@ -149,7 +149,20 @@ class OutputsTable:
         }
         for name, values in self._outputs.items():
             columns[column_name(name)] = self._typed(name, values)
-        table = pd.DataFrame(columns)
+        try:
+            table = pd.DataFrame(columns)
+        except UnicodeEncodeError:
+            # A lone surrogate (a server's text of undecodable bytes, escaped in its JSON):
+            # pandas' string type refuses it, so text stays as Python objects. JSON Lines
+            # writes it escaped; Parquet and CSV refuse it before anything is written.
+            table = pd.DataFrame(
+                {
+                    name: pd.Series(values, dtype=object)
+                    if getattr(values, "dtype", None) == "object"
+                    else values
+                    for name, values in columns.items()
+                }
+            )
         if inputs is not None:
             if len(inputs) != self._rows:
                 raise MrsDeployError(

@@ -16,7 +16,9 @@ from airflow_provider.api.models import BatchStatus, ExecutionResult
 from airflow_provider.api.parsers import parse_batch_status_body
 from airflow_provider.api.results_stream import BatchAnswerReader
 
-TRICKY_TEXT = ['},{"success":false}', "]}", '"\\', "é😀", "a\nb", "", "{[", "x" * 300]
+#: Text that could fool a cut: rows' punctuation, escapes, a lone surrogate (JSON escapes it,
+#: msgspec refuses it, the whole-answer parser accepts it).
+TRICKY_TEXT = ['},{"success":false}', "]}", '"\\', "é😀", "a\nb", "", "{[", "x" * 300, "a\udc80"]
 
 texts = st.one_of(st.sampled_from(TRICKY_TEXT), st.text(max_size=30))
 values = st.one_of(
@@ -48,7 +50,8 @@ def body_of(
     answer = {**head, "batchExecutionResults": results}
     if state_after:
         answer.update({"state": "Complete", **counts})
-    return json.dumps(answer, indent=indent, ensure_ascii=False).encode()
+    # A lone surrogate, which UTF-8 cannot encode, as the JSON escape ``\\udc80``.
+    return json.dumps(answer, indent=indent, ensure_ascii=False).encode("utf-8", "backslashreplace")
 
 
 def streamed(body: bytes, cuts: list[int], limit: int | None = None) -> BatchStatus:
@@ -131,3 +134,18 @@ def test_a_key_inside_another_value_is_not_taken_for_the_rows() -> None:
         }
     ).encode()
     assert streamed(body, [20, 60]) == parse_batch_status_body(body)
+
+
+def test_a_lone_surrogate_in_the_rows_and_after_them_is_read_as_the_whole_parser_reads_it() -> None:
+    """A service printing text of undecodable bytes: its answer escapes a lone surrogate. Read
+    whole it parses; streamed, no cut could decode and the answer looked cut off."""
+    row = {"success": False, "errorMessage": "bad \udc80", "consoleOutput": "echo: a\udc80\n"}
+    results = [{"success": True, "outputParameters": {"s": "x\ud800"}}, row, {"success": True}]
+    body = body_of(results, state_after=True)
+    assert b"\\udc80" in body and b"\\ud800" in body
+    whole = parse_batch_status_body(body)
+    assert whole.results[1].console_output == "echo: a\udc80\n"
+    for cuts in ([], [40, 90], list(range(0, len(body), 7))):
+        assert streamed(body, cuts) == whole
+    tail = body[:-1] + b', "name": "n\\udc80"}'
+    assert streamed(tail, [40]) == parse_batch_status_body(tail)

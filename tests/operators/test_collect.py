@@ -429,3 +429,21 @@ def test_records_with_a_lone_surrogate_are_sent_escaped_and_put_beside_the_outpu
             task_context
         )
     assert not (tmp_path / "csv").exists()
+
+
+def test_an_answer_escaping_a_lone_surrogate_is_collected(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    """echoService prints its text, and fails on text of undecodable bytes: the answer escapes
+    a lone surrogate in that row's console output. The streamed read of the results decoded no
+    cut of it and reported the answer as cut off; read whole, it always parsed."""
+    service = ("echoService", "v1.0.0")
+    rows = [{"text": "a\udc80", "n": 1}, {"text": "ok", "n": 2}]
+    batch_set = submit(task_context, rows, service, wait_for_completion=True, poll_interval=0.1)
+    collect(batch_set, tmp_path / "echo", output_format="jsonl", max_failed_rows=1).execute(
+        task_context
+    )
+    lines = (tmp_path / "echo" / "outputs.jsonl").read_bytes().splitlines()
+    table = [json.loads(line) for line in lines]
+    assert [row["success"] for row in table] == [False, True]
+    assert "UnicodeEncodeError" in table[0]["error_message"] and table[1]["echo"] == "ok ok"

@@ -259,3 +259,23 @@ def test_a_lone_surrogate_in_the_records_is_refused_for_csv_before_anything_is_w
         RenderedTable(frame, OutputFormat.CSV)
     with pytest.raises(MrsDeployError, match=r"cannot be written as Parquet.*jsonl"):
         RenderedTable(frame, OutputFormat.PARQUET)
+
+
+def test_a_servers_lone_surrogate_is_kept_by_json_lines_and_refused_by_the_others() -> None:
+    """A server's text of undecodable bytes arrives escaped in its JSON: pandas' string type
+    refuses it, which failed the table with a bare UnicodeEncodeError."""
+    built = table_of(
+        [ok(s="x\ud800", n=1), ExecutionResult(False, error_message="e" + LONE)], ["s", "n"]
+    )
+    rows = [json.loads(line) for line in written(built, OutputFormat.JSONL).splitlines()]
+    assert [(row["s"], row["error_message"], row["n"]) for row in rows] == [
+        ("x\ud800", None, 1),
+        (None, "e" + LONE, None),
+    ]
+    refused = r"row 1 of column 'error_message' holds a lone surrogate.*service return text"
+    with pytest.raises(MrsDeployError, match=refused):
+        RenderedTable(built, OutputFormat.CSV)
+    with pytest.raises(MrsDeployError, match=r"cannot be written as Parquet.*jsonl"):
+        RenderedTable(built, OutputFormat.PARQUET)
+    # Without one, text is pandas' string type as before.
+    assert str(table_of([ok(s="x")], ["s"])["s"].dtype) == "str"
