@@ -37,6 +37,8 @@ TABLE_NAMES = frozenset(f.table_name for f in OutputFormat)
 #: Temporary files are ``.<final name>.<run token>-<process id>-<counter>.tmp``.
 _TEMPORARY = re.compile(r"^\.(?P<final>.+)\.(?P<token>[0-9a-f]{12})-[0-9]+-[0-9]+\.tmp$")
 _TOKEN = re.compile(r"^[0-9a-f]{12}$")
+#: Digits of the largest row index (a 64-bit integer).
+_INDEX_DIGITS = 19
 #: How many paths an error or log line names.
 QUOTED_PATHS = 5
 
@@ -49,6 +51,8 @@ class Listing:
     """
 
     files: frozenset[str] = frozenset()
+    #: Symbolic links, and what is neither a file nor a folder (FIFOs, sockets, devices):
+    #: Collect never reads or writes through them.
     links: frozenset[str] = frozenset()
     folders: frozenset[str] = frozenset()
 
@@ -86,7 +90,10 @@ def is_row_file_path(relative: str) -> bool:
         and parts[0] == FILES_DIR
         and parts[1].isascii()
         and parts[1].isdigit()
-        and str(int(parts[1])) == parts[1]
+        # No leading zero, and no longer than an index can be (int() of thousands of digits,
+        # from an edited manifest, raises).
+        and (parts[1] == "0" or parts[1][0] != "0")
+        and len(parts[1]) <= _INDEX_DIGITS
         and parts[2] not in ("", ".", "..")
         and "\\" not in parts[2]
         and "\x00" not in parts[2]
@@ -126,7 +133,7 @@ def _journal(data: bytes) -> dict[str, Any] | None:
     """A journal's JSON, or None when the bytes are not a journal Collect wrote."""
     try:
         journal = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: not ours
         return None
     if not isinstance(journal, dict) or journal.get("format") != JOURNAL_FORMAT:
         return None
@@ -138,10 +145,15 @@ def journal_ownership(data: bytes) -> Ownership | None:
     journal = _journal(data)
     if journal is None:
         return None
-    owned, ignored = _checked(journal.get("owned") or [])
-    pending = journal.get("pending") or []
+    owned, ignored = _checked(_listed(journal.get("owned")))
+    pending = _listed(journal.get("pending"))
     tokens = frozenset(t for t in pending if isinstance(t, str) and _TOKEN.match(t))
     return Ownership(owned, tokens, ignored)
+
+
+def _listed(value: Any) -> list[Any]:
+    """A journal's list, or none when an edit made it something else."""
+    return value if isinstance(value, list) else []
 
 
 def encode_journal(ownership: Ownership, previous_manifest: dict[str, Any] | None = None) -> bytes:
@@ -167,7 +179,7 @@ def parse_manifest(data: bytes) -> dict[str, Any] | None:
     """A manifest's JSON, or None when the bytes are not a manifest Collect wrote."""
     try:
         manifest = json.loads(data)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: not ours
         return None
     if not isinstance(manifest, dict) or "batch_ids" not in manifest:
         return None
@@ -205,7 +217,9 @@ def find_conflicts(planned: Iterable[str], listing: Listing, owned: frozenset[st
         while folder and folder not in seen:
             seen.add(folder)
             if folder in listing.links:
-                problems.add(f"{folder} (a symbolic link where Collect needs a folder)")
+                problems.add(
+                    f"{folder} (a symbolic link or special file where Collect needs a folder)"
+                )
             elif folder in listing.files:
                 problems.add(f"{folder} (a file where Collect needs a folder)")
             folder = folder.rpartition("/")[0]

@@ -158,20 +158,22 @@ class LocalFileOps(_RenamingOps):
             with os.scandir(folder) as entries:
                 for entry in entries:
                     path = f"{relative}/{entry.name}" if relative else entry.name
-                    if entry.is_symlink():
-                        links.add(path)
-                    elif entry.is_dir(follow_symlinks=False):
+                    if entry.is_dir(follow_symlinks=False):
                         folders.add(path)
                         # Only the files folder is walked: other folders hold other outputs.
                         if path == FILES_DIR or relative:
                             pending.append((entry.path, path))
-                    else:
+                    elif entry.is_file(follow_symlinks=False):
                         files.add(path)
+                    else:  # a link, or a FIFO, socket or device: never read or written
+                        links.add(path)
         return Listing(frozenset(files), frozenset(links), frozenset(folders))
 
     def read(self, path: str) -> bytes | None:
+        # Not blocking: a FIFO put there since the listing would wait for a writer for ever.
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
         try:
-            descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+            descriptor = os.open(path, flags)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -179,6 +181,11 @@ class LocalFileOps(_RenamingOps):
                 return None
             raise
         with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise MrsDeployDestinationError(
+                    f"{path} is not a regular file (a FIFO, socket or device is there); "
+                    "remove it, or collect into another destination."
+                )
             return handle.read()
 
     def makedirs(self, folder: str) -> None:

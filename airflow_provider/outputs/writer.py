@@ -214,7 +214,10 @@ class OutputWriter:
         previous: dict[str, Any] | None = None
         for name, parse in ((MANIFEST_NAME, manifest_ownership), (JOURNAL_NAME, journal_ownership)):
             if name in listing.links:
-                problems.append(f"{name} (a symbolic link)")
+                problems.append(f"{name} (a symbolic link or special file)")
+                continue
+            if name in listing.folders:
+                problems.append(f"{name} (a folder)")
                 continue
             if name not in listing.files:
                 continue

@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_provider.outputs.ownership import (
+    JOURNAL_FORMAT,
     JOURNAL_NAME,
     Listing,
     Ownership,
@@ -19,6 +20,7 @@ from airflow_provider.outputs.ownership import (
     journal_previous_manifest,
     leftovers,
     manifest_ownership,
+    parse_manifest,
     stale_temporaries,
     temporary_name,
 )
@@ -96,7 +98,7 @@ def test_conflicts_name_foreign_files_foreign_folders_and_links() -> None:
     assert problems == [
         "files/0/a.csv (not written by an earlier collect here)",
         "files/1 (a file where Collect needs a folder)",
-        "files/3 (a symbolic link where Collect needs a folder)",
+        "files/3 (a symbolic link or special file where Collect needs a folder)",
         "files/4/c.csv (not written by an earlier collect here)",
         "files/5/d.csv (a folder)",
         "outputs.parquet (not written by an earlier collect here)",
@@ -159,7 +161,9 @@ def _conflicts_path_by_path(
     for path in planned:
         for folder in ancestors(path):
             if folder in listing.links:
-                problems.add(f"{folder} (a symbolic link where Collect needs a folder)")
+                problems.add(
+                    f"{folder} (a symbolic link or special file where Collect needs a folder)"
+                )
             elif folder in listing.files:
                 problems.add(f"{folder} (a file where Collect needs a folder)")
         if path in listing.folders:
@@ -184,3 +188,20 @@ def test_each_folder_checked_once_finds_what_checking_every_path_finds(
     listing = Listing(frozenset(files), frozenset(links), frozenset(folders))
     expected = _conflicts_path_by_path(planned, listing, frozenset(owned))
     assert find_conflicts(planned, listing, frozenset(owned)) == expected
+
+
+def test_hand_edits_of_odd_shape_are_read_without_raising() -> None:
+    """A row index of thousands of digits (``int()`` refuses it), lists turned into other
+    values, nesting deeper than the decoder recurses: each is no record, or owns nothing."""
+    huge = "files/" + "9" * 5000 + "/a.csv"
+    assert not is_layout_path(huge) and not is_layout_path("files/00/a")
+    assert is_layout_path("files/0/a") and is_layout_path("files/" + "9" * 19 + "/a")
+    record = manifest_ownership(manifest("outputs.csv", huge))
+    assert record is not None and record.owned == {"outputs.csv", "manifest.json"}
+    for owned, pending in ((5, True), ("files/0/a", {"k": 1}), (None, None)):
+        edited = {"format": JOURNAL_FORMAT, "owned": owned, "pending": pending}
+        assert journal_ownership(json.dumps(edited).encode()) == Ownership()
+    deep = b'{"batch_ids": [], "format": "%s", "x": ' % JOURNAL_FORMAT.encode()
+    deep += b"[" * 100_000 + b"]" * 100_000 + b"}"
+    assert manifest_ownership(deep) is None and journal_ownership(deep) is None
+    assert parse_manifest(deep) is None and journal_previous_manifest(deep) is None

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from airflow_provider.outputs import (
     plan_row_files,
 )
 from airflow_provider.outputs.manifest import encode_manifest
+from airflow_provider.outputs.storage import LocalFileOps
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -189,6 +191,47 @@ def test_a_foreign_manifest_or_journal_is_never_replaced(
     with pytest.raises(MrsDeployDestinationError, match=name.replace(".", r"\.")):
         run(destination, {0: ["a.csv"]})
     assert snapshot(destination) == {name: content}
+
+
+@pytest.mark.parametrize("name", ["manifest.json", JOURNAL_NAME])
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_fifo_or_folder_at_a_reserved_name_is_refused_without_waiting(
+    tmp_path: Path, name: str, kind: str
+) -> None:
+    """A FIFO there was taken for a file, and reading it waited for a writer for ever; a
+    folder at the journal's name failed with a bare IsADirectoryError."""
+    destination = tmp_path / "out"
+    destination.mkdir()
+    if kind == "fifo":
+        os.mkfifo(destination / name)
+    else:
+        (destination / name).mkdir()
+    outcome: list[BaseException] = []
+
+    def collect() -> None:
+        try:
+            run(destination, {0: ["a.csv"]})
+        except BaseException as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=collect, daemon=True)
+    worker.start()
+    worker.join(30)
+    if worker.is_alive():  # unblock it: open the FIFO for writing
+        os.close(os.open(destination / name, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"the run waited on the {kind} at {name}")
+    (error,) = outcome
+    assert isinstance(error, MrsDeployDestinationError)
+    assert f"{name} (a {'symbolic link or special file' if kind == 'fifo' else 'folder'})" in str(
+        error
+    )
+    assert sorted(p.name for p in destination.iterdir()) == [name]
+
+
+def test_reading_a_fifo_put_there_after_the_listing_does_not_wait(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "manifest.json")
+    with pytest.raises(MrsDeployDestinationError, match="not a regular file"):
+        LocalFileOps(lambda final: final + ".tmp").read(str(tmp_path / "manifest.json"))
 
 
 def test_a_linked_row_folder_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
