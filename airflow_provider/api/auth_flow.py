@@ -259,6 +259,6 @@ class Authenticator:
 
     def _store(self, response: RawResponse) -> str:
         now = self.clock()
-        pair = parse_token_pair(decode_json(response.body, "token response"), now)
+        pair = parse_token_pair(decode_json(response.body, "token response", quote=False), now)
         self.tokens.store(pair, now)
         return pair.access_token

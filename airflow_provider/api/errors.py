@@ -254,7 +254,7 @@ def _message_and_type(body: bytes) -> tuple[str | None, str | None]:
     """Read ``message``/``Message`` and ``exceptionType`` from a JSON error body, if it is one."""
     try:
         obj = json.loads(body) if body else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         return None, None
     if isinstance(obj, str):
         return obj[:MAX_MESSAGE_CHARS] or None, None

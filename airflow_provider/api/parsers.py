@@ -22,19 +22,26 @@ from airflow_provider.api.models import (
 )
 
 
-def decode_json(body: bytes, what: str = "response") -> Any:
+def decode_json(body: bytes, what: str = "response", *, quote: bool = True) -> Any:
     """Decode a JSON body; an empty body decodes to None.
 
     :param body: raw body.
     :param what: what the body is, for the error message.
+    :param quote: show the start of a body that is not JSON in the error. Not for an answer
+        that may hold secrets (a token answer): the error is logged and raised, and the tokens
+        in it were never handed to Airflow's masker.
+    :raises MrsDeployProtocolError: the body is not JSON (nesting too deep to decode included).
     """
     if not body or not body.strip():
         return None
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        if isinstance(err, RecursionError):
+            err = ValueError("nested too deeply")
         excerpt = body[:200].decode("utf-8", errors="replace")
-        raise MrsDeployProtocolError(f"{what} is not valid JSON ({err}): {excerpt!r}") from None
+        shown_body = f": {excerpt!r}" if quote else " (its text is not shown: it may hold secrets)"
+        raise MrsDeployProtocolError(f"{what} is not valid JSON ({err}){shown_body}") from None
 
 
 def parse_token_pair(obj: Any, now: float) -> TokenPair:
@@ -182,7 +189,7 @@ def parse_batch_status_body(body: bytes, what: str = "batch status") -> BatchSta
     """
     try:
         found = _STATUS.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # the generic words
         return parse_batch_status(decode_json(body, what))
     results = tuple(typed_results(found.batch_execution_results or ()))
     return dataclasses.replace(_state_and_counts(found), results=results)
@@ -236,7 +243,7 @@ def parse_batch_progress(body: bytes, what: str = "batch status") -> BatchStatus
     """
     try:
         found = _PROGRESS.decode(body)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # the generic words
         head = scan_batch_progress(body)
         if isinstance(head, BatchStatus):
             return head
@@ -305,10 +312,13 @@ def scan_batch_progress(head: bytes) -> BatchStatus | HeadScan:
             return HeadScan.MORE if quoted else HeadScan.WHOLE
         if value.end() == len(head):  # a number may go on in the next bytes
             return HeadScan.MORE
-        name = json.loads(key.group())
+        try:
+            name, scalar = json.loads(key.group()), json.loads(value.group())
+        except ValueError:  # invalid UTF-8, say: the whole-answer parser gives the error
+            return HeadScan.WHOLE
         if name in found:
             return HeadScan.WHOLE
-        found[name] = json.loads(value.group())
+        found[name] = scalar
         pos = _WHITESPACE.match(head, value.end()).end()  # type: ignore[union-attr]
         if pos == len(head):
             return HeadScan.MORE

@@ -10,7 +10,9 @@ import json
 import logging
 from dataclasses import dataclass
 
-from airflow_provider.api import calls
+import pytest
+
+from airflow_provider.api import MrsDeployProtocolError, calls
 from airflow_provider.api.auth_flow import Authenticator
 from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.tokens import TokenState
@@ -58,3 +60,49 @@ def test_a_bearer_token_is_used_as_is() -> None:
     login = Login(username=None, password=None, bearer_token="bearer-123456")
     auth = Authenticator(login, TokenState(300), logging.getLogger("t"), lambda: NOW)
     assert [(o.request.path, o.token) for o in _drive(auth)] == [("/services", "bearer-123456")]
+
+
+#: Token answers that hold tokens and are not JSON: a trailing comma, a byte UTF-8 refuses.
+BROKEN_TOKEN_ANSWERS = [
+    b'{"access_token": "SECRET-ACCESS-1", "refresh_token": "SECRET-REFRESH-1",}',
+    b'{"access_token": "SECRET-ACCESS-1", "refresh_token": "SECRET-REFRESH-1", "x": "\xff"}',
+]
+
+
+def _flow_answering(auth: Authenticator, answers: dict[str, bytes]) -> list[str]:
+    """Drive one call; each path is answered from ``answers`` (else ``[]``)."""
+    flow = auth.call(calls.list_services())
+    sent = [next(flow)]
+    try:
+        while True:
+            body = answers.get(sent[-1].request.path, b"[]")
+            sent.append(flow.send(RawResponse(200, {}, body)))
+    except StopIteration:
+        return [o.request.path for o in sent]
+
+
+@pytest.mark.parametrize("body", BROKEN_TOKEN_ANSWERS, ids=["trailing-comma", "bad-utf8"])
+def test_a_token_answer_that_is_not_json_is_refused_without_its_text(
+    body: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its text holds tokens that Airflow's masker never saw: the error (raised and logged) and
+    the log line of a failed refresh must not quote it."""
+    auth = Authenticator(Login(), TokenState(300), logging.getLogger("t"), lambda: NOW)
+    with pytest.raises(MrsDeployProtocolError, match="token response is not valid JSON") as caught:
+        _flow_answering(auth, {"/login": body})
+    assert "SECRET" not in str(caught.value)
+    # A refresh answered so: logged, and a fresh login follows.
+    clock = [NOW]
+    tokens = TokenState(300)
+    auth = Authenticator(Login(), tokens, logging.getLogger("t"), lambda: clock[0])
+    first = {"access_token": "a1", "refresh_token": "r1", "expires_on": NOW + 600}
+    _flow_answering(auth, {"/login": json.dumps(first).encode()})
+    clock[0] = NOW + 3600
+    again = {"access_token": "a2", "refresh_token": "r2", "expires_on": NOW + 7200}
+    with caplog.at_level(logging.INFO, logger="t"):
+        paths = _flow_answering(
+            auth, {"/login/refreshToken": body, "/login": json.dumps(again).encode()}
+        )
+    assert paths == ["/login/refreshToken", "/login", "/services"]
+    refreshed = [r.getMessage() for r in caplog.records if "Refreshing the token" in r.getMessage()]
+    assert refreshed and not any("SECRET" in line for line in refreshed)

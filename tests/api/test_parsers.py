@@ -10,6 +10,7 @@ import pytest
 from airflow_provider.api import (
     MrsDeployNotFoundError,
     MrsDeployProtocolError,
+    MrsDeployTransientError,
     decode_json,
     parse_batch_id,
     parse_batch_ids,
@@ -21,6 +22,8 @@ from airflow_provider.api import (
     parse_swagger,
     parse_token_pair,
 )
+from airflow_provider.api.errors import error_from_response
+from airflow_provider.api.parsers import parse_batch_progress, parse_batch_status_body
 
 
 def _service(version: str) -> dict[str, Any]:
@@ -311,3 +314,30 @@ def test_head_scan_checks_values_as_the_full_parser_does() -> None:
         scan_batch_progress(b'{"state": "Sleeping", "completedItemCount": 1, "totalItemCount": 1}')
     with pytest.raises(MrsDeployProtocolError, match="totalItemCount"):
         scan_batch_progress(b'{"state": "Complete", "completedItemCount": 1, "totalItemCount": -2}')
+
+
+#: A batch answer with bytes UTF-8 refuses: msgspec raises UnicodeDecodeError, not DecodeError.
+INVALID_UTF8 = (
+    b'{"state": "Complete\xff", "completedItemCount": 1, "totalItemCount": 1, '
+    b'"batchExecutionResults": [{"success": true, "errorMessage": "bad \xfe byte"}]}'
+)
+#: Deeper than the standard decoder recurses.
+DEEP = b'{"state": "Complete", "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+
+
+@pytest.mark.parametrize("parse", [parse_batch_status_body, parse_batch_progress])
+@pytest.mark.parametrize("body", [INVALID_UTF8, DEEP], ids=["invalid-utf8", "deep"])
+def test_answers_the_decoders_refuse_are_protocol_errors_naming_the_call(
+    parse: Any, body: bytes
+) -> None:
+    """Both were a bare UnicodeDecodeError or RecursionError: not an error of this API, so a
+    trigger reported them as unexpected and a retry policy could not tell them apart."""
+    with pytest.raises(MrsDeployProtocolError, match=r"^GET /x is not valid JSON"):
+        parse(body, "GET /x")
+
+
+def test_an_error_answer_nested_too_deeply_is_still_an_http_error() -> None:
+    """The message of a 503 is read from its body if it is JSON: one nested too deeply is no
+    message, and the 503 stays a 503 (retried), not a bare RecursionError."""
+    error = error_from_response(503, DEEP, "GET", "/x", {})
+    assert isinstance(error, MrsDeployTransientError) and error.status_code == 503
