@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Mapping
@@ -266,15 +267,19 @@ class MrsDeployHook(BaseHook):
         request: ApiRequest,
         body: RequestBody | None = None,
         headers: Mapping[str, str] | None = None,
+        *,
+        retries: bool = True,
     ) -> RawResponse:
+        """One call, with the connection's retries (none with ``retries=False``: for a caller
+        whose own loop retries, so that both do not multiply)."""
         settings = self.settings
         if self._renewal_due(request, settings):
             with self._tokens.renewal_lock:
                 # Checked again once in, as on the async path: whoever held the lock has
                 # usually just renewed the token, and this call need not hold the others up.
                 if self._renewal_due(request, settings):
-                    return self._call_once(request, settings, body, headers)
-        return self._call_once(request, settings, body, headers)
+                    return self._call_once(request, settings, body, headers, retries)
+        return self._call_once(request, settings, body, headers, retries)
 
     def _call_once(
         self,
@@ -282,9 +287,12 @@ class MrsDeployHook(BaseHook):
         settings: MrsDeployConnectionSettings,
         body: RequestBody | None,
         headers: Mapping[str, str] | None,
+        retries: bool = True,
     ) -> RawResponse:
         parts = self._call_parts(settings)
         auth, policy, issuer = parts.auth, parts.policy, parts.issuer
+        if not retries:
+            policy = dataclasses.replace(policy, max_retries=0)
         if self.transport is not None:
             send = functools.partial(self.transport.send, settings)
         else:
@@ -476,8 +484,9 @@ class MrsDeployHook(BaseHook):
 
         The memory held is one chunk of the answer, whatever the number of rows, where
         :meth:`get_batch_status` holds the whole answer (up to ``max_response_bytes``). When
-        the connection breaks part-way, the answer is asked for again (with the connection's
-        retries) and the rows already given to ``take`` are skipped.
+        the connection breaks part-way, the answer is asked for again and the rows already
+        given to ``take`` are skipped. One budget, the connection's retries, counts both the
+        failed requests and the broken answers.
 
         :param name: service name.
         :param version: service version.
@@ -491,7 +500,7 @@ class MrsDeployHook(BaseHook):
 
         def attempt() -> BatchStatus:
             nonlocal delivered
-            raw = self._call(request)
+            raw = self._call(request, retries=False)  # retried by the loop below
             reader = BatchAnswerReader(request.describe, limit=settings.max_response_bytes)
 
             def hand_over(rows: list[ExecutionResult]) -> None:

@@ -76,3 +76,21 @@ def test_connection_refused(reference_server: ReferenceServer, make_hook: HookFa
     assert info.value.path == "/login"
     ok, message = hook.test_connection()
     assert not ok and str(port) in message
+
+
+def test_reading_a_batchs_results_shares_one_retry_budget(
+    reference_server: ReferenceServer, make_hook: HookFactory
+) -> None:
+    """The read retries an answer that breaks part-way; the call inside it retried too, so a
+    server answering 503 was asked (retries + 1) squared times."""
+    hook = make_hook(reference_server, max_retries=2)
+    batch_id = hook.start_batch(*MT, encode([{"hp": 110, "wt": 2.62}]))
+    wait_terminal(hook, MT, batch_id)
+    fault = {"status": 503, "count": 20, "retryAfter": 0, "pathRegex": f"/batch/{batch_id}$"}
+    with reference_server.faults(httpErrors=[fault]):
+        with pytest.raises(MrsDeployTransientError):
+            hook.read_batch_results(*MT, batch_id, lambda rows: None)
+        assert http_faults_left(reference_server) == [17]  # the first try and two retries
+    taken: list[object] = []
+    hook.read_batch_results(*MT, batch_id, taken.extend)
+    assert len(taken) == 1
