@@ -12,8 +12,10 @@ streamed download is long by nature: it must instead deliver each chunk within `
 
 from __future__ import annotations
 
+import io
 import weakref
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from typing import BinaryIO
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -103,9 +105,14 @@ def send(
     headers: dict[str, str] = dict(outgoing.headers)
     if outgoing.token is not None:
         headers["Authorization"] = f"Bearer {outgoing.token}"
-    data = None
+    data: bytes | Iterable[bytes] | BinaryIO | None = None
     if outgoing.body is not None:
         data = outgoing.body.open()
+        if isinstance(data, bytes):
+            # Sent a block at a time, each bounded by the socket's timeout: bytes go out in one
+            # ``sendall``, which the timeout bounds as a whole, so an upload that takes longer
+            # than ``timeout`` over a slow link would fail whatever its pace.
+            data = io.BytesIO(data)
         headers["Content-Type"] = request.content_type or "application/octet-stream"
     seconds = request_timeout(settings.timeout)
     url = join_url(settings.base_url, request)

@@ -141,7 +141,8 @@ def guarded(seconds: float, *, restart_on_response: bool = False) -> Iterator[Gu
     guard = Guard(WATCHDOG, seconds, restart_on_response=restart_on_response)
     previous = getattr(_current, "guard", None)
     _current.guard = guard
-    guard.arm()
+    if not restart_on_response:  # else armed when the answer is awaited (``getresponse``)
+        guard.arm()
     try:
         yield guard
     finally:

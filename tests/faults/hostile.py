@@ -51,6 +51,7 @@ class Misbehaviour:
     retry_after: str | None = None
     body: Any = None
     times: int | None = None
+    slow_read: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ class Script:
     """The server's behaviour; tests set it before the call they make.
 
     :param routes: misbehaviour per route name: ``login``, ``refresh``, ``service``,
-        ``status``, ``cancel``, ``files``, ``file``.
+        ``start``, ``status``, ``cancel``, ``files``, ``file``.
     :param drip_interval: seconds between two dripped bytes.
     :param progress: ``(completed, total)`` of each successive status answer (the last repeats);
         the batch is ``InProgress`` until ``completed == total``.
@@ -102,6 +103,8 @@ def route_of(method: str, path: str) -> str:
         return "service"
     if parts[:1] == ["api"] and "files" in parts:
         return "file" if parts[-1] != "files" else "files"
+    if parts[:1] == ["api"] and len(parts) == 4 and parts[3] == "batch" and method == "POST":
+        return "start"
     if parts[:1] == ["api"] and len(parts) >= 5:
         return "cancel" if method == "DELETE" else "status"
     return "other"
@@ -116,8 +119,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
         script = self.server.script
+        slow = script.routes.get(route_of(self.command, self.path))
+        body = self._read_body(length, slow.slow_read if slow else 0.0, script.drip_interval)
         script.seen.append(
             Seen(
                 self.command,
@@ -142,6 +146,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, payload, headers, bad, script.drip_interval)
 
     do_GET = do_POST = do_DELETE = _handle
+
+    def _read_body(self, length: int, slow_for: float, interval: float) -> bytes:
+        body = bytearray()
+        slow_until = time.monotonic() + slow_for
+        while len(body) < length and time.monotonic() < slow_until:
+            body += self.rfile.read1(min(1 << 16, length - len(body)))
+            time.sleep(interval)
+        return bytes(body) + self.rfile.read(length - len(body))
 
     def _answer(
         self, route: str, script: Script, bad: Misbehaviour | None
@@ -186,6 +198,8 @@ class _Handler(BaseHTTPRequestHandler):
                 "outputParameterDefinitions": [],
             }
             return json.dumps([service]).encode()
+        if route == "start":
+            return json.dumps({"batchExecutionId": "b1"}).encode()
         if route == "files":
             return json.dumps(["a.txt", "b.txt", "c.txt"]).encode()
         if route == "file":

@@ -190,3 +190,37 @@ def test_a_poking_sensor_never_waits_past_its_timeout(
         wait.execute(task_context)
     assert time.monotonic() - started < DID_NOT_HANG
     assert hostile.script.count("cancel") == 1
+
+
+def test_an_upload_longer_than_the_timeout_is_given_the_timeout_from_its_end(
+    hostile: HostileServer, set_default_conn: ConnSetter
+) -> None:
+    """A batch start's body read for 2 s over a slow link, with a 1 s timeout: the answer
+    is due 1 s after the upload ends. The whole request's deadline cut the upload at 1 s, and
+    so did the socket's, which bounds a whole ``sendall`` of a body given as bytes."""
+    hostile.script.routes["start"] = Misbehaviour(slow_read=2.0)
+    hostile.script.drip_interval = 0.02
+    set_default_conn(hostile.port, "the-password", timeout=1, max_retries=0)
+    body = b"[" + b",".join([b'{"x": 1}'] * 2_000_000) + b"]"  # 18 MB: beyond socket buffers
+    started = time.monotonic()
+    assert MrsDeployHook().start_batch(*MT, body) == "b1"
+    assert 2.0 <= time.monotonic() - started < DID_NOT_HANG
+    (start,) = [
+        seen for seen in hostile.script.seen if seen.method == "POST" and "/batch" in seen.path
+    ]
+    assert start.body == body
+
+
+def test_a_server_that_stops_reading_an_upload_still_times_out(
+    hostile: HostileServer, set_default_conn: ConnSetter
+) -> None:
+    """Counting from the end of the upload, a server that never reads the body is still
+    bounded: each block of the body must be taken within the timeout."""
+    hostile.script.routes["start"] = Misbehaviour(slow_read=60.0)
+    hostile.script.drip_interval = 30.0  # one block, then nothing for far longer than 1 s
+    set_default_conn(hostile.port, "the-password", timeout=1, max_retries=0)
+    body = b"[" + b",".join([b'{"x": 1}'] * 2_000_000) + b"]"
+    started = time.monotonic()
+    with pytest.raises(MrsDeployConnectionError):
+        MrsDeployHook().start_batch(*MT, body)
+    assert time.monotonic() - started < DID_NOT_HANG
