@@ -141,7 +141,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         from airflow.sdk import ObjectStoragePath
 
         output_format = parse_output_format(self.output_format)
-        check_destination(self.destination)
+        self.destination = check_destination(self.destination)
         destination = ObjectStoragePath(self.destination)
         ref = to_batch_set(self.batch_id, self.service_name, self.service_version)
         ref, repairs = self._with_recorded_repairs(ref, destination)

@@ -182,7 +182,7 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Start the next attempt (or re-attach to the one a previous try started)."""
-        check_destination(self.destination)
+        self.destination = check_destination(self.destination)
         return self._next_attempt(context)
 
     def _next_attempt(self, context: Context) -> dict[str, Any]:
@@ -448,7 +448,8 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
     def _destination(self) -> ObjectStoragePath:
         from airflow.sdk import ObjectStoragePath
 
-        return ObjectStoragePath(self.destination)
+        # Checked again: a task resumed after deferring is built afresh from its arguments.
+        return ObjectStoragePath(check_destination(self.destination))
 
     def _read_run(self, destination: ObjectStoragePath) -> CollectedRun:
         run = read_collected_run(destination)

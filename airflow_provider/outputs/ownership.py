@@ -37,6 +37,7 @@ TABLE_NAMES = frozenset(f.table_name for f in OutputFormat)
 #: Temporary files are ``.<final name>.<run token>-<process id>-<counter>.tmp``.
 _TEMPORARY = re.compile(r"^\.(?P<final>.+)\.(?P<token>[0-9a-f]{12})-[0-9]+-[0-9]+\.tmp$")
 _TOKEN = re.compile(r"^[0-9a-f]{12}$")
+_GLOB_MAGIC = re.compile(r"[*?\[\]]")
 #: Digits of the largest row index (a 64-bit integer).
 _INDEX_DIGITS = 19
 #: How many paths an error or log line names.
@@ -78,8 +79,12 @@ class Ownership:
 
 
 def temporary_name(final_name: str, token: str, pid: int, number: int) -> str:
-    """The hidden name a file is written under before it is moved to ``final_name``."""
-    return f".{final_name}.{token}-{pid}-{number}.tmp"
+    """The hidden name a file is written under before it is moved to ``final_name``.
+
+    Without ``*``, ``?``, ``[`` or ``]``: fsspec's generic move (copy, then remove) reads its
+    source as a glob pattern, and a pattern matching nothing is "not found".
+    """
+    return f".{_GLOB_MAGIC.sub('_', final_name)}.{token}-{pid}-{number}.tmp"
 
 
 def is_row_file_path(relative: str) -> bool:

@@ -315,7 +315,11 @@ class FsspecFileOps(_RenamingOps):
             self.fs.rm_file(path)
 
     def remove_empty_folder(self, folder: str) -> None:
-        """Object stores have no empty folders to drop."""
+        """Drop ``folder`` if it is empty (SFTP, HDFS and shares have real folders); one that
+        still holds anything, or a store that cannot, keeps it."""
+        with contextlib.suppress(OSError, NotImplementedError):
+            if not self.fs.ls(folder, detail=False):
+                self.fs.rmdir(folder)
 
 
 class DeferredUpload:
@@ -386,6 +390,9 @@ class ObjectStoreFileOps(FsspecFileOps):
 
     def makedirs(self, folder: str) -> None:
         """Nothing to create: a key implies its folders."""
+
+    def remove_empty_folder(self, folder: str) -> None:
+        """Object stores have no empty folders to drop."""
 
     def start(self, final: str) -> Upload:
         if self._whole:

@@ -69,11 +69,12 @@ WHOLE_FILE_BYTES = 1 << 20
 log = logging.getLogger(__name__)
 
 
-def check_destination(destination: str) -> None:
-    """Refuse a destination that is empty or climbs out of a folder with ``..``.
+def check_destination(destination: str) -> str:
+    """The destination to write to, without surrounding whitespace (a rendered template's
+    trailing line break, say); refused when empty or when it climbs out of a folder with ``..``.
 
     Checked before anything is fetched: ``root/../victim`` names a folder the user may not
-    have meant, and Collect writes only where it was told.
+    have meant, and Collect writes only where it was told: what is checked is what is used.
     """
     text = str(destination).strip()
     if not text:
@@ -84,6 +85,7 @@ def check_destination(destination: str) -> None:
             f"destination {destination!r} has a '..' segment; write the folder out in full "
             "(for example /data/scores instead of /data/tmp/../scores)"
         )
+    return text
 
 
 class _FileTarget:

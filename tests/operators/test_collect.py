@@ -447,3 +447,16 @@ def test_an_answer_escaping_a_lone_surrogate_is_collected(
     table = [json.loads(line) for line in lines]
     assert [row["success"] for row in table] == [False, True]
     assert "UnicodeEncodeError" in table[0]["error_message"] and table[1]["echo"] == "ok ok"
+
+
+def test_a_destination_with_surrounding_whitespace_is_written_where_it_was_checked(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    """A trailing space (a template's, say): the check took the destination without it, and
+    the files went to a folder whose name ends with it."""
+    batch_id = finished_batch()
+    op = collect(batch_id, tmp_path / "scores")
+    op.destination = f"{tmp_path / 'scores'} "
+    op.execute(task_context)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scores"]
+    assert (tmp_path / "scores" / "manifest.json").is_file()
