@@ -1,15 +1,27 @@
 """Resuming one file download where it stopped: what to ask for, and whether an answer fits.
 
 A consumer hashes and writes the chunks as they come, so the stream it sees must be the file
-exactly once, in order: a retry that started again from the first byte would corrupt it.
-Instead, after an interruption the download is re-requested from the first byte not yet
-delivered (``Range: bytes=N-`` with ``If-Range``), and the consumer's iterator simply carries on:
+exactly once, in order, and of one version: a retry that started again from the first byte, or
+that carried on with another version of the file, would corrupt it. Instead, after an
+interruption the download is re-requested from the first byte not yet delivered
+(``Range: bytes=N-`` with ``If-Range``; ``bytes=N-1-`` when the first answer announced no
+length, see :meth:`FileIdentity.range_start`), and the consumer's iterator simply carries on:
 
-* ``206 Partial Content`` starting at N: the rest of the file is passed on;
+* ``206 Partial Content`` starting there, with the same validators: a repeated byte is checked
+  and dropped, and the rest of the file is passed on. A range that ends before the file's total
+  (which the first ``206`` names when the first answer did not) is not the end of the file: the
+  download resumes again from there;
 * ``200 OK`` with the same validator (a server that ignores ``Range``): the first N bytes are
-  read and dropped, then the rest is passed on;
-* ``200 OK`` with a different ``ETag``/``Last-Modified`` or length: the file changed on the
-  server while it was being read; the download fails instead of splicing two versions.
+  read and dropped (the last of them must be the last byte delivered), then the rest is passed
+  on;
+* ``200 OK`` or ``206`` with a different ``ETag``/``Last-Modified`` or length, a ``200`` that
+  ends before the N bytes already delivered, a repeated byte that differs, or a ``416`` (the
+  file no longer has a byte it had): the file changed on the server while it was being read;
+  the download fails instead of splicing two versions.
+
+``Range`` is only sent when the first answer named a validator ``If-Range`` can carry (a strong
+``ETag``, else ``Last-Modified``). Without one, nothing stops a server from answering a range of
+a newer version, so the file is asked for whole again and the part already delivered is skipped.
 
 Interruptions are retried as the retry rules say (``max_retries``, their backoff); an attempt
 that delivered new bytes resets the count, so a long file over a flaky link still arrives. Each
@@ -21,11 +33,16 @@ chunks and sleep (blocking or on an event loop) follow it, so both resume by the
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from airflow_provider.api.errors import MrsDeployConnectionError, MrsDeployProtocolError
+from airflow_provider.api.errors import (
+    MrsDeployApiError,
+    MrsDeployConnectionError,
+    MrsDeployProtocolError,
+)
 from airflow_provider.api.exchange import RawResponse
 from airflow_provider.api.headers import header_value
 from airflow_provider.api.limits import ByteBudget, announced_length, check_announced
@@ -34,12 +51,16 @@ from airflow_provider.api.retry import RetryRules
 
 _CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
 
+#: Why a download fails when the answer to a resume is of another version of the file.
+CHANGED = "the file changed on the server while it was being downloaded"
+
 
 @dataclass(frozen=True)
 class FileIdentity:
     """What identifies the version of the file being read (taken from the first response).
 
-    :param length: ``Content-Length`` of the whole file, if announced and not compressed.
+    :param length: the whole file's length: the first answer's ``Content-Length`` (if announced
+        and not compressed), else the total a ``206`` named in its ``Content-Range``.
     :param etag: ``ETag``, if any.
     :param last_modified: ``Last-Modified``, if any.
     :param encoded: the body is sent compressed (``Content-Encoding``): byte ranges would count
@@ -63,23 +84,48 @@ class FileIdentity:
             encoded,
         )
 
-    def resume_headers(self, offset: int) -> dict[str, str]:
-        """Headers asking for the bytes from ``offset`` on, only if the file is unchanged."""
-        if self.encoded:
-            return {}
-        headers = {"Range": f"bytes={offset}-"}
-        validator = self.etag if self.etag and not self.etag.startswith("W/") else None
-        validator = validator or self.last_modified
-        if validator:
-            headers["If-Range"] = validator
-        return headers
+    @property
+    def validator(self) -> str | None:
+        """What ``If-Range`` can carry: a strong ``ETag``, else ``Last-Modified`` (or None).
 
-    def same_file(self, headers: Mapping[str, str]) -> bool:
-        """Whether a full (``200``) response is the same version of the file."""
+        A weak ``ETag`` may not be sent in ``If-Range`` (RFC 9110, 13.1.5), and without any
+        validator a server would answer a range of whatever version it has now.
+        """
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified or None
+
+    def range_start(self, offset: int) -> int | None:
+        """The first byte a resume after ``offset`` delivered bytes asks for (None: the whole
+        file again, when a range could not be made conditional on this version).
+
+        When the length is not known (a chunked answer), the last byte already delivered is
+        asked for again: a connection that broke after the file's last byte but before the
+        end of the chunked body is then answered with that byte and the file's total (the
+        download is complete), where asking past the end would get a ``416`` whose total the
+        hook's error does not keep. The repeated byte is checked against the one delivered.
+        """
+        if self.encoded or self.validator is None:
+            return None
+        return offset - 1 if self.length is None and offset > 0 else offset
+
+    def resume_headers(self, offset: int) -> dict[str, str]:
+        """Headers asking for the bytes from ``range_start(offset)`` on, only if unchanged."""
+        start = self.range_start(offset)
+        if start is None or self.validator is None:
+            return {}
+        return {"Range": f"bytes={start}-", "If-Range": self.validator}
+
+    def same_version(self, headers: Mapping[str, str]) -> bool:
+        """Whether an answer's validators (those it sends) are this version's."""
         if self.etag is not None and header_value(headers, "ETag") not in (None, self.etag):
             return False
         modified = header_value(headers, "Last-Modified")
-        if self.last_modified is not None and modified not in (None, self.last_modified):
+        return self.last_modified is None or modified in (None, self.last_modified)
+
+    def same_file(self, headers: Mapping[str, str]) -> bool:
+        """Whether a full (``200``) response is the same version of the file."""
+        if not self.same_version(headers):
             return False
         length = None if self.encoded else announced_length(headers)
         return self.length is None or length is None or length == self.length
@@ -130,10 +176,16 @@ class ResumeState:
         self.budget = ByteBudget(limit, what, "max_download_bytes")
         self.identity = _NOT_YET_KNOWN
         self.failures = 0
-        #: Bytes of the current response to drop (a server that ignored ``Range``).
+        #: Bytes of the current response already delivered, to drop (and check the last of).
         self.skip = 0
         #: Interruptions survived so far.
         self.resumes = 0
+        #: The last byte delivered: the last one skipped in a resumed answer must equal it.
+        self.last = b""
+        #: The first byte the pending resume asks for (None: the whole file).
+        self.asked: int | None = None
+        #: The current response is a ``206``: its end is not necessarily the file's.
+        self.partial = False
 
     def started(self, first: RawResponse) -> None:
         """Remember the file's identity from the first answer; refuse an announced oversize."""
@@ -141,14 +193,23 @@ class ResumeState:
         check_announced(first.headers, self.budget.limit, self.what, "max_download_bytes")
 
     def deliver(self, chunk: bytes) -> bytes | None:
-        """The part of ``chunk`` the consumer has not had yet (None: all of it was seen)."""
+        """The part of ``chunk`` the consumer has not had yet (None: all of it was seen).
+
+        :raises MrsDeployProtocolError: when the last byte skipped is not the last one
+            delivered (a cheap check that the resumed answer is the same file).
+        """
         if self.skip:
             if self.skip >= len(chunk):
                 self.skip -= len(chunk)
+                if not self.skip:
+                    self._check_seam(chunk[-1:])
                 return None
+            self._check_seam(chunk[self.skip - 1 : self.skip])
             chunk, self.skip = chunk[self.skip :], 0
         self.failures = 0
         self.budget.take(len(chunk))
+        if chunk:
+            self.last = chunk[-1:]
         return chunk
 
     def interrupted(self, error: MrsDeployConnectionError) -> Resume:
@@ -178,6 +239,7 @@ class ResumeState:
         length = self.identity.length
         if length is not None and offset >= length:
             return Resume(wait, None)
+        self.asked = self.identity.range_start(offset)
         return Resume(wait, self.identity.resume_headers(offset))
 
     def resumed(self, response: RawResponse) -> None:
@@ -186,19 +248,60 @@ class ResumeState:
         :raises MrsDeployProtocolError: when the answer does not continue the same file.
         """
         offset = self.budget.used
-        if response.status == 206:
-            self.skip = 0
-            problem = self._range_problem(response.headers, offset, self.identity)
+        self.partial = response.status == 206
+        if self.partial:
+            problem = self._range_problem(response.headers, self.asked, self.identity)
+            if problem is None:
+                # A server that did not announce the length in the first answer (chunked)
+                # names it in every range: from now on the file must end there.
+                total = _content_range_total(response.headers)
+                if self.identity.length is None and total is not None:
+                    self.identity = dataclasses.replace(self.identity, length=total)
+                self.skip = offset - (self.asked or 0)
         else:
             self.skip = offset
-            problem = (
-                None
-                if self.identity.same_file(response.headers)
-                else "the file changed on the server while it was being downloaded"
-            )
+            problem = None if self.identity.same_file(response.headers) else CHANGED
         if problem is not None:
             raise MrsDeployProtocolError(
                 f"{self.what}: {problem} (interrupted after {offset} bytes); download it again"
+            )
+
+    def refused(self, error: MrsDeployApiError) -> None:
+        """Explain a resume answered ``416``: the file no longer has the byte asked for.
+
+        The resume asks for a byte the version being read has (the last one delivered when
+        its length is unknown, else one before its announced end); a ``416`` means the file is
+        shorter now (or the server cannot resume).
+
+        :raises MrsDeployProtocolError: for a ``416``; other errors are left to the caller.
+        """
+        if error.status_code == 416 and self.asked is not None:
+            raise MrsDeployProtocolError(
+                f"{self.what}: {CHANGED} (or the server cannot resume): it refused the bytes "
+                f"from {self.asked} on (HTTP 416), so the file is shorter than the "
+                f"{self.budget.used} bytes already received; download it again"
+            )
+
+    def ended(self) -> None:
+        """The current answer's body ended: check it reached the end of the file.
+
+        :raises MrsDeployProtocolError: when a full answer ended before the bytes already
+            delivered (a shorter version of the file).
+        :raises MrsDeployConnectionError: (retryable) when a ``206`` ended before the file's
+            total: the download resumes from there, as after an interruption.
+        """
+        offset = self.budget.used
+        if self.skip:
+            raise MrsDeployProtocolError(
+                f"{self.what}: {CHANGED}: the new answer ended {self.skip} bytes before the "
+                f"{offset} bytes already received; download it again"
+            )
+        length = self.identity.length
+        if self.partial and length is not None and offset < length:
+            raise MrsDeployConnectionError(
+                f"the server's partial answer ended at byte {offset} of {length}",
+                method=self.method,
+                path=self.path,
             )
 
     def finished(self) -> None:
@@ -209,16 +312,41 @@ class ResumeState:
                 f"{self.what}: got {self.budget.used} bytes but the server announced {length}"
             )
 
+    def _check_seam(self, skipped: bytes) -> None:
+        """The last byte skipped of a resumed answer must be the last byte delivered."""
+        if self.last and skipped != self.last:
+            raise MrsDeployProtocolError(
+                f"{self.what}: {CHANGED}: byte {self.budget.used - 1} differs "
+                f"(interrupted after {self.budget.used} bytes); download it again"
+            )
+
     @staticmethod
     def _range_problem(
-        headers: Mapping[str, str], offset: int, identity: FileIdentity
+        headers: Mapping[str, str], start: int | None, identity: FileIdentity
     ) -> str | None:
-        """Why a 206 answer does not continue the file at ``offset`` (None when it does)."""
+        """Why a 206 answer does not continue the file from byte ``start`` (None when it does).
+
+        :param start: the first byte asked for (None: no range was asked for).
+        """
         content_range = header_value(headers, "Content-Range")
         match = _CONTENT_RANGE.match(content_range or "")
-        if match is None or int(match.group(1)) != offset:
-            return f"asked to resume at byte {offset}, the server sent range {content_range!r}"
+        if start is None:
+            return f"asked for the whole file, the server sent range {content_range!r}"
+        if match is None or int(match.group(1)) != start:
+            return f"asked to resume at byte {start}, the server sent range {content_range!r}"
         total = match.group(3)
+        if int(match.group(2)) < start or (total != "*" and int(match.group(2)) >= int(total)):
+            return f"the server sent an impossible range {content_range!r}"
         if identity.length is not None and total not in ("*", str(identity.length)):
             return f"the file's size changed from {identity.length} to {total} bytes"
+        if not identity.same_version(headers):
+            return CHANGED
         return None
+
+
+def _content_range_total(headers: Mapping[str, str]) -> int | None:
+    """The file's total length a ``206`` names in ``Content-Range`` (None: ``*`` or none)."""
+    match = _CONTENT_RANGE.match(header_value(headers, "Content-Range") or "")
+    if match is None or match.group(3) == "*":
+        return None
+    return int(match.group(3))

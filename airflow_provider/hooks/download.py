@@ -1,6 +1,7 @@
 """Streaming one file, resuming where it stopped when the connection breaks mid-body.
 
-What to ask for after an interruption, and whether the answer continues the file, is decided by
+What to ask for after an interruption, whether the answer continues the same version of the
+file, and whether a body that ended is the end of the file are decided by
 :class:`~airflow_provider.api.resume.ResumeState` (no I/O). :class:`ResumableDownload`
 (blocking) and :class:`AsyncResumableDownload` (event loop) only open responses, read chunks
 and sleep, so both resume by the same rules. The decision types are re-exported here.
@@ -12,7 +13,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 
-from airflow_provider.api.errors import MrsDeployConnectionError
+from airflow_provider.api.errors import MrsDeployApiError, MrsDeployConnectionError
 from airflow_provider.api.exchange import RawResponse
 from airflow_provider.api.resume import FileIdentity, Resume, ResumeState
 from airflow_provider.hooks.transport_async import aiter_stream
@@ -88,6 +89,7 @@ class ResumableDownload:
                         fresh = state.deliver(chunk)
                         if fresh is not None:
                             yield fresh
+                    state.ended()  # a range short of the file's end resumes like a break
                     break
                 except MrsDeployConnectionError as err:
                     _close_stream(response)
@@ -95,7 +97,11 @@ class ResumableDownload:
                     plan = state.interrupted(err)
                     self.sleep(plan.wait)
                     if plan.headers is not None:
-                        response = self.open_response(plan.headers)
+                        try:
+                            response = self.open_response(plan.headers)
+                        except MrsDeployApiError as refused:
+                            state.refused(refused)
+                            raise
                         state.resumed(response)
         finally:
             _close_stream(response)
@@ -157,7 +163,11 @@ class AsyncResumableDownload:
                 try:
                     if body is None:  # the last interruption left nothing to ask for
                         raise StopAsyncIteration
-                    chunk = await body.__anext__()
+                    try:
+                        chunk = await body.__anext__()
+                    except StopAsyncIteration:
+                        state.ended()  # a range short of the file's end resumes like a break
+                        raise
                 except MrsDeployConnectionError as err:
                     self._drop_response()
                     plan = state.interrupted(err)
@@ -186,8 +196,13 @@ class AsyncResumableDownload:
     async def _start(self, headers: Mapping[str, str], *, resumed: bool = False) -> None:
         """Open a response (the first, or a resume asking for ``headers``) and check it."""
         assert self._open is not None and self._state is not None
-        response = self._response = await self._open(headers)
         state = self._state
+        try:
+            response = self._response = await self._open(headers)
+        except MrsDeployApiError as refused:
+            if resumed:
+                state.refused(refused)
+            raise
         if resumed:
             state.resumed(response)
         else:

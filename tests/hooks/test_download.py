@@ -19,13 +19,24 @@ def test_resume_asks_for_the_rest_if_unchanged() -> None:
     assert identity.resume_headers(400) == {"Range": "bytes=400-", "If-Range": '"abc"'}
 
 
+def test_without_a_length_the_last_byte_delivered_is_asked_again() -> None:
+    """It is checked, and a file complete when the connection broke is answered with a range
+    naming its total rather than a 416."""
+    identity = FileIdentity.of({"ETag": '"abc"'})
+    assert identity.resume_headers(400) == {"Range": "bytes=399-", "If-Range": '"abc"'}
+    assert identity.resume_headers(0) == {"Range": "bytes=0-", "If-Range": '"abc"'}
+
+
 def test_weak_etag_is_not_used_for_if_range() -> None:
     identity = FileIdentity.of({**FILE, "ETag": 'W/"abc"'})
     assert identity.resume_headers(1)["If-Range"] == FILE["Last-Modified"]
 
 
-def test_without_validators_only_the_range_is_asked() -> None:
-    assert FileIdentity.of({"Content-Length": "10"}).resume_headers(5) == {"Range": "bytes=5-"}
+@pytest.mark.parametrize("etag", [None, 'W/"abc"'])
+def test_without_a_strong_validator_no_range_is_asked(etag: str | None) -> None:
+    """A range could come from another version: the whole file is asked for again."""
+    headers = {"Content-Length": "10"} if etag is None else {"Content-Length": "10", "ETag": etag}
+    assert FileIdentity.of(headers).resume_headers(5) == {}
 
 
 def test_compressed_body_is_downloaded_again_not_ranged() -> None:
@@ -55,6 +66,8 @@ def test_same_file(headers: dict[str, str], same: bool) -> None:
         ("bytes 400-999/*", None),
         ("bytes 0-999/1000", "asked to resume at byte 400"),
         ("bytes 400-1199/1200", "size changed from 1000 to 1200"),
+        ("bytes 400-399/1000", "impossible range"),
+        ("bytes 400-1000/1000", "impossible range"),
         (None, "asked to resume at byte 400"),
     ],
 )
@@ -62,5 +75,24 @@ def test_range_answer_must_continue_the_file(
     content_range: str | None, problem: str | None
 ) -> None:
     headers = {} if content_range is None else {"Content-Range": content_range}
+    found = ResumeState._range_problem(headers, 400, FileIdentity.of(FILE))
+    assert found is None if problem is None else (found is not None and problem in found)
+
+
+@pytest.mark.parametrize(
+    ("validators", "problem"),
+    [
+        ({}, None),
+        ({"ETag": FILE["ETag"], "Last-Modified": FILE["Last-Modified"]}, None),
+        ({"ETag": '"other"'}, "changed on the server"),
+        ({"ETag": 'W/"abc"'}, "changed on the server"),
+        ({"Last-Modified": "Thu, 22 Oct 2026 07:28:00 GMT"}, "changed on the server"),
+    ],
+)
+def test_range_answer_must_be_the_same_version(
+    validators: dict[str, str], problem: str | None
+) -> None:
+    """A server that ignores ``If-Range`` answers a range of its current version."""
+    headers = {"Content-Range": "bytes 400-999/1000", **validators}
     found = ResumeState._range_problem(headers, 400, FileIdentity.of(FILE))
     assert found is None if problem is None else (found is not None and problem in found)
