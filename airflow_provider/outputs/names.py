@@ -12,7 +12,9 @@ from airflow_provider.exceptions import UnsafeFileNameError
 
 FILES_DIR = "files"
 MAX_FILE_NAME_BYTES = 200
-_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\/:*?\"<>|]")
+#: Control characters (C0, DEL, C1: a terminal's escapes among them), line and paragraph
+#: separators, path separators and the characters Windows reserves.
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\\/:*?\"<>|]")
 #: Names that :func:`safe_file_name` returns unchanged: short, ASCII, no separator, reserved
 #: or control character, no space to strip (most names a service writes: ``answer.csv``).
 _PLAIN_NAME = re.compile(rf"[A-Za-z0-9._-]{{1,{MAX_FILE_NAME_BYTES}}}")
@@ -28,9 +30,10 @@ def safe_file_name(name: str) -> str:
     if _PLAIN_NAME.fullmatch(name) and name not in (".", ".."):
         return name
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = _UNSAFE_CHARS.sub("_", base).strip()
-    # Lone surrogates (a server's undecodable bytes) cannot be stored as a file name.
+    # Lone surrogates (a server's undecodable bytes) cannot be stored as a file name; UTF-8
+    # replaces them with "?", itself reserved: replaced with the rest just after.
     base = base.encode("utf-8", "replace").decode("utf-8")
+    base = _UNSAFE_CHARS.sub("_", base).strip()
     if base in ("", ".", ".."):
         raise UnsafeFileNameError(f"file name {name!r} has no usable name part")
     encoded = base.encode("utf-8")
@@ -69,7 +72,12 @@ class RowFileNames:
             seed = f"{attempt}:{name}" if attempt else name
             digest = hashlib.sha256(seed.encode("utf-8", "surrogatepass")).hexdigest()[:8]
             stem, dot, suffix = safe.rpartition(".")
-            candidate = f"{stem}-{digest}.{suffix}" if dot and stem else f"{safe}-{digest}"
+            if not (dot and stem) or len(suffix.encode()) > MAX_FILE_NAME_BYTES // 2:
+                stem, dot, suffix = safe, "", ""
+            # Within the longest name allowed: the stem gives up what the hash takes.
+            room = MAX_FILE_NAME_BYTES - len(f"-{digest}{dot}{suffix}".encode())
+            stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore") or "_"
+            candidate = f"{stem}-{digest}{dot}{suffix}"
             attempt += 1
         self._taken.add(_same_file_key(candidate))
         return candidate

@@ -28,7 +28,10 @@ from airflow_provider.outputs import (
         ("a\x00b", "a_b"),
         ("a\x7fb", "a_b"),
         ("..\\..\\win.txt", "win.txt"),
-        ("bad\udcffname", "bad?name"),
+        ("bad\udcffname", "bad_name"),  # UTF-8's replacement "?" is reserved too
+        ("a\x85b.csv", "a_b.csv"),  # C1 controls, a terminal's escape among them
+        ("a\x9b[31mred.csv", "a_[31mred.csv"),
+        ("a\u2028b\u2029c", "a_b_c"),
     ],
 )
 def test_safe_file_name(raw: str, safe: str) -> None:
@@ -149,3 +152,23 @@ def test_any_name_gets_the_same_with_and_without_the_plain_name_shortcut(name: s
         assert quick == outcome()
     finally:
         names._PLAIN_NAME = plain
+
+
+@given(
+    st.lists(
+        st.text(alphabet="aAé.\u0301x", min_size=150, max_size=220)
+        | st.builds(lambda n: "a." + "b" * n, st.integers(100, 210)),
+        min_size=2,
+        max_size=6,
+    )
+)
+def test_names_renamed_apart_stay_within_the_longest_name(names: list[str]) -> None:
+    """A name that collides gets a hash: the stem gives up room for it (a 200-byte name
+    became 209 bytes), and a long suffix is not kept whole at the cost of the limit."""
+    claims = RowFileNames()
+    for name in names:
+        try:
+            landed = claims.claim(name)
+        except UnsafeFileNameError:
+            continue
+        assert len(landed.encode("utf-8")) <= MAX_FILE_NAME_BYTES
