@@ -210,3 +210,13 @@ def poll_once(path: str, hook: Any, batch_id: str = "b1") -> Any:
         return err
     finally:
         hook.close()
+
+
+async def adownload_whole(hook: Any, name: str = "data.bin") -> bytes:
+    """``name`` of row 0 of batch ``batch`` of ``svc`` ``v1``, whole, through the hook's
+    event-loop path (its async session closed after)."""
+    try:
+        chunks = hook.aiter_batch_file("svc", "v1", "batch", 0, name)
+        return b"".join([chunk async for chunk in chunks])
+    finally:
+        await hook.aclose()

@@ -29,7 +29,14 @@ from airflow_provider.api import MrsDeployConnectionError, MrsDeployProtocolErro
 from airflow_provider.hooks import MrsDeployHook
 from tests.faults.conftest import ConnSetter
 from tests.faults.crafted import token_answer
-from tests.faults.helpers import ECHO, check_manifest, collect, echo_rows, server_file
+from tests.faults.helpers import (
+    ECHO,
+    adownload_whole,
+    check_manifest,
+    collect,
+    echo_rows,
+    server_file,
+)
 from tests.faults.proxy import FaultProxy
 from tests.hooks.helpers import wait_terminal
 from tests.support.loopback import LoopbackHTTPServer, LoopbackServer
@@ -240,12 +247,7 @@ def download_from(request: pytest.FixtureRequest, set_default_conn: ConnSetter) 
         finally:
             hook.close()
 
-    async def on_the_loop(hook: MrsDeployHook) -> bytes:
-        try:
-            chunks = hook.aiter_batch_file("svc", "v1", "batch", 0, "data.bin")
-            return b"".join([chunk async for chunk in chunks])
-        finally:
-            await hook.aclose()
+    on_the_loop = adownload_whole
 
     def run(answer: Answer) -> tuple[bytes, list[Asked]]:
         with ScriptedFileServer(answer) as server:

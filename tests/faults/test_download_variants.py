@@ -15,6 +15,7 @@ import pytest
 from airflow_provider.api import MrsDeployProtocolError
 from airflow_provider.hooks import MrsDeployHook
 from tests.faults.conftest import ConnSetter
+from tests.faults.helpers import adownload_whole
 from tests.faults.misbehaving import MisbehavingServer
 
 CONTENT = os.urandom(300_000)
@@ -41,12 +42,7 @@ def download(request: pytest.FixtureRequest) -> Callable[[MrsDeployHook], bytes]
     if request.param == "blocking":
         return lambda hook: b"".join(hook.iter_batch_file("svc", "v1", "batch", 0, "data.bin"))
 
-    async def on_the_loop(hook: MrsDeployHook) -> bytes:
-        try:
-            chunks = hook.aiter_batch_file("svc", "v1", "batch", 0, "data.bin")
-            return b"".join([chunk async for chunk in chunks])
-        finally:
-            await hook.aclose()
+    on_the_loop = adownload_whole
 
     return lambda hook: asyncio.run(on_the_loop(hook))
 
