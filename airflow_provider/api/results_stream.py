@@ -11,10 +11,21 @@ How it stays exact without a hand-written JSON parser:
 - The members before the array (``{"state": ..., "totalItemCount": ...,``) are found with the
   array's key and checked by decoding them closed with ``null}``: a key that was only text
   inside another value makes that decode fail.
-- Rows are cut at a ``}`` that may end one (followed by ``,`` or ``]``) and the part before it is
-  decoded as an array. A cut inside a string leaves that string open, and a cut inside a row
-  leaves it unclosed: either way the decode fails and an earlier ``}`` is tried, so only whole
-  rows are ever decoded, each exactly once.
+- Rows are cut exactly after the ``}`` that closes one. A scanner follows the rows' nesting
+  and whether it is inside a string, reading each byte once: it keeps how far it has read, the
+  depth there and whether in a string from one chunk to the next. (Cutting at one of the last
+  ``}`` of the buffer instead and decoding to see whether the cut held found no cut when rows
+  hold records of their own, a data.frame output: every ``}`` tried was inside the last row,
+  so rows waited for the end of the answer while each chunk decoded the growing rest again.)
+  Not a Python step per byte: bytes methods reduce a chunk to its shape, dropping the escapes
+  that could hide a quote (``\\\\``, ``\\"``), then every byte but ``"{}[]``, then adjacent pairs
+  (``""``, ``{}``, ``[]``: a level of nesting a round). What is left gives the depth at the
+  chunk's ends and whether it was ever between rows; the last row's end is then found walking
+  back over the row still open only. A shape that does not reduce so (a string holding a lone
+  bracket, the end of the array, deeper nesting) is followed by regular expressions, which
+  take whole strings and containers a few levels deep at once.
+- The rows a chunk completes are decoded together, with the whole-answer parser's decoders.
+  Rows that are whole but not JSON (the decode fails) are refused at once, naming the first.
 - Members after the array are decoded at the end, with those before.
 - Anything else (no such array, members this reader cannot place) is read whole and parsed by
   :func:`~airflow_provider.api.parsers.parse_batch_status_body`, within the same byte limit as
@@ -40,12 +51,203 @@ from airflow_provider.api.parsers import _Result, parse_batch_status_body, typed
 #: keys).
 _RESULTS_KEY = re.compile(rb'"batchExecutionResults"\s*:\s*\[', re.IGNORECASE)
 _SPACE = b" \t\r\n"
+#: The spaces and the comma between rows already taken and the next.
+_SEPARATOR = re.compile(rb"[ \t\r\n]*+(?:,[ \t\r\n]*+)?+")
 #: Bytes of the answer before the results looked at for their key; past that, it is read whole.
 HEAD_BYTES = 1 << 20
-#: Cuts tried in one piece of rows before waiting for more bytes (each costs a decode).
-_CUTS_PER_FEED = 8
 _ROWS = msgspec.json.Decoder(list[_Result])
 _ANY = msgspec.json.Decoder()
+
+#: Bytes that give a row its shape: every other byte is dropped before the shape is followed.
+_STRUCTURE = b'"{}[]'
+_NOT_STRUCTURE = bytes(sorted(set(range(256)) - set(_STRUCTURE)))
+#: Openers and closers of both kinds as one, for matching pairs off (``{]`` is not JSON, and the
+#: decode refuses it; a bracket's kind never changes where a value ends).
+_ONE_KIND = bytes.maketrans(b"[]", b"{}")
+#: Rounds of matching pairs off before a chunk's shape is followed by the patterns instead: one
+#: round per level of nesting, so only an answer nested deeper pays for the patterns.
+_PAIR_ROUNDS = 16
+
+# The patterns that follow a shape (only ``"{}[]`` left, escapes gone) where matching pairs off
+# cannot: a string holding brackets, the end of the array, deep nesting. All are possessive
+# (``*+``): one that fails (a container not whole yet) gives up at once instead of trying other
+# splits, so a failure costs one pass over what it saw.
+_SHAPE_STRING = rb'"[^"]*+"'
+#: Levels of containers inside a row (or inside the container being followed) that the patterns
+#: take whole; deeper ones are entered a level at a time.
+_LEVELS = 6
+
+
+def _container(levels: int) -> bytes:
+    """The shape of a whole array or object holding containers at most ``levels`` deep."""
+    pattern = rb"[{\[](?:" + _SHAPE_STRING + rb")*+[}\]]"
+    for _ in range(levels):
+        pattern = rb"[{\[](?:" + _SHAPE_STRING + b"|" + pattern + rb")*+[}\]]"
+    return pattern
+
+
+#: Whole rows (objects) one after the other, from a point between two rows.
+_WHOLE_ROWS = re.compile(
+    rb"(?:\{(?:" + _SHAPE_STRING + b"|" + _container(_LEVELS - 1) + rb")*+\})*+"
+)
+#: What may be passed between rows when the next is not a whole row: strings (not rows, which
+#: the decode refuses), never a container, as the end of each top-level one must be seen.
+_SKIP_BETWEEN_ROWS = re.compile(b"(?:" + _SHAPE_STRING + b")*+")
+#: What may be passed inside a row: anything but a container not whole yet (or too deep).
+_SKIP_IN_ROW = re.compile(b"(?:" + _SHAPE_STRING + b"|" + _container(_LEVELS) + b")*+")
+#: A quote after a backslash: escaped, or closing a string after an escaped backslash
+#: (``"\\"``). Without one, every quote opens or closes a string whatever the backslashes do.
+#: (A regular expression finds it faster than ``in`` does.)
+_BACKSLASH_QUOTE = re.compile(rb'\\"')
+_QUOTE, _BACKSLASH, _CLOSE_OBJECT = ord('"'), ord("\\"), ord("}")
+_OPENERS = b"{["
+
+
+def _passed(pattern: re.Pattern[bytes], data: bytearray, at: int = 0) -> int:
+    """Where ``pattern``, matched from ``at``, stops (these patterns match nothing too)."""
+    found = pattern.match(data, at)
+    return found.end() if found else at
+
+
+class _RowEnds:
+    """Finds where the rows of the results array end as their bytes come, each byte once.
+
+    The state kept between chunks: how many bytes of the buffer are scanned, the depth of
+    nesting there (0: between rows), and whether inside a string. A chunk is reduced to its
+    shape (see the module's docstring). Escapes are dropped first where a quote follows a
+    backslash, ``\\\\`` before ``\\"``, as a run of backslashes pairs off from its start (a
+    chunk never ends inside an escape: an odd last backslash waits for the byte it escapes).
+    Elsewhere every quote opens or closes a string. Dropping two adjacent quotes leaves the
+    side of a string every other byte is on unchanged; dropping ``{}`` or ``[]`` leaves the
+    depth of every other byte unchanged. Dropping never drops a ``}``: the one that ends a row
+    is found again in the buffer by its rank among the chunk's.
+    """
+
+    def __init__(self) -> None:
+        self.scanned = 0
+        self.depth = 0
+        self.in_string = False
+        #: The end of the array (or a stray closer) was met: no row is looked for after it.
+        self.done = False
+
+    def dropped(self, size: int) -> None:
+        """The first ``size`` bytes left the buffer (rows taken, or what separates them)."""
+        self.scanned = max(0, self.scanned - size)
+
+    def scan(self, buffer: bytearray) -> int:
+        """Scan the bytes of ``buffer`` not scanned yet; the end of the last whole row in it
+        (just after its ``}``), or 0 when none ends in those bytes."""
+        start = self.scanned
+        if self.done or start >= len(buffer):
+            return 0
+        chunk = buffer[start:]
+        if chunk[-1] == _BACKSLASH and (len(chunk) - len(chunk.rstrip(b"\\"))) % 2:
+            del chunk[-1]  # escapes a byte yet to come: scanned with it
+        stop = start + len(chunk)
+        if b"\\" in chunk and _BACKSLASH_QUOTE.search(chunk):  # (most chunks hold none)
+            chunk = chunk.replace(b"\\\\", b"").replace(b'\\"', b"")
+        shape = chunk.translate(None, _NOT_STRUCTURE)
+        if self.in_string:
+            shape[:0] = b'"'
+        shape = shape.replace(b'""', b"")
+        # An odd count of quotes: the chunk ends inside the string its last quote opens.
+        ends_in_string = shape.count(b'"') % 2 == 1
+        structure = shape[: shape.rfind(b'"')] if ends_in_string else shape
+        last = self._follow_pairs(structure, ends_in_string=ends_in_string)
+        if last == -2:
+            last = self._follow_shape(shape)
+        self.scanned = stop
+        if last < 0:
+            return 0
+        # The row's ``}`` is the n-th of the chunk's from its end (or from its start).
+        after = shape.count(b"}", last + 1)
+        before = shape.count(b"}", 0, last)
+        at = stop
+        if after <= before:
+            for _ in range(after + 1):
+                at = buffer.rfind(b"}", start, at)
+        else:
+            at = start - 1
+            for _ in range(before + 1):
+                at = buffer.find(b"}", at + 1, stop)
+        return at + 1
+
+    def _follow_pairs(self, structure: bytearray, *, ends_in_string: bool) -> int:
+        """Follow a shape by matching its pairs off; the index of the last row's ``}`` in it,
+        -1 for none, or -2 (state unchanged) when the patterns must follow it instead.
+
+        :param structure: the chunk's shape up to the string it ends in, if any.
+        """
+        paired = structure.translate(_ONE_KIND)
+        for _ in range(_PAIR_ROUNDS):
+            fewer = paired.replace(b"{}", b"")
+            if b'"' in fewer:  # strings emptied of their pairs (``"[1]"``) are empty pairs
+                fewer = fewer.replace(b'""', b"")
+            if len(fewer) == len(paired):
+                break
+            paired = fewer
+        else:
+            return -2  # nested deeper than the rounds
+        if b'"' in paired:  # a string holds a bracket without its pair
+            return -2
+        closed = paired.count(b"}")  # ``}`` * closed + ``{`` * still open
+        if closed > self.depth:  # the array's end, or a stray closer
+            return -2
+        lowest = self.depth - closed
+        self.depth = depth = lowest + len(paired) - closed
+        self.in_string = ends_in_string
+        if lowest:
+            return -1  # never between rows
+        at = len(structure) - 1
+        outside = True
+        while at >= 0:  # back over the row still open, to the last between rows
+            byte = structure[at]
+            if byte == _QUOTE:
+                outside = not outside
+            elif outside:
+                if depth == 0 and byte == _CLOSE_OBJECT:
+                    return at
+                depth += -1 if byte in _OPENERS else 1
+            at -= 1
+        return -1
+
+    def _follow_shape(self, shape: bytearray) -> int:
+        """Follow any shape with the patterns (from outside a string: one the chunk starts in
+        is opened by a quote put before it); the index of the last row's ``}``, or -1.
+
+        Python steps once per container not whole in the shape or nested deeper than the
+        patterns take, not once per byte.
+        """
+        size = len(shape)
+        at, depth, last = 0, self.depth, -1
+        in_string = False
+        while at < size:
+            if depth == 0:
+                rows_end = _passed(_WHOLE_ROWS, shape, at)
+                if rows_end > at:
+                    at = rows_end
+                    last = at - 1
+                at = _passed(_SKIP_BETWEEN_ROWS, shape, at)
+            else:
+                at = _passed(_SKIP_IN_ROW, shape, at)
+            if at >= size:
+                break
+            byte = shape[at]
+            if byte == _QUOTE:  # a string not closed in this chunk
+                in_string = True
+                break
+            if byte in _OPENERS:  # a container not whole yet, or deeper than the patterns
+                depth += 1
+            elif depth:
+                depth -= 1
+                if depth == 0 and byte == _CLOSE_OBJECT:
+                    last = at
+            else:  # the array's end (or a stray closer): no row after it
+                self.done = True
+                break
+            at += 1
+        self.depth, self.in_string = depth, in_string
+        return last
 
 
 class BatchAnswerReader:
@@ -63,6 +265,7 @@ class BatchAnswerReader:
         self._buffer = bytearray()
         self._phase = "head"
         self._head: dict[str, Any] = {}
+        self._ends = _RowEnds()
         #: Rows handed back so far.
         self.rows = 0
 
@@ -109,7 +312,7 @@ class BatchAnswerReader:
         try:
             closed = bytes(self._buffer[: found.start()]) + b'"batchExecutionResults":null}'
             head = _ANY.decode(closed)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # read it whole
             head = None
         if not isinstance(head, dict):
             self._phase = "whole"
@@ -122,65 +325,52 @@ class BatchAnswerReader:
 
     def _read_rows(self) -> list[ExecutionResult]:
         taken: list[ExecutionResult] = []
-        while True:
-            self._skip_separator()
-            if self._buffer[:1] == b"]":
-                del self._buffer[:1]
-                self._phase = "tail"
-                self._budget.take(len(self._buffer))
-                return taken
-            rows = self._cut_rows()
-            if not rows:
-                if self._limit is not None and len(self._buffer) > self._limit:
-                    self._budget.take(len(self._buffer))
-                return taken
-            taken += rows
-
-    def _skip_separator(self) -> None:
-        """Drop the spaces and the comma between the rows already taken and the next."""
-        buffer = self._buffer
-        start = 0
-        while start < len(buffer) and buffer[start] in _SPACE:
-            start += 1
-        if buffer[start : start + 1] == b",":
-            start += 1
-            while start < len(buffer) and buffer[start] in _SPACE:
-                start += 1
-        if start:
-            del buffer[:start]
-
-    def _cut_rows(self) -> list[ExecutionResult]:
-        """The whole rows at the start of the buffer, removed from it; none when no cut works
-        yet (more bytes are needed)."""
-        buffer = self._buffer
-        end = len(buffer)
-        for _ in range(_CUTS_PER_FEED):
-            end = buffer.rfind(b"}", 0, end)
-            if end < 0:
-                return []
-            after = end + 1
-            while after < len(buffer) and buffer[after] in _SPACE:
-                after += 1
-            if after < len(buffer) and buffer[after] not in b",]":
-                continue
-            piece = b"[" + bytes(buffer[: end + 1]) + b"]"
+        # The buffer starts between two rows (or at the first): a comma there is no part of
+        # the next piece of rows.
+        self._drop(_passed(_SEPARATOR, self._buffer))
+        end = self._ends.scan(self._buffer)
+        if end:
+            with memoryview(self._buffer) as view:
+                piece = b"".join((b"[", view[:end], b"]"))
             rows = self._decode(piece)
-            if rows is not None:
-                del buffer[: end + 1]
-                self.rows += len(rows)
-                return rows
-        return []
+            self._drop(end)
+            self.rows += len(rows)
+            taken = rows
+        self._drop(_passed(_SEPARATOR, self._buffer))
+        if self._buffer[:1] == b"]":
+            del self._buffer[:1]
+            self._phase = "tail"
+            self._budget.take(len(self._buffer))
+            return taken
+        if self._limit is not None and len(self._buffer) > self._limit:
+            self._budget.take(len(self._buffer))
+        return taken
 
-    def _decode(self, piece: bytes) -> list[ExecutionResult] | None:
-        """The rows of ``piece`` (a JSON array), or None when it is not whole JSON."""
+    def _drop(self, size: int) -> None:
+        """Remove the first ``size`` bytes of the buffer: rows taken, or what separates them
+        (which the scanner passes over, scanned yet or not)."""
+        if size:
+            del self._buffer[:size]
+            self._ends.dropped(size)
+
+    def _decode(self, piece: bytes) -> list[ExecutionResult]:
+        """The rows of ``piece`` (a JSON array of whole rows).
+
+        :raises MrsDeployProtocolError: they are not JSON (invalid UTF-8, nesting deeper than
+            the decoders recurse...): whole rows do not become JSON with more bytes.
+        """
         try:
             return typed_results(_ROWS.decode(piece), self.rows)
-        except msgspec.DecodeError:
-            pass
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+            pass  # the generic decode, and the whole-answer parser's rules for each row
         try:
             items = _decode_any(piece)
-        except ValueError:  # msgspec.DecodeError is one
-            return None
+        except (ValueError, RecursionError) as err:  # msgspec.DecodeError is a ValueError
+            reason = "nested too deeply" if isinstance(err, RecursionError) else str(err)
+            raise MrsDeployProtocolError(
+                f"{self.what}: the row results from row {self.rows} on are not valid JSON "
+                f"({reason})"
+            ) from None
         return [ExecutionResult.from_json(item, self.rows + i) for i, item in enumerate(items)]
 
     def _status(self) -> BatchStatus:
@@ -201,7 +391,7 @@ class BatchAnswerReader:
         if tail[:1] == b",":
             try:
                 rest = _decode_any(b"{" + tail[1:])
-            except ValueError:
+            except (ValueError, RecursionError):
                 rest = None
         if not isinstance(rest, dict):
             raise MrsDeployProtocolError(
@@ -214,15 +404,19 @@ def _decode_any(data: bytes) -> Any:
     """``data`` decoded as any JSON, as the whole-answer parser would.
 
     msgspec refuses a string with an escaped lone surrogate (``"\\udc80"``), which JSON allows
-    and the whole-answer parser (the standard library's decoder) accepts. Only for that error
-    is the piece decoded again: a cut inside a row fails often, and each such failure would
-    otherwise cost a second, slower decode.
+    and the whole-answer parser (the standard library's decoder) accepts; a lone high surrogate
+    fewer than six bytes before the end (``["\\ud800"]``, a row's last value) it calls
+    truncated. Only for those errors is the piece decoded again, so that JSON msgspec refuses
+    for other reasons costs one decode; the pieces decoded are whole (rows cut at their end,
+    the members after them once the body has ended), so a piece really cut short is rare and
+    its second decode cheap.
 
     :raises ValueError: ``data`` is not whole JSON.
     """
     try:
         return _ANY.decode(data)
     except msgspec.DecodeError as exc:
-        if "surrogate" not in str(exc):
+        message = str(exc)
+        if "surrogate" not in message and "truncated" not in message:
             raise
     return json.loads(data)
