@@ -326,30 +326,33 @@ class Collector:
         if land_rows is not None:
             chosen = set(land_rows)
             rows = [row for row in rows if row[0].global_index in chosen]
-        writer = OutputWriter(destination, logger=self.log)
-        kept = [f.path for f in kept_files]
-        with frozen_heap():
-            landed = run_coroutine(lambda: self._aland(ref, writer, [rendered.name, *kept], rows))
-        files = [*landed, *kept_files]
-        table_path = writer.write_table(rendered)
-        writer.remove_leftovers([table_path, *(f.path for f in files)])
-        manifest = build_manifest(
-            batch_ids=ref.base_batch_ids,
-            batches=[part.to_json() for part in read.produced],
-            service_name=ref.service_name,
-            service_version=ref.service_version,
-            table_path=table_path,
-            output_format=output_format,
-            rows=len(table),
-            failed_rows=len(read.failed),
-            failed_row_indexes=[index for index, _ in read.failed],
-            files=files,
-            renamed_outputs=table.renamed_outputs,
-        )
-        if ref.records_sha256 is not None:
-            manifest["records_sha256"] = ref.records_sha256
-        manifest.update(manifest_extra or {})
-        manifest_path = writer.finish(manifest)
+        # Closed however the run ends: on a local disk it holds the destination's folders open.
+        with OutputWriter(destination, logger=self.log) as writer:
+            kept = [f.path for f in kept_files]
+            with frozen_heap():
+                landed = run_coroutine(
+                    lambda: self._aland(ref, writer, [rendered.name, *kept], rows)
+                )
+            files = [*landed, *kept_files]
+            table_path = writer.write_table(rendered)
+            writer.remove_leftovers([table_path, *(f.path for f in files)])
+            manifest = build_manifest(
+                batch_ids=ref.base_batch_ids,
+                batches=[part.to_json() for part in read.produced],
+                service_name=ref.service_name,
+                service_version=ref.service_version,
+                table_path=table_path,
+                output_format=output_format,
+                rows=len(table),
+                failed_rows=len(read.failed),
+                failed_row_indexes=[index for index, _ in read.failed],
+                files=files,
+                renamed_outputs=table.renamed_outputs,
+            )
+            if ref.records_sha256 is not None:
+                manifest["records_sha256"] = ref.records_sha256
+            manifest.update(manifest_extra or {})
+            manifest_path = writer.finish(manifest)
         return CollectedSummary(
             destination=str(writer.destination),
             table=str(writer.destination / table_path),

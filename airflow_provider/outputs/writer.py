@@ -120,16 +120,28 @@ class OutputWriter:
         self._local = isinstance(fs, LocalFileSystem)
         self._token = uuid.uuid4().hex[:12]
         self._numbers = itertools.count()
-        self._files: FileOps = (
-            LocalFileOps(self._temporary_for)
-            if self._local
-            else file_ops_for(fs, self._temporary_for)
-        )
+        self._local_ops = LocalFileOps(self._temporary_for) if self._local else None
+        self._files: FileOps = self._local_ops or file_ops_for(fs, self._temporary_for)
         self._base = destination.path.rstrip("/") or "/"
         self._folders: set[int] = set()
         self._listing = Listing()
         self._ownership = Ownership()
         self._started = False
+
+    def close(self) -> None:
+        """Release what the writer holds open (on a local disk, the destination's folders).
+
+        :meth:`finish` closes; a run that fails before it should close (or use the writer
+        as a context manager), else the folders stay open until the writer is collected.
+        Again is harmless; nothing can be written after.
+        """
+        self._files.close()
+
+    def __enter__(self) -> OutputWriter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def manifest_path(self) -> ObjectStoragePath:
@@ -186,16 +198,16 @@ class OutputWriter:
         await self._storage(self.begin, list(planned))
 
     def _prepare_base(self) -> None:
-        """Create the destination; on a local disk, continue from its real path."""
+        """Create the destination; on a local disk, open it once and continue from there
+        (every folder below is reached from its descriptor) and from its real path."""
         base = self._base
-        if self._local:
+        if self._local_ops is not None:
             if os.path.exists(base) and not os.path.isdir(base):
                 raise MrsDeployDestinationError(
                     f"destination {self.destination} is an existing file, not a folder; "
                     "give a folder path"
                 )
-            os.makedirs(base, exist_ok=True)
-            self._base = os.path.realpath(base)
+            self._base = self._local_ops.open_base(base)
         else:
             fs = self.destination.fs
             if fs.isfile(base):
@@ -311,11 +323,11 @@ class OutputWriter:
             return call(*args)
         return await asyncio.to_thread(call, *args)
 
-    def _temporary_for(self, final: str) -> str:
-        """A hidden name beside ``final``, carrying this run's token (unique per process and
-        write, without drawing a random number per file)."""
-        folder, _, name = final.rpartition("/")
-        return f"{folder}/{temporary_name(name, self._token, os.getpid(), next(self._numbers))}"
+    def _temporary_for(self, name: str) -> str:
+        """A hidden name for a file named ``name`` to be written under in the same folder,
+        carrying this run's token (unique per process and write, without drawing a random
+        number per file)."""
+        return temporary_name(name, self._token, os.getpid(), next(self._numbers))
 
     def _open_target(self, planned: PlannedFile) -> _FileTarget:
         if not self._started:
@@ -385,7 +397,11 @@ class OutputWriter:
         return removed
 
     def finish(self, manifest: Mapping[str, Any]) -> str:
-        """Write the manifest last, atomically, then drop the journal; return its full path."""
-        self._atomic_bytes(MANIFEST_NAME, encode_manifest(manifest))
-        self._files.remove(f"{self._base}/{JOURNAL_NAME}")
+        """Write the manifest last, atomically, then drop the journal; return its full path.
+        The writer is closed after (see :meth:`close`)."""
+        try:
+            self._atomic_bytes(MANIFEST_NAME, encode_manifest(manifest))
+            self._files.remove(f"{self._base}/{JOURNAL_NAME}")
+        finally:
+            self.close()
         return str(self.manifest_path)

@@ -3,15 +3,20 @@ and a run killed at any step leaves a destination the next run finishes exactly.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
 import hashlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +38,7 @@ from airflow_provider.outputs import (
     plan_row_files,
 )
 from airflow_provider.outputs.manifest import encode_manifest
+from airflow_provider.outputs.names import PlannedFile
 from airflow_provider.outputs.storage import LocalFileOps
 
 REPO = Path(__file__).resolve().parents[2]
@@ -230,8 +236,11 @@ def test_a_fifo_or_folder_at_a_reserved_name_is_refused_without_waiting(
 
 def test_reading_a_fifo_put_there_after_the_listing_does_not_wait(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "manifest.json")
+    ops = LocalFileOps(lambda name: name + ".tmp")
+    base = ops.open_base(str(tmp_path))
     with pytest.raises(MrsDeployDestinationError, match="not a regular file"):
-        LocalFileOps(lambda final: final + ".tmp").read(str(tmp_path / "manifest.json"))
+        ops.read(f"{base}/manifest.json")
+    ops.close()
 
 
 def test_a_linked_row_folder_is_refused_and_its_target_untouched(tmp_path: Path) -> None:
@@ -585,9 +594,11 @@ def test_a_disk_that_fills_up_mid_file_leaves_no_file_and_no_open_descriptor(
     from airflow_provider.outputs import storage
 
     destination = tmp_path / "out"
+    initial = _open_descriptors()
     writer = OutputWriter(ObjectStoragePath(f"file://{destination}"))
-    planned = plan_row_files(0, ["a.bin"])[0]
-    writer.begin([planned.path])
+    whole, planned = plan_row_files(0, ["whole.bin", "a.bin"])
+    writer.begin([whole.path, planned.path])
+    writer.write_file(whole, [b"w"])  # the row's folder is open now, kept for its next file
     before = _open_descriptors()
     monkeypatch.setattr(storage, "os", _OsWithShortWrites(step=100, fail_after=300))
     with pytest.raises(OSError, match="No space left"):
@@ -597,7 +608,10 @@ def test_a_disk_that_fills_up_mid_file_leaves_no_file_and_no_open_descriptor(
             asyncio.run(writer.awrite_file(planned, _chunks(b"x" * 1000)))
     monkeypatch.undo()
     assert _open_descriptors() == before
-    assert [p for p in destination.rglob("*") if p.is_file()] == [destination / JOURNAL_NAME]
+    files = {p.relative_to(destination).as_posix() for p in destination.rglob("*") if p.is_file()}
+    assert files == {JOURNAL_NAME, whole.path}
+    writer.close()  # and the folders the writer kept open are closed
+    assert _open_descriptors() == initial
 
 
 def test_a_row_file_closed_twice_is_harmless(tmp_path: Path) -> None:
@@ -610,3 +624,155 @@ def test_a_row_file_closed_twice_is_harmless(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         handle.write(b"after close")
     assert (tmp_path / "f").read_bytes() == b"abc"
+
+
+# A link swapped in mid-run, after every check: the folders below the destination are reached
+# from open descriptors, never by a path walked again, so nothing is written or deleted
+# through the link (the run is refused, or lands in the folder it had opened).
+
+
+def _begin(writer: OutputWriter, path: str, planned: list[str]) -> None:
+    if path == "sync":
+        writer.begin(planned)
+    else:
+        asyncio.run(writer.abegin(planned))
+
+
+def _write(writer: OutputWriter, path: str, planned: PlannedFile, data: bytes) -> None:
+    if path == "sync":
+        writer.write_file(planned, [data])
+    else:
+        asyncio.run(writer.awrite_file(planned, _chunks(data)))
+
+
+def _refused_or_done(call: Callable[[], object]) -> None:
+    """Run one step of a run whose folder was swapped for a link: it may be refused, as
+    Collect refuses a link where it needs a folder, or go on in the folder it had opened."""
+    with contextlib.suppress(MrsDeployDestinationError):
+        call()
+
+
+def _swap_for_link(folder: Path, target: Path, how: str) -> None:
+    """Replace ``folder`` by a link to ``target``: the folder deleted, or moved aside."""
+    if how == "deleted":
+        shutil.rmtree(folder)
+    else:
+        folder.rename(folder.with_name(f"{folder.name}-moved"))
+    folder.symlink_to(target)
+
+
+def _victim(root: Path, files: dict[str, str]) -> dict[str, bytes | str]:
+    for relative, text in files.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    return snapshot(root)
+
+
+@pytest.mark.parametrize("how", ["deleted", "moved"])
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_files_swapped_for_a_link_after_begin_is_not_written_or_deleted_through(
+    tmp_path: Path, path: str, how: str
+) -> None:
+    destination, victim = tmp_path / "out", tmp_path / "victim"
+    run(destination, {0: ["a.csv"], 1: ["b.csv"]})  # an earlier run owns files/0, files/1
+    before = _victim(victim, {"0/a.csv": "victim's", "1/b.csv": "victim's too"})
+    writer = OutputWriter(ObjectStoragePath(f"file://{destination}"))
+    planned = plan_row_files(2, ["c.csv"])[0]
+    _begin(writer, path, ["outputs.parquet", planned.path])
+    _swap_for_link(destination / "files", victim, how)
+    _refused_or_done(lambda: _write(writer, path, planned, b"through the link?"))
+    _refused_or_done(lambda: writer.remove_leftovers(["outputs.parquet", planned.path]))
+    assert snapshot(victim) == before
+    writer.close()
+
+
+@pytest.mark.parametrize("how", ["deleted", "moved"])
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_row_folder_swapped_for_a_link_between_two_of_its_files_is_not_written_through(
+    tmp_path: Path, path: str, how: str
+) -> None:
+    destination, victim = tmp_path / "out", tmp_path / "victim"
+    before = _victim(victim, {"keep.txt": "victim's"})
+    writer = OutputWriter(ObjectStoragePath(f"file://{destination}"))
+    first, second = plan_row_files(2, ["a.csv", "b.csv"])
+    _begin(writer, path, ["outputs.parquet", first.path, second.path])
+    _write(writer, path, first, b"one")
+    _swap_for_link(destination / "files" / "2", victim, how)
+    _refused_or_done(lambda: _write(writer, path, second, b"two, through the link?"))
+    assert snapshot(victim) == before
+    writer.close()
+
+
+@pytest.mark.parametrize("rewritten", [False, True], ids=["row-not-rewritten", "row-rewritten"])
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_row_folder_swapped_for_a_link_before_the_leftovers_go_is_not_deleted_through(
+    tmp_path: Path, path: str, rewritten: bool
+) -> None:
+    destination, victim = tmp_path / "out", tmp_path / "victim"
+    run(destination, {0: ["x.csv"], 3: ["old.csv"]})  # an earlier run owns files/3/old.csv
+    before = _victim(victim, {"old.csv": "victim's own file"})
+    writer = OutputWriter(ObjectStoragePath(f"file://{destination}"))
+    planned = plan_row_files(3 if rewritten else 2, ["new.csv"])[0]
+    _begin(writer, path, ["outputs.parquet", planned.path])
+    _write(writer, path, planned, b"new")
+    _swap_for_link(destination / "files" / "3", victim, "deleted")
+    _refused_or_done(lambda: writer.remove_leftovers(["outputs.parquet", planned.path]))
+    assert snapshot(victim) == before
+    writer.close()
+
+
+def test_a_run_keeps_a_bounded_number_of_folders_open_and_closes_them(tmp_path: Path) -> None:
+    """Rows landed many at a time, each file in several chunks, keep at most the destination,
+    ``files`` and the recently used row folders open (and a folder a file is being written in
+    is never closed under it); finishing, or dropping a failed writer, closes them all."""
+    from airflow_provider.outputs.storage import KEPT_ROW_FOLDERS
+
+    initial = _open_descriptors()
+    destination = tmp_path / "out"
+    writer = OutputWriter(ObjectStoragePath(f"file://{destination}"))
+    plans = [plan_row_files(index, ["a.csv", "b.csv", "c.csv"]) for index in range(60)]
+    table = rendered(60)
+    _begin(writer, "async", [table.name, *(f.path for row in plans for f in row)])
+    most = 0
+
+    async def slowly(data: bytes) -> AsyncIterator[bytes]:
+        nonlocal most
+        for part in (data[:2], data[2:]):
+            await asyncio.sleep(0)
+            most = max(most, _open_descriptors() - initial)
+            yield part
+
+    async def land(row: list[PlannedFile]) -> list[WrittenFile]:
+        return [await writer.awrite_file(f, slowly(f"{f.path}!".encode())) for f in row]
+
+    async def land_all() -> list[list[WrittenFile]]:
+        return await asyncio.gather(*(land(row) for row in plans))
+
+    landed = [f for row in asyncio.run(land_all()) for f in row]
+    # 60 rows written at once (each holding its folder and a file), then the cache's own.
+    assert most <= 2 + 60 * 2 + 8  # (the event loop's own descriptors: a few)
+    writer.write_table(table)
+    writer.remove_leftovers([table.name, *(f.path for f in landed)])
+    assert _open_descriptors() - initial <= 2 + KEPT_ROW_FOLDERS
+    writer.finish(
+        build_manifest(
+            batch_ids=["b"],
+            service_name="s",
+            service_version="v",
+            table_path=table.name,
+            output_format=OutputFormat.PARQUET,
+            rows=table.rows,
+            failed_rows=0,
+            files=landed,
+        )
+    )
+    assert _open_descriptors() == initial
+    assert all((destination / f.path).read_bytes() == f"{f.path}!".encode() for f in landed)
+
+    failed = OutputWriter(ObjectStoragePath(f"file://{tmp_path}/failed"))
+    failed.begin([plans[0][0].path])
+    failed.write_file(plans[0][0], [b"x"])
+    assert _open_descriptors() == initial + 3
+    del failed
+    gc.collect()
+    assert _open_descriptors() == initial
