@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from airflow.sdk import ObjectStoragePath
+from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider.api import ExecutionResult
 from airflow_provider.outputs import (
@@ -427,30 +428,36 @@ def test_only_stores_that_commit_whole_files_skip_the_temporary(
     assert ops.uses_temporaries is not direct
 
 
+class _GenericMemory(MemoryFileSystem):
+    """A memory file system under a protocol of its own: written as SFTP, HDFS or Azure are,
+    through a temporary name and fsspec's generic move (copy, then remove)."""
+
+    protocol = ("genericmem",)
+
+
 @pytest.mark.parametrize("path", ["sync", "async"])
 def test_the_generic_path_moves_names_with_glob_characters_and_drops_emptied_folders(
     path: str,
 ) -> None:
-    """The temporary name and move of SFTP, HDFS, Azure... (fsspec's generic move, driven
-    here over a memory file system through ``dir://``). The move read its source as a glob
-    pattern, so a name with ``[1]`` was "not found"; and a row folder emptied by a later run
-    stayed."""
+    """The move read its source as a glob pattern, so a name with ``[1]`` was "not found";
+    and a row folder emptied by a later run stayed."""
+    import fsspec
     from airflow.sdk.io import attach
-    from fsspec.implementations.dirfs import DirFileSystem
-    from fsspec.implementations.memory import MemoryFileSystem
 
-    attach("dir", fs=DirFileSystem(path=f"/generic-{uuid.uuid4().hex[:8]}", fs=MemoryFileSystem()))
-    destination = ObjectStoragePath("dir://out")
-    fs = destination.fs  # the one attached last
+    # Known to fsspec (universal_pathlib asks it) and to Airflow's object storage.
+    fsspec.register_implementation("genericmem", _GenericMemory, clobber=True)
+    attach("genericmem", fs=_GenericMemory())
+    destination = ObjectStoragePath(f"genericmem:///generic-{uuid.uuid4().hex[:8]}/out")
+    fs, base = destination.fs, destination.path.rstrip("/")
     assert type(storage.file_ops_for(fs, lambda final: final)) is storage.FsspecFileOps
     names = ["a[1].csv", "d[!x].csv", "plain.csv"]
     run(destination, {0: names, 1: ["e.csv"]}, path=path)
-    assert {p.removeprefix("out/") for p in fs.find("out")} == {
+    assert {p.removeprefix(f"{base}/") for p in fs.find(base)} == {
         *(f"files/0/{name}" for name in names),
         "files/1/e.csv",
         "outputs.csv",
         MANIFEST_NAME,
     }
-    assert fs.cat_file("out/files/0/a[1].csv") == content(0, "a[1].csv")
+    assert fs.cat_file(f"{base}/files/0/a[1].csv") == content(0, "a[1].csv")
     run(destination, {0: ["a[1].csv"]}, path=path)
-    assert sorted(fs.ls("out/files", detail=False)) == ["out/files/0"]
+    assert [p.removeprefix(f"{base}/") for p in fs.ls(f"{base}/files", detail=False)] == ["files/0"]
