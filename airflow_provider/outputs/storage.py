@@ -111,11 +111,11 @@ KEPT_ROW_FOLDERS = 16
 _H = TypeVar("_H", bound=Sink)
 
 
-class RenamedUpload(Generic[_H]):
+class RenamedUpload:
     """Written under a temporary name (opened as ``handle``), renamed to the final one when
     complete."""
 
-    def __init__(self, ops: _RenamingOps, temporary: str, final: str, handle: _H) -> None:
+    def __init__(self, ops: FsspecFileOps, temporary: str, final: str, handle: BinaryIO) -> None:
         self._ops = ops
         self.temporary = temporary
         self.final = final
@@ -132,36 +132,6 @@ class RenamedUpload(Generic[_H]):
     def abort(self) -> None:
         self.handle.close()
         self._ops.remove(self.temporary)
-
-
-class _RenamingOps:
-    """Shared by the stores that write a temporary file and rename it."""
-
-    uses_temporaries = True
-
-    def __init__(self, temporary_for: TemporaryNamer) -> None:
-        self._temporary_for = temporary_for
-
-    def start(self, final: str) -> Upload:
-        return self._renamed(final, self.open_new)
-
-    def start_row_file(self, final: str) -> RowFileUpload:
-        return self.start(final)
-
-    def _renamed(self, final: str, open_new: Callable[[str], _H]) -> RenamedUpload[_H]:
-        """``final``'s upload, opened with ``open_new`` under a temporary name beside it."""
-        folder, _, name = final.rpartition("/")
-        temporary = f"{folder}/{self._temporary_for(name)}"
-        return RenamedUpload(self, temporary, final, open_new(temporary))
-
-    def open_new(self, path: str) -> BinaryIO:
-        raise NotImplementedError
-
-    def replace(self, source: str, target: str) -> None:
-        raise NotImplementedError
-
-    def remove(self, path: str) -> None:
-        raise NotImplementedError
 
 
 class _Folder:
@@ -607,16 +577,28 @@ class Descriptor:
             os.close(fd)
 
 
-class FsspecFileOps(_RenamingOps):
+class FsspecFileOps:
     """Files on any fsspec file system: written under a temporary name, then moved.
 
     Used where a file being written may be seen before it is whole (SFTP, HDFS, a mounted
     share...) and for Azure Blob Storage (see :func:`file_ops_for`).
     """
 
+    #: Whether files are written under temporary names (which a dead run may leave behind).
+    uses_temporaries = True
+
     def __init__(self, fs: Any, temporary_for: TemporaryNamer) -> None:
-        super().__init__(temporary_for)
+        self._temporary_for = temporary_for
         self.fs = fs
+
+    def start(self, final: str) -> Upload:
+        """``final``'s upload, under a temporary name beside it."""
+        folder, _, name = final.rpartition("/")
+        temporary = f"{folder}/{self._temporary_for(name)}"
+        return RenamedUpload(self, temporary, final, self.open_new(temporary))
+
+    def start_row_file(self, final: str) -> RowFileUpload:
+        return self.start(final)
 
     def list(self, base: str) -> Listing:
         files: set[str] = set()
