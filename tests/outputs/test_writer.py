@@ -603,12 +603,12 @@ def test_a_disk_that_fills_up_mid_file_leaves_no_file_and_no_open_descriptor(
     from airflow_provider.outputs import storage
 
     destination = tmp_path / "out"
-    initial = _open_descriptors()
+    initial = _open_descriptors(tmp_path)
     writer = OutputWriter(ObjectStoragePath(f"file://{destination}"))
     whole, planned = plan_row_files(0, ["whole.bin", "a.bin"])
     writer.begin([whole.path, planned.path])
     writer.write_file(whole, [b"w"])  # the row's folder is open now, kept for its next file
-    before = _open_descriptors()
+    before = _open_descriptors(tmp_path)
     monkeypatch.setattr(storage, "os", _OsWithShortWrites(step=100, fail_after=300))
     with pytest.raises(OSError, match="No space left"):
         if path == "sync":
@@ -616,11 +616,11 @@ def test_a_disk_that_fills_up_mid_file_leaves_no_file_and_no_open_descriptor(
         else:
             asyncio.run(writer.awrite_file(planned, _chunks(b"x" * 1000)))
     monkeypatch.undo()
-    assert _open_descriptors() == before
+    assert _open_descriptors(tmp_path) == before
     files = {p.relative_to(destination).as_posix() for p in destination.rglob("*") if p.is_file()}
     assert files == {JOURNAL_NAME, whole.path}
     writer.close()  # and the folders the writer kept open are closed
-    assert _open_descriptors() == initial
+    assert _open_descriptors(tmp_path) == initial
 
 
 def test_a_row_file_closed_twice_is_harmless(tmp_path: Path) -> None:
