@@ -31,7 +31,8 @@ SHOWN_CHARS = 80
 
 #: C0 controls, DEL and C1 controls.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
+#: Half of a UTF-16 pair on its own: a string JSON can escape and UTF-8 cannot encode.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _TOKEN = re.compile("[\x21-\x7e]+")
 
 
@@ -69,7 +70,7 @@ def segment_problem(value: object) -> str | None:
             "'..' means the parent folder in a URL path, so the request would reach "
             "another resource"
         )
-    surrogate = _SURROGATE.search(value)
+    surrogate = LONE_SURROGATE.search(value)
     if surrogate is not None:
         return (
             f"it holds a lone surrogate ({_code_point(surrogate.group())}), which has no "
@@ -121,7 +122,7 @@ def token_problem(value: object) -> str | None:
         kind = f"the control character {_code_point(char)}"
     elif char.isspace():
         kind = "whitespace"
-    elif _SURROGATE.fullmatch(char):
+    elif LONE_SURROGATE.fullmatch(char):
         kind = f"a lone surrogate ({_code_point(char)})"
     else:
         kind = f"the non-ASCII character {_code_point(char)}"

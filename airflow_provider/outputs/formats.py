@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from enum import Enum
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from airflow_provider.api import MrsDeployError
+from airflow_provider.api.identifiers import LONE_SURROGATE
 from airflow_provider.outputs.table import INPUT_PREFIX
 from airflow_provider.safe_text import printable
 
@@ -19,8 +19,6 @@ TABLE_STEM = "outputs"
 #: About how many cells CSV and JSON Lines render at a time: the text of one such slice is
 #: all the memory writing the table adds, whatever its size.
 RENDER_CELLS = 200_000
-#: Half of a UTF-16 pair on its own: no UTF-8 form.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class OutputFormat(str, Enum):
@@ -57,7 +55,7 @@ def _refuse_unencodable_text(table: pd.DataFrame) -> None:
         if column.dtype != object:
             continue
         for position, value in enumerate(column.tolist()):
-            if isinstance(value, str) and _SURROGATE.search(value) is not None:
+            if isinstance(value, str) and LONE_SURROGATE.search(value) is not None:
                 row = table["index"].iloc[position] if "index" in table.columns else position
                 source = (
                     "fix the text of the records"
