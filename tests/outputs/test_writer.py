@@ -79,19 +79,22 @@ def run(
     landed = [writer.write_file(f, [f"{f.name}@{f.index}".encode()]) for f in plans]
     writer.write_table(table)
     writer.remove_leftovers([table.name, *(f.path for f in landed)])
-    writer.finish(
-        build_manifest(
-            batch_ids=["b"],
-            service_name="s",
-            service_version="v",
-            table_path=table.name,
-            output_format=fmt,
-            rows=table.rows,
-            failed_rows=0,
-            files=landed,
-        )
-    )
+    writer.finish(manifest_of_run(table, landed))
     return landed
+
+
+def manifest_of_run(table: RenderedTable, landed: list[WrittenFile]) -> dict[str, Any]:
+    """The manifest of a test run that landed ``landed`` beside ``table``."""
+    return build_manifest(
+        batch_ids=["b"],
+        service_name="s",
+        service_version="v",
+        table_path=table.name,
+        output_format=table.output_format,
+        rows=table.rows,
+        failed_rows=0,
+        files=landed,
+    )
 
 
 def expected_tree(
@@ -763,18 +766,7 @@ def test_a_run_keeps_a_bounded_number_of_folders_open_and_closes_them(tmp_path: 
     writer.write_table(table)
     writer.remove_leftovers([table.name, *(f.path for f in landed)])
     assert _open_descriptors(tmp_path) - initial <= 2 + KEPT_ROW_FOLDERS
-    writer.finish(
-        build_manifest(
-            batch_ids=["b"],
-            service_name="s",
-            service_version="v",
-            table_path=table.name,
-            output_format=OutputFormat.PARQUET,
-            rows=table.rows,
-            failed_rows=0,
-            files=landed,
-        )
-    )
+    writer.finish(manifest_of_run(table, landed))
     assert _open_descriptors(tmp_path) == initial
     assert all((destination / f.path).read_bytes() == f"{f.path}!".encode() for f in landed)
 
