@@ -268,10 +268,10 @@ class LocalFileOps:
         """
         if self._base is not None or self._closed:
             raise RuntimeError("the destination is opened once")
-        os.makedirs(base, exist_ok=True)
         try:
+            os.makedirs(base, exist_ok=True)
             fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY)
-        except NotADirectoryError:
+        except (FileExistsError, NotADirectoryError):  # a file there (or put there since)
             raise MrsDeployDestinationError(
                 f"destination {base} is an existing file, not a folder; give a folder path"
             ) from None

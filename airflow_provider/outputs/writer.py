@@ -202,12 +202,7 @@ class OutputWriter:
         (every folder below is reached from its descriptor) and from its real path."""
         base = self._base
         if self._local_ops is not None:
-            if os.path.exists(base) and not os.path.isdir(base):
-                raise MrsDeployDestinationError(
-                    f"destination {self.destination} is an existing file, not a folder; "
-                    "give a folder path"
-                )
-            self._base = self._local_ops.open_base(base)
+            self._base = self._local_ops.open_base(base)  # refuses a file there
         else:
             fs = self.destination.fs
             if fs.isfile(base):
