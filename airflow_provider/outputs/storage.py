@@ -311,7 +311,7 @@ class LocalFileOps:
             raise ValueError(f"{path!r} is not below {self._base}")
         parent_path, _, name = path.rpartition("/")
         parent_path = parent_path or "/"
-        parent = self._fixed.get(parent_path) or self._folder(parent_path)
+        parent = self._folder(parent_path)
         return self._open_in(parent, parent_path, path, name)
 
     def _open_in(self, parent: _Folder, parent_path: str, path: str, name: str) -> _Folder:
@@ -456,7 +456,7 @@ class LocalFileOps:
 
     def _mkdir(self, parent_path: str, name: str) -> _Folder:
         """Create the folder ``name`` in the one at ``parent_path`` (returned), unless there."""
-        parent = self._fixed.get(parent_path) or self._folder(parent_path)
+        parent = self._folder(parent_path)
         with contextlib.suppress(FileExistsError):
             os.mkdir(name, dir_fd=parent.fd)
         return parent
