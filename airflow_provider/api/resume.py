@@ -14,7 +14,8 @@ length, see :meth:`FileIdentity.range_start`), and the consumer's iterator simpl
 * ``200 OK`` with the same validator (a server that ignores ``Range``): the first N bytes are
   read and dropped (the last of them must be the last byte delivered), then the rest is passed
   on;
-* ``200 OK`` or ``206`` with a different ``ETag``/``Last-Modified`` or length, a ``200`` that
+* ``200 OK`` or ``206`` with a different ``ETag``/``Last-Modified`` or length (or without the
+  ``ETag`` the first answer had, which RFC 9110 requires a server to repeat), a ``200`` that
   ends before the N bytes already delivered, a repeated byte that differs, or a ``416`` (the
   file no longer has a byte it had): the file changed on the server while it was being read;
   the download fails instead of splicing two versions.
@@ -117,8 +118,10 @@ class FileIdentity:
         return {"Range": f"bytes={start}-", "If-Range": self.validator}
 
     def same_version(self, headers: Mapping[str, str]) -> bool:
-        """Whether an answer's validators (those it sends) are this version's."""
-        if self.etag is not None and header_value(headers, "ETag") not in (None, self.etag):
+        """Whether an answer's validators are this version's: the same ``ETag`` (which a
+        server that sent one must send again, RFC 9110 15.3.7), and the same ``Last-Modified``
+        if it sends one (not required in a partial answer)."""
+        if self.etag is not None and header_value(headers, "ETag") != self.etag:
             return False
         modified = header_value(headers, "Last-Modified")
         return self.last_modified is None or modified in (None, self.last_modified)
@@ -339,6 +342,15 @@ class ResumeState:
             return f"the server sent an impossible range {content_range!r}"
         if identity.length is not None and total not in ("*", str(identity.length)):
             return f"the file's size changed from {identity.length} to {total} bytes"
+        if identity.length is None and total == "*":
+            # Neither answer says where the file ends: the range's end would pass for it.
+            return (
+                f"the server's range {content_range!r} names no total length, nor did its "
+                "first answer, so the end of the file cannot be told"
+            )
+        if identity.etag is not None and header_value(headers, "ETag") is None:
+            # Nothing would show that a server ignoring If-Range sent the same version.
+            return "the server's partial answer has no ETag, though its first answer had one"
         if not identity.same_version(headers):
             return CHANGED
         return None

@@ -80,6 +80,13 @@ def build_session(
         # rules (hooks.proxies.route), instead of by aiohttp in a worker thread per request.
         trust_env=False,
     )
+    # aiohttp resends an idempotent request once, without a word, when a kept-alive connection
+    # drops; the retry rules already resend it (logged, counted, with backoff), so a server
+    # dropping every answer would get twice ``max_retries + 1`` requests on this path and the
+    # configured number on the blocking one. The switch has no public name (aiohttp 3.12-3.14
+    # keep it as this attribute); without it, the resend stays, bounded by the same timeout.
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
     _PROXIES[session] = proxies.route(config, settings.base_url)
     return session
 

@@ -407,3 +407,70 @@ def test_file_shorter_than_what_was_delivered_fails_clearly(download_from: Downl
 
     with pytest.raises(MrsDeployProtocolError, match="changed on the server"):
         download_from(answer)
+
+
+def test_range_without_the_etag_the_first_answer_had_fails(download_from: Downloader) -> None:
+    """A server must name a partial answer's ``ETag`` when a full one would (RFC 9110,
+    15.3.7); one that leaves it out while ignoring ``If-Range`` could send the rest of another
+    version, so the range is refused rather than trusted."""
+    newer = OLD[:200_000] + NEW[200_000:]
+
+    def answer(number: int, asked: Asked) -> bytes:
+        if number == 1:
+            return whole(OLD, {"ETag": '"v1"'}, cut=100_000)
+        assert asked.start is not None and asked.if_range == '"v1"'
+        return ranged(newer, asked.start, {})
+
+    with pytest.raises(MrsDeployProtocolError, match="has no ETag"):
+        download_from(answer)
+
+
+def test_range_without_the_last_modified_is_taken(download_from: Downloader) -> None:
+    """``Last-Modified`` is not among what a partial answer must repeat: a range answered to
+    ``If-Range`` on the date alone continues the file."""
+
+    def answer(number: int, asked: Asked) -> bytes:
+        if number == 1:
+            return whole(OLD, {"Last-Modified": LAST_MODIFIED[0]}, cut=100_000)
+        assert asked.start is not None and asked.if_range == LAST_MODIFIED[0]
+        return ranged(OLD, asked.start, {})
+
+    content, asked = download_from(answer)
+    assert content == OLD and len(asked) == 2
+
+
+def test_range_of_a_file_of_unknown_length_must_name_its_total(
+    download_from: Downloader,
+) -> None:
+    """Neither the first answer (chunked) nor the range (``/*``) names the file's length: the
+    end of the range cannot be told from the end of the file, so the download fails instead of
+    reporting the part received as the whole file."""
+
+    def answer(number: int, asked: Asked) -> bytes:
+        if number == 1:
+            return chunked(OLD, {"ETag": '"v1"'}, ended=False)[:150_000]
+        assert asked.start is not None
+        end = min(len(OLD), asked.start + 50_000)
+        framing = {
+            "Content-Length": str(end - asked.start),
+            "Content-Range": f"bytes {asked.start}-{end - 1}/*",
+            "ETag": '"v1"',
+        }
+        return raw("206 Partial Content", framing, OLD[asked.start : end])
+
+    with pytest.raises(MrsDeployProtocolError, match="names no total"):
+        download_from(answer)
+
+
+def test_restart_without_the_etag_the_first_answer_had_fails(download_from: Downloader) -> None:
+    """A server ignoring ``Range`` sends a file of the same length whole, without the
+    ``ETag`` it first sent: only one byte would be compared, so it is refused."""
+    newer = OLD[:200_000] + NEW[200_000:]
+
+    def answer(number: int, asked: Asked) -> bytes:
+        if number == 1:
+            return whole(OLD, {"ETag": '"v1"'}, cut=100_000)
+        return whole(newer, {})
+
+    with pytest.raises(MrsDeployProtocolError, match="changed on the server"):
+        download_from(answer)

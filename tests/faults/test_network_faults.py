@@ -111,9 +111,9 @@ def test_trigger_polls_through_dropped_and_reset_connections(
     payload = run_trigger(batch_trigger([batch_id]))
     assert payload["status"] == "complete" and payload["completed"] == len(CARS)
     assert proxy.stats.resets == 3
-    # aiohttp itself resends once on a reused keep-alive connection, so not every reset
-    # reaches the trigger; those that do are logged and polled again, never a failed task.
-    assert all_logs().count("Polling batch status failed, will poll again") >= 1
+    # Every reset reaches the trigger (nothing resends behind it): each is logged and polled
+    # again, never a failed task.
+    assert all_logs().count("Polling batch status failed, will poll again") == 3
 
 
 def test_async_hook_retries_a_reset_connection(
@@ -133,3 +133,33 @@ def test_async_hook_retries_a_reset_connection(
     assert asyncio.run(poll()) == len(CARS)
     assert proxy.stats.resets == 2
     assert sum("retrying in" in line for line in all_logs().splitlines()) >= 1
+
+
+@pytest.mark.parametrize("path", ["blocking", "event-loop"])
+def test_a_connection_reset_every_time_costs_exactly_the_configured_attempts(
+    path: str,
+    proxy: FaultProxy,
+    make_hook: Callable[..., MrsDeployHook],
+    all_logs: Callable[[], str],
+) -> None:
+    """``max_retries=2`` means three requests, on both paths: the event loop's HTTP client
+    would otherwise resend an idempotent request once more, unlogged, whenever a kept-alive
+    connection drops, so a server resetting every answer got twice the attempts."""
+    hook = make_hook(max_retries=2)
+    batch_id = hook.start_batch(*MT, json.dumps(CARS).encode())
+    wait_terminal(hook, MT, batch_id)
+    proxy.reset_after(10, times=None, path_regex=STATUS_PATH)
+
+    async def poll() -> None:
+        try:
+            await hook.aget_batch_status(*MT, batch_id)
+        finally:
+            await hook.aclose()
+
+    with pytest.raises(MrsDeployConnectionError):
+        if path == "blocking":
+            hook.get_batch_status(*MT, batch_id)
+        else:
+            asyncio.run(poll())
+    assert proxy.stats.resets == 3
+    assert sum("retrying in" in line for line in all_logs().splitlines()) == 2

@@ -49,7 +49,9 @@ def test_compressed_body_is_downloaded_again_not_ranged() -> None:
     ("headers", "same"),
     [
         (FILE, True),
-        ({"Content-Length": "1000"}, True),
+        ({**FILE, "Last-Modified": ""}, False),
+        ({"ETag": FILE["ETag"], "Content-Length": "1000"}, True),
+        ({"Content-Length": "1000", "Last-Modified": FILE["Last-Modified"]}, False),
         ({**FILE, "ETag": '"other"'}, False),
         ({**FILE, "Last-Modified": "Thu, 22 Oct 2026 07:28:00 GMT"}, False),
         ({**FILE, "Content-Length": "999"}, False),
@@ -74,7 +76,9 @@ def test_same_file(headers: dict[str, str], same: bool) -> None:
 def test_range_answer_must_continue_the_file(
     content_range: str | None, problem: str | None
 ) -> None:
-    headers = {} if content_range is None else {"Content-Range": content_range}
+    headers = {"ETag": FILE["ETag"]}
+    if content_range is not None:
+        headers["Content-Range"] = content_range
     found = ResumeState._range_problem(headers, 400, FileIdentity.of(FILE))
     assert found is None if problem is None else (found is not None and problem in found)
 
@@ -82,11 +86,13 @@ def test_range_answer_must_continue_the_file(
 @pytest.mark.parametrize(
     ("validators", "problem"),
     [
-        ({}, None),
+        ({}, "has no ETag"),
+        ({"ETag": FILE["ETag"]}, None),
         ({"ETag": FILE["ETag"], "Last-Modified": FILE["Last-Modified"]}, None),
         ({"ETag": '"other"'}, "changed on the server"),
         ({"ETag": 'W/"abc"'}, "changed on the server"),
-        ({"Last-Modified": "Thu, 22 Oct 2026 07:28:00 GMT"}, "changed on the server"),
+        ({"ETag": FILE["ETag"], "Last-Modified": "Thu, 22 Oct 2026 07:28:00 GMT"}, "changed"),
+        ({"Last-Modified": FILE["Last-Modified"]}, "has no ETag"),
     ],
 )
 def test_range_answer_must_be_the_same_version(
