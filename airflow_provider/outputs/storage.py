@@ -330,9 +330,10 @@ class LocalFileOps:
         if parent_path == self._base:
             self._fixed[path] = folder
         else:
-            if len(self._rows) >= KEPT_ROW_FOLDERS:
-                self._evict(len(self._rows) + 1 - KEPT_ROW_FOLDERS)
-            self._rows[path] = folder
+            rows = self._rows
+            if len(rows) >= KEPT_ROW_FOLDERS:
+                self._evict(len(rows) + 1 - KEPT_ROW_FOLDERS)
+            rows[path] = folder
         return folder
 
     def done_with(self, folder: _Folder) -> None:
@@ -348,12 +349,13 @@ class LocalFileOps:
         written in (those stay until done: the cache grows past its size while they are)."""
         rows = self._rows
         while excess > 0:
-            for key in rows:  # least recently used first
-                if not rows[key].users:
+            for key, folder in rows.items():  # least recently used first
+                if not folder.users:
                     break
             else:
                 return
-            rows.pop(key).drop()
+            del rows[key]
+            folder.drop()
             excess -= 1
 
     def _forget(self, path: str) -> None:
@@ -456,9 +458,12 @@ class LocalFileOps:
 
     def _mkdir(self, parent_path: str, name: str) -> _Folder:
         """Create the folder ``name`` in the one at ``parent_path`` (returned), unless there."""
-        parent = self._folder(parent_path)
-        with contextlib.suppress(FileExistsError):
+        # A row folder's parent (``files``) is kept among the top folders: looked up first.
+        parent = self._fixed.get(parent_path) or self._folder(parent_path)
+        try:
             os.mkdir(name, dir_fd=parent.fd)
+        except FileExistsError:
+            pass
         return parent
 
     def start(self, final: str) -> Upload:
