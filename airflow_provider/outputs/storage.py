@@ -330,10 +330,9 @@ class LocalFileOps:
         if parent_path == self._base:
             self._fixed[path] = folder
         else:
-            rows = self._rows
-            if len(rows) >= KEPT_ROW_FOLDERS:
-                self._evict(len(rows) + 1 - KEPT_ROW_FOLDERS)
-            rows[path] = folder
+            if len(self._rows) >= KEPT_ROW_FOLDERS:
+                self._evict(len(self._rows) + 1 - KEPT_ROW_FOLDERS)
+            self._rows[path] = folder
         return folder
 
     def done_with(self, folder: _Folder) -> None:
@@ -349,13 +348,12 @@ class LocalFileOps:
         written in (those stay until done: the cache grows past its size while they are)."""
         rows = self._rows
         while excess > 0:
-            for key, folder in rows.items():  # least recently used first
-                if not folder.users:
+            for key in rows:  # least recently used first
+                if not rows[key].users:
                     break
             else:
                 return
-            del rows[key]
-            folder.drop()
+            rows.pop(key).drop()
             excess -= 1
 
     def _forget(self, path: str) -> None:
@@ -458,12 +456,9 @@ class LocalFileOps:
 
     def _mkdir(self, parent_path: str, name: str) -> _Folder:
         """Create the folder ``name`` in the one at ``parent_path`` (returned), unless there."""
-        # A row folder's parent (``files``) is kept among the top folders: looked up first.
-        parent = self._fixed.get(parent_path) or self._folder(parent_path)
-        try:
+        parent = self._folder(parent_path)
+        with contextlib.suppress(FileExistsError):
             os.mkdir(name, dir_fd=parent.fd)
-        except FileExistsError:
-            pass
         return parent
 
     def start(self, final: str) -> Upload:
