@@ -262,13 +262,23 @@ def breakdown(hook: Any, batch_id: str, landed: Path, rows: int) -> list[str]:
         table.build()
     lines.append(f"outputs table built: {watch.wall:.2f} s")
     kept = [p.relative_to(landed).as_posix() for p in landed.rglob("*") if p.is_file()]
-    with Stopwatch() as watch:
-        OutputWriter(ObjectStoragePath(str(landed))).begin(kept)
+    with OutputWriter(ObjectStoragePath(str(landed))) as claimer, Stopwatch() as watch:
+        claimer.begin(kept)
     lines.append(f"destination listed and checked against {len(kept):,} files: {watch.wall:.2f} s")
     sample = range(min(rows, 300))
     scratch = OutputWriter(ObjectStoragePath(str(landed.parent / "scratch")))
     planned = {i: plan_row_files(i, ["report.txt"])[0] for i in range(rows)}
-    scratch.begin(f.path for f in planned.values())
+    with scratch:
+        scratch.begin(f.path for f in planned.values())
+        lines += _time_pieces(hook, batch_id, scratch, planned, sample)
+    return lines
+
+
+def _time_pieces(
+    hook: Any, batch_id: str, scratch: Any, planned: dict[int, Any], sample: range
+) -> list[str]:
+    """CPU and wall time per call of each piece of a collect, one call at a time."""
+    lines = []
     pieces: dict[str, Any] = {
         "hook.list_batch_files": lambda i: hook.list_batch_files(SERVICE, VERSION, batch_id, i),
         "hook.iter_batch_file": lambda i: b"".join(
