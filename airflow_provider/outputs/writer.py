@@ -120,8 +120,11 @@ class OutputWriter:
         self._local = isinstance(fs, LocalFileSystem)
         self._token = uuid.uuid4().hex[:12]
         self._numbers = itertools.count()
-        self._local_ops = LocalFileOps(self._temporary_for) if self._local else None
-        self._files: FileOps = self._local_ops or file_ops_for(fs, self._temporary_for)
+        self._files: FileOps = (
+            LocalFileOps(self._temporary_for)
+            if self._local
+            else file_ops_for(fs, self._temporary_for)
+        )
         self._base = destination.path.rstrip("/") or "/"
         self._folders: set[int] = set()
         self._listing = Listing()
@@ -200,9 +203,9 @@ class OutputWriter:
     def _prepare_base(self) -> None:
         """Create the destination; on a local disk, open it once and continue from there
         (every folder below is reached from its descriptor) and from its real path."""
-        base = self._base
-        if self._local_ops is not None:
-            self._base = self._local_ops.open_base(base)  # refuses a file there
+        base, files = self._base, self._files
+        if isinstance(files, LocalFileOps):
+            self._base = files.open_base(base)  # refuses a file there
         else:
             fs = self.destination.fs
             if fs.isfile(base):
