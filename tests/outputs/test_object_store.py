@@ -35,10 +35,10 @@ from airflow_provider.outputs import (
     OutputWriter,
     RenderedTable,
     WrittenFile,
-    build_manifest,
     plan_row_files,
     storage,
 )
+from tests.outputs.helpers import manifest_of_run
 from tests.outputs.s3_server import CountingS3Server, server_environment
 
 REPO = Path(__file__).resolve().parents[2]
@@ -140,16 +140,7 @@ def run(
         landed = asyncio.run(land())
     writer.write_table(rendered)
     writer.remove_leftovers([rendered.name, *(f.path for f in landed)])
-    manifest = build_manifest(
-        batch_ids=["b"],
-        service_name="s",
-        service_version="v",
-        table_path=rendered.name,
-        output_format=OutputFormat.CSV,
-        rows=rendered.rows,
-        failed_rows=0,
-        files=landed,
-    )
+    manifest = manifest_of_run(rendered, landed)
     writer.finish(manifest)
     return manifest
 

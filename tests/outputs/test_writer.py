@@ -33,13 +33,13 @@ from airflow_provider.outputs import (
     OutputWriter,
     RenderedTable,
     WrittenFile,
-    build_manifest,
     check_destination,
     plan_row_files,
 )
 from airflow_provider.outputs.manifest import encode_manifest
 from airflow_provider.outputs.names import PlannedFile
 from airflow_provider.outputs.storage import LocalFileOps
+from tests.outputs.helpers import manifest_of_run
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -81,20 +81,6 @@ def run(
     writer.remove_leftovers([table.name, *(f.path for f in landed)])
     writer.finish(manifest_of_run(table, landed))
     return landed
-
-
-def manifest_of_run(table: RenderedTable, landed: list[WrittenFile]) -> dict[str, Any]:
-    """The manifest of a test run that landed ``landed`` beside ``table``."""
-    return build_manifest(
-        batch_ids=["b"],
-        service_name="s",
-        service_version="v",
-        table_path=table.name,
-        output_format=table.output_format,
-        rows=table.rows,
-        failed_rows=0,
-        files=landed,
-    )
 
 
 def expected_tree(
