@@ -135,6 +135,9 @@ def test_download_gives_up_when_every_attempt_is_cut_without_progress(
 #: The two versions of the file: a splice of them is never the one or the other.
 OLD = bytes([1]) * 300_000
 NEW = bytes([2]) * 300_000
+#: A newer version equal to ``OLD`` up to past where a download cut at 100,000 bytes resumes:
+#: only the validators tell the two apart there.
+NEWER = OLD[:200_000] + NEW[200_000:]
 LAST_MODIFIED = ("Wed, 21 Oct 2026 07:28:00 GMT", "Thu, 22 Oct 2026 07:28:00 GMT")
 
 
@@ -273,13 +276,12 @@ def test_range_of_another_version_is_not_spliced(
     The versions differ only past the byte where the download resumes, so only the validators
     tell them apart."""
     name, first, changed = validator
-    newer = OLD[:200_000] + NEW[200_000:]
 
     def answer(number: int, asked: Asked) -> bytes:
         if number == 1:
             return whole(OLD, {name: first}, cut=100_000)
         assert asked.start is not None and asked.if_range == first
-        return ranged(newer, asked.start, {name: changed})
+        return ranged(NEWER, asked.start, {name: changed})
 
     with pytest.raises(MrsDeployProtocolError, match="changed on the server"):
         download_from(answer)
@@ -413,13 +415,12 @@ def test_range_without_the_etag_the_first_answer_had_fails(download_from: Downlo
     """A server must name a partial answer's ``ETag`` when a full one would (RFC 9110,
     15.3.7); one that leaves it out while ignoring ``If-Range`` could send the rest of another
     version, so the range is refused rather than trusted."""
-    newer = OLD[:200_000] + NEW[200_000:]
 
     def answer(number: int, asked: Asked) -> bytes:
         if number == 1:
             return whole(OLD, {"ETag": '"v1"'}, cut=100_000)
         assert asked.start is not None and asked.if_range == '"v1"'
-        return ranged(newer, asked.start, {})
+        return ranged(NEWER, asked.start, {})
 
     with pytest.raises(MrsDeployProtocolError, match="has no ETag"):
         download_from(answer)
@@ -465,12 +466,11 @@ def test_range_of_a_file_of_unknown_length_must_name_its_total(
 def test_restart_without_the_etag_the_first_answer_had_fails(download_from: Downloader) -> None:
     """A server ignoring ``Range`` sends a file of the same length whole, without the
     ``ETag`` it first sent: only one byte would be compared, so it is refused."""
-    newer = OLD[:200_000] + NEW[200_000:]
 
     def answer(number: int, asked: Asked) -> bytes:
         if number == 1:
             return whole(OLD, {"ETag": '"v1"'}, cut=100_000)
-        return whole(newer, {})
+        return whole(NEWER, {})
 
     with pytest.raises(MrsDeployProtocolError, match="changed on the server"):
         download_from(answer)
