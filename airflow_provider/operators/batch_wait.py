@@ -9,9 +9,15 @@ from typing import Any
 from airflow.sdk import BaseOperator
 
 from airflow_provider.batch_set import BatchSet
-from airflow_provider.compat import default_deferrable
+from airflow_provider.compat import AirflowTaskTimeout, default_deferrable
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
-from airflow_provider.waiting.tasks import compute_deadline, deferral_timeout, wait_until_done
+from airflow_provider.waiting.deadlines import check_interval
+from airflow_provider.waiting.tasks import (
+    cancel_unfinished,
+    compute_deadline,
+    deferral_timeout,
+    wait_until_done,
+)
 
 
 class BatchWaitingOperator(BaseOperator):
@@ -32,11 +38,19 @@ class BatchWaitingOperator(BaseOperator):
     ) -> None:
         """Keep the wait's parameters (``deferrable`` defaults to Airflow's setting)."""
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.poll_interval = poll_interval
-        self.max_poll_interval = max_poll_interval
+        # Checked while the DAG is parsed: after the batches started, a bad interval would fail
+        # the wait (and every retry) with the batches left running.
+        self.poll_interval = check_interval(poll_interval, "poll_interval")
+        self.max_poll_interval = (
+            None
+            if max_poll_interval is None
+            else check_interval(max_poll_interval, "max_poll_interval")
+        )
         self.timeout = timeout
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
+        #: A timeout ended the wait and was acted on (``on_kill`` must not cancel again).
+        self._timeout_handled = False
 
     def _wait_for(
         self,
@@ -67,7 +81,9 @@ class BatchWaitingOperator(BaseOperator):
                 # Airflow's backstop, should the trigger be unable to report the deadline.
                 timeout=deferral_timeout(deadline, now),
             )
-        if in_worker:
+        if not in_worker:
+            return
+        try:
             wait_until_done(
                 self.hook,
                 batch_set,
@@ -75,3 +91,21 @@ class BatchWaitingOperator(BaseOperator):
                 deadline=deadline,
                 cancel_on_timeout=self.cancel_on_timeout,
             )
+        except AirflowTaskTimeout:
+            self._on_execution_timeout(batch_set)
+            raise
+
+    def _on_execution_timeout(self, batch_set: BatchSet) -> None:
+        """The task's ``execution_timeout`` ended the wait: Airflow calls ``on_kill`` next, but
+        the timeout decides, as ``cancel_on_timeout`` says (the batches still running are
+        cancelled; finished ones are kept)."""
+        self._timeout_handled = True
+        if not self.cancel_on_timeout:
+            self.log.error("Timed out waiting: %s left running", batch_set.describe())
+            return
+        self.log.error("Timed out waiting: cancelling %s", batch_set.describe())
+        hook = self.hook.independent_copy()  # the timeout may have interrupted a call of it
+        try:
+            cancel_unfinished(hook, batch_set, quiet=True)
+        finally:
+            hook.close()

@@ -484,8 +484,8 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
         """Cancel the current attempt's batches: always while they are being started (a
         partial attempt is never left running), afterwards unless ``cancel_on_kill=False``."""
         started = self._started
-        if started is None:
-            return
+        if started is None or self._timeout_handled:
+            return  # after a timeout, cancel_on_timeout has decided
         hook = self.hook.independent_copy()
         try:
             submitting = not self._handed_over

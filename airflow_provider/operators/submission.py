@@ -127,11 +127,14 @@ def cancel_quietly(hook: Any, ref: BatchSet) -> None:
 def cancel_pushed(context: Any, task_id: str, key: str, hook: Any) -> None:
     """Cancel the batch set a task pushed to XCom under ``key`` (when Airflow's deferral
     backstop ended its wait: the trigger never reported, so the task cancels as the deadline
-    asks). Problems are logged, never raised: the timeout is what the user must see."""
+    asks; a batch found finished meanwhile is kept). Problems are logged, never raised: the
+    timeout is what the user must see."""
+    from airflow_provider.waiting.tasks import cancel_unfinished
+
     pushed = context["ti"].xcom_pull(task_ids=task_id, key=key)
     if pushed:
         log.error("The wait passed its deadline: cancelling the batches")
-        cancel_quietly(hook, BatchSet.from_json(pushed))
+        cancel_unfinished(hook, BatchSet.from_json(pushed), quiet=True)
 
 
 class StartedBatches:

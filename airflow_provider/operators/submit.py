@@ -303,8 +303,8 @@ class MrsDeploySubmitBatchOperator(BatchWaitingOperator):
         works through an independent copy of the hook.
         """
         started = self._started
-        if started is None:
-            return
+        if started is None or self._timeout_handled:
+            return  # after a timeout, cancel_on_timeout has decided
         hook = self.hook.independent_copy()
         try:
             submitting = self._ref is None

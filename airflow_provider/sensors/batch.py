@@ -18,15 +18,15 @@ from airflow_provider.compat import (
     AirflowTaskTimeout,
     default_deferrable,
 )
-from airflow_provider.operators.submission import cancel_quietly
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
-from airflow_provider.waiting.deadlines import calls_end_by
+from airflow_provider.waiting.deadlines import check_interval, checks_end_by
 from airflow_provider.waiting.events import BatchEvent
-from airflow_provider.waiting.progress import BatchOutcome, is_transient_poll_error
+from airflow_provider.waiting.progress import BatchOutcome
 from airflow_provider.waiting.tasks import (
     MrsDeployBatchTimeoutError,
     cancel_batches,
-    check_batches,
+    cancel_unfinished,
+    check_tolerantly,
     complete_from_event,
     compute_deadline,
     deferral_timed_out,
@@ -89,12 +89,18 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         self.service_version = service_version
         self.mrsdeploy_conn_id = mrsdeploy_conn_id
         self.deferrable = default_deferrable() if deferrable is None else deferrable
-        self.max_poll_interval = max_poll_interval
+        self.max_poll_interval = (
+            None
+            if max_poll_interval is None
+            else check_interval(max_poll_interval, "max_poll_interval")
+        )
         self.cancel_on_timeout = cancel_on_timeout
         self.cancel_on_kill = cancel_on_kill
         self._ref: BatchSet | None = None
         #: When poking: the end of the sensor's timeout, which no check may run past.
         self._poke_deadline: float | None = None
+        #: A timeout ended the wait and was acted on (``on_kill`` must not cancel again).
+        self._timeout_handled = False
 
     @cached_property
     def hook(self) -> MrsDeployHook:
@@ -116,13 +122,9 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         next poke tries again; only the sensor's timeout ends the wait.
         """
         ref = self.batch_ref(context)
-        try:
-            with calls_end_by(self._poke_deadline):
-                progress = check_batches(self.hook, ref)
-        except (MrsDeployError, OSError) as exc:
-            if not is_transient_poll_error(exc):
-                raise
-            self.log.warning("Checking %s failed, will check again: %s", ref.describe(), exc)
+        end = checks_end_by(self._poke_deadline, time.time())
+        progress = check_tolerantly(self.hook, ref, end=end, logger=self.log)
+        if progress is None:
             return False
         raise_if_failed(ref, progress)
         self.log.info("%s: %s", ref.describe(), progress.describe())
@@ -159,11 +161,32 @@ class MrsDeployBatchSensor(BaseSensorOperator):
             self._poke_deadline = compute_deadline(time.time(), self.timeout)
         try:
             return super().execute(context)
-        except (AirflowSensorTimeout, AirflowTaskTimeout):
+        except (AirflowSensorTimeout, AirflowTaskTimeout, AirflowSkipException) as err:
+            if not self._timed_out(err):
+                raise
+            # Airflow calls on_kill after its execution timeout: the timeout decides here.
+            self._timeout_handled = True
             if self.cancel_on_timeout and self._ref is not None:
                 self.log.error("Timed out waiting: cancelling %s", self._ref.describe())
-                cancel_batches(self.hook, self._ref)
+                # The execution timeout may have interrupted a call of the hook.
+                hook = self.hook.independent_copy()
+                try:
+                    cancel_unfinished(hook, self._ref, quiet=True)
+                finally:
+                    hook.close()
             raise
+
+    def _timed_out(self, err: BaseException) -> bool:
+        """Whether the sensor's loop ended ``err`` because a timeout passed: the sensor's own
+        (skipped instead with ``soft_fail``) or the task's ``execution_timeout``.
+
+        Airflow's loop raises its timeout skip without a cause; a skip caused by an error of
+        the poke (``never_fail``) is not a timeout.
+        """
+        if not isinstance(err, AirflowSkipException):
+            return True
+        cause = err.__cause__
+        return cause is None or isinstance(cause, (AirflowSensorTimeout, AirflowTaskTimeout))
 
     def poke_interval_seconds(self) -> float:
         """``poke_interval`` in seconds whatever type it was given as."""
@@ -201,7 +224,8 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         except Exception as err:
             if deferral_timed_out(err) and self.cancel_on_timeout:
                 self.log.error("The wait passed its deadline: cancelling the batches")
-                cancel_quietly(self.hook, self.batch_ref(context))  # the timeout is the error
+                # The timeout is the error the user must see.
+                cancel_unfinished(self.hook, self.batch_ref(context), quiet=True)
             if isinstance(err, MrsDeployError):
                 for flag in ("soft_fail", "never_fail"):
                     if getattr(self, flag, False):
@@ -216,6 +240,8 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         Airflow calls this from a signal handler that may interrupt a call of the hook, so it
         works through an independent copy of the hook.
         """
+        if self._timeout_handled:
+            return  # the timeout, handled as cancel_on_timeout says, is why the task ends
         if self.cancel_on_kill and self._ref is not None:
             hook = self.hook.independent_copy()
             try:

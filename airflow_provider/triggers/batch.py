@@ -18,7 +18,12 @@ from airflow_provider.api import (
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import async_timeout_at
 from airflow_provider.safe_text import printable, redacted
-from airflow_provider.waiting.deadlines import calls_end_by
+from airflow_provider.waiting.deadlines import (
+    calls_end_by,
+    check_interval,
+    checks_end_by,
+    is_last_check,
+)
 from airflow_provider.waiting.events import BatchEvent, BatchEventStatus
 from airflow_provider.waiting.heap import settle_heap_once
 from airflow_provider.waiting.progress import (
@@ -41,15 +46,6 @@ def _batch_set_of(
             raise ValueError("pass batch_set, or batch_ids with service_name and service_version")
         return BatchSet.of_ids((service_name, service_version), batch_ids)
     return batch_set if isinstance(batch_set, BatchSet) else BatchSet.from_json(batch_set)
-
-
-def _interval(value: float, name: str) -> float:
-    """A poll interval: a finite number of seconds >= 0 (NaN or infinity would make the wait
-    spin or never poll again)."""
-    seconds = float(value)
-    if not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{name} must be a finite number of seconds >= 0 (got {value!r})")
-    return seconds
 
 
 @dataclass
@@ -119,13 +115,13 @@ class MrsDeployBatchTrigger(BaseTrigger):
         self.problem: str | None = None
         try:
             self.batch_set = _batch_set_of(batch_set, batch_ids, service_name, service_version)
-            self.poll_interval = _interval(poll_interval, "poll_interval")
+            self.poll_interval = check_interval(poll_interval, "poll_interval")
             # Never faster than poll_interval, whatever the slowest poll was set to.
             self.max_poll_interval = max(
                 self.poll_interval,
                 self.poll_interval
                 if max_poll_interval is None
-                else _interval(max_poll_interval, "max_poll_interval"),
+                else check_interval(max_poll_interval, "max_poll_interval"),
             )
             self.deadline = None if deadline is None else float(deadline)
         except Exception as err:  # reported by run(), see above
@@ -213,7 +209,10 @@ class MrsDeployBatchTrigger(BaseTrigger):
         seen = _Seen()
         try:
             while True:
-                event = await self._poll_in_time(hook, seen) or self._deadline_event(seen)
+                started = time.time()
+                event = await self._poll_in_time(hook, seen, started)
+                if event is None and is_last_check(self.deadline, started):
+                    event = self._deadline_event(seen)
                 if event is not None:
                     yield event
                     return
@@ -221,16 +220,22 @@ class MrsDeployBatchTrigger(BaseTrigger):
         finally:
             await hook.aclose()
 
-    async def _poll_in_time(self, hook: Any, seen: _Seen) -> TriggerEvent | None:
+    async def _poll_in_time(self, hook: Any, seen: _Seen, started: float) -> TriggerEvent | None:
         """:meth:`_poll`, abandoned at the deadline: a poll hanging on the server (or waiting out
         a ``Retry-After``) cannot hold the wait past it. Requests and retry waits are also cut
-        to the time left (:func:`~airflow_provider.waiting.deadlines.calls_end_by`)."""
-        if self.deadline is None:
+        to the time left (:func:`~airflow_provider.waiting.deadlines.calls_end_by`).
+
+        The poll made once the deadline has passed is the wait's last: it gets
+        :data:`~airflow_provider.waiting.deadlines.FINAL_CHECK_GRACE` to answer, so a batch that
+        finished in time is reported complete rather than timed out (and then cancelled).
+        """
+        end = checks_end_by(self.deadline, started)
+        if end is None:
             return await self._poll(hook, seen)
         loop = asyncio.get_running_loop()
         try:
-            with calls_end_by(self.deadline):
-                async with async_timeout_at(loop.time() + (self.deadline - time.time())):
+            with calls_end_by(end):
+                async with async_timeout_at(loop.time() + (end - time.time())):
                     return await self._poll(hook, seen)
         except TimeoutError:
             self.log.warning("The deadline passed while polling %s", ",".join(self.batch_ids))
@@ -280,10 +285,8 @@ class MrsDeployBatchTrigger(BaseTrigger):
         seen.fraction = progress.fraction
         return None
 
-    def _deadline_event(self, seen: _Seen) -> TriggerEvent | None:
-        """The timeout event once the deadline has passed, else None."""
-        if self.deadline is None or time.time() < self.deadline:
-            return None
+    def _deadline_event(self, seen: _Seen) -> TriggerEvent:
+        """The timeout event, after the last poll (made once the deadline had passed)."""
         return self._event(
             BatchEventStatus.TIMEOUT,
             seen.completed,

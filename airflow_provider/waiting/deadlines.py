@@ -6,11 +6,16 @@ a retry the deadline would interrupt is not started (a server asking, with ``Ret
 come back after the deadline is taken at its word). The deadline is a context variable, so it
 follows the code that set it across ``await`` and into the tasks it starts, and never leaks into
 another task or thread.
+
+A wait's last status check is made once the deadline has passed, and gets a short grace
+(:data:`FINAL_CHECK_GRACE`) to answer: whether the batch finished in time is decided by the
+server's answer at the deadline, never by a check cut short a moment before it.
 """
 
 from __future__ import annotations
 
 import contextvars
+import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +27,45 @@ _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
 #: Shortest timeout given to a request: one started with almost no time left still gets an
 #: answer from a server that is up, instead of failing before it could.
 MIN_REQUEST_TIMEOUT = 0.05
+
+#: How long the check made at the deadline (the wait's last) may take, seconds: long enough
+#: for a server under load to answer one status request, short against Airflow's own backstop
+#: (a minute past the deadline).
+FINAL_CHECK_GRACE = 5.0
+
+
+def check_interval(value: object, name: str) -> float:
+    """A poll interval in seconds: a finite number >= 0.
+
+    NaN or infinity would make a wait spin or never check again, and a negative interval would
+    poll as fast as the server answers.
+
+    :raises ValueError: naming the parameter and the value given.
+    """
+    try:
+        seconds = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{name} must be a finite number of seconds >= 0 (got {value!r})")
+    return seconds
+
+
+def checks_end_by(deadline: float | None, started: float) -> float | None:
+    """When a status check started at ``started`` must end: at the deadline, or, for the check
+    made once the deadline has passed (the last), :data:`FINAL_CHECK_GRACE` after it started.
+
+    :param deadline: the wait's deadline (epoch seconds), or None.
+    :param started: when the check starts (epoch seconds).
+    """
+    if deadline is None:
+        return None
+    return deadline if started < deadline else started + FINAL_CHECK_GRACE
+
+
+def is_last_check(deadline: float | None, started: float) -> bool:
+    """Whether a check started at ``started`` is the wait's last (the deadline has passed)."""
+    return deadline is not None and started >= deadline
 
 
 @contextmanager

@@ -17,13 +17,19 @@ from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import TaskDeferralTimeout
 from airflow_provider.exceptions import MrsDeployBatchFailedError, MrsDeployBatchTimeoutError
 from airflow_provider.safe_text import printable, redacted
-from airflow_provider.waiting.deadlines import calls_end_by
+from airflow_provider.waiting.deadlines import (
+    FINAL_CHECK_GRACE,
+    calls_end_by,
+    checks_end_by,
+    is_last_check,
+)
 from airflow_provider.waiting.events import BatchEvent, BatchEventStatus
 from airflow_provider.waiting.progress import (
     BatchOutcome,
     BatchProgress,
     RateEstimator,
     evaluate_batches,
+    is_transient_poll_error,
 )
 
 log = logging.getLogger(__name__)
@@ -81,6 +87,28 @@ def check_batches(hook: Any, ref: BatchSet) -> BatchProgress:
     return evaluate_batches(ref.batch_ids, statuses)
 
 
+def check_tolerantly(
+    hook: Any, ref: BatchSet, *, end: float | None, logger: Any = log
+) -> BatchProgress | None:
+    """:func:`check_batches`, its calls ending by ``end``; None when it failed in a way a later
+    check may not (the hook has retried already: a proxy restarting, a server under load).
+
+    The worker's waits and the trigger treat a failed check the same way: logged, and the
+    wait goes on until its deadline.
+
+    :raises MrsDeployError: what will not heal (a batch the server does not know, a refused
+        token, an answer that breaks the contract).
+    """
+    try:
+        with calls_end_by(end):
+            return check_batches(hook, ref)
+    except (MrsDeployError, OSError) as exc:
+        if not is_transient_poll_error(exc):
+            raise
+        logger.warning("Checking %s failed, will check again: %s", ref.describe(), exc)
+        return None
+
+
 def raise_if_failed(ref: BatchSet, progress: BatchProgress) -> None:
     """Fail the task with the server's verdict when any batch failed."""
     if progress.outcome is BatchOutcome.FAILED:
@@ -98,6 +126,45 @@ def cancel_batches(hook: Any, ref: BatchSet) -> None:
         hook.cancel_batch(ref.service_name, ref.service_version, batch_id)
 
 
+def cancel_unfinished(hook: Any, ref: BatchSet, *, quiet: bool = False) -> list[str]:
+    """Cancel the batches of ``ref`` that are still running, as a timeout asks; return the ids
+    of those found finished, which are kept.
+
+    On this API cancelling deletes a batch with its results: a batch that finished between the
+    wait's last check and now (the task resuming after deferral, Airflow's backstop, a poke
+    cut short) is worth keeping, for a retry or a Collect. A batch whose state cannot be read
+    is cancelled, as the timeout asked.
+
+    :param quiet: log problems instead of raising them (while another error is the one the
+        user must see).
+    """
+    kept = []
+    for batch_id in ref.batch_ids:
+        try:
+            with calls_end_by(time.time() + FINAL_CHECK_GRACE):
+                status = hook.get_batch_progress(ref.service_name, ref.service_version, batch_id)
+            if status.is_terminal:
+                log.warning(
+                    "Batch %s finished (%s) after the deadline: kept, not cancelled",
+                    batch_id,
+                    status.state.value,
+                )
+                kept.append(batch_id)
+                continue
+        except Exception as exc:  # unknown state: cancel, as the timeout asks
+            log.warning("Could not check batch %s before cancelling it: %s", batch_id, exc)
+        try:
+            log.info(
+                "Cancelling batch %s of %s %s", batch_id, ref.service_name, ref.service_version
+            )
+            hook.cancel_batch(ref.service_name, ref.service_version, batch_id)
+        except Exception as exc:
+            if not quiet:
+                raise
+            log.warning("Could not cancel batch %s: %s", batch_id, exc)
+    return kept
+
+
 def wait_until_done(
     hook: Any,
     ref: BatchSet,
@@ -107,32 +174,43 @@ def wait_until_done(
     cancel_on_timeout: bool,
     sleep: Any = time.sleep,
 ) -> BatchProgress:
-    """Poll from the worker until complete; raise on failure or when the deadline passes."""
+    """Poll from the worker until complete; raise on failure, or when the check made once the
+    deadline has passed (the last, see :func:`checks_end_by`) does not find it complete."""
     rate = RateEstimator()
+    progress_text = "its progress unknown: the last checks failed"
     while True:
-        with calls_end_by(deadline):
-            progress = check_batches(hook, ref)
-        raise_if_failed(ref, progress)
-        if progress.outcome is BatchOutcome.COMPLETE:
-            log.info("%s complete: %s", ref.describe(), progress.describe())
-            return progress
-        log.info(
-            "%s: %s, %s",
-            ref.describe(),
-            progress.describe(),
-            RateEstimator.format(*rate.observe(time.time(), progress)),
-        )
-        if deadline is not None and time.time() >= deadline:
-            handle_timeout(hook, ref, progress.describe(), cancel_on_timeout)
+        started = time.time()
+        progress = check_tolerantly(hook, ref, end=checks_end_by(deadline, started))
+        if progress is not None:
+            raise_if_failed(ref, progress)
+            if progress.outcome is BatchOutcome.COMPLETE:
+                log.info("%s complete: %s", ref.describe(), progress.describe())
+                return progress
+            progress_text = progress.describe()
+            log.info(
+                "%s: %s, %s",
+                ref.describe(),
+                progress_text,
+                RateEstimator.format(*rate.observe(time.time(), progress)),
+            )
+        if is_last_check(deadline, started):
+            handle_timeout(hook, ref, progress_text, cancel_on_timeout)
         wait = poll_interval if deadline is None else min(poll_interval, deadline - time.time())
         sleep(max(wait, 0.0))
 
 
 def handle_timeout(hook: Any, ref: BatchSet, progress_text: str, cancel_on_timeout: bool) -> None:
-    """Cancel (by default) and fail with a message that says what happened to the batch."""
+    """Cancel the batches still running (by default) and fail with a message that says what
+    happened to them."""
     if cancel_on_timeout:
-        cancel_batches(hook, ref)
-        outcome = "the batch was cancelled on the server"
+        kept = cancel_unfinished(hook, ref)
+        if kept:
+            outcome = (
+                f"batch(es) {', '.join(kept)} finished just after it and were kept; the others "
+                "were cancelled on the server. A retry of the task, or a Collect, can use them"
+            )
+        else:
+            outcome = "the batch was cancelled on the server"
     else:
         outcome = "the batch was left running on the server (cancel_on_timeout=False)"
     raise MrsDeployBatchTimeoutError(
