@@ -49,6 +49,27 @@ Answer = RawResponse | IssuedToken
 AuthFlow = Generator[Message, Answer, RawResponse]
 
 
+class TokenRenewal(Exception):
+    """The call needs a new token (the cached one is stale, or the server refused it with a
+    401): run it again holding the token cache's renewal lock (``locked=True``).
+
+    Raised out of the flow instead of renewing inside it whenever the driver does not hold the
+    lock. Calls sharing a token cache are often refused together (the token expired early, the
+    server restarted), and on this API a refresh ends the pair it replaces: two renewals at once
+    make each other's new token stale, and each call then fails as if the credentials were
+    wrong. Inside the lock the flow renews only when the cached token is still unusable or still
+    the refused one, and otherwise takes the token another call has just obtained.
+
+    Internal: the driver always catches it. The token is kept out of the message.
+
+    :param refused: the token the server refused, or None when the cached one is only stale.
+    """
+
+    def __init__(self, refused: str | None) -> None:
+        super().__init__("the call needs a new access token")
+        self.refused = refused
+
+
 class Credentials(Protocol):
     """Where to log in and with what: the values the flow reads, nothing else.
 
@@ -108,28 +129,36 @@ class Authenticator:
         request: ApiRequest,
         body: RequestBody | None = None,
         headers: Mapping[str, str] | None = None,
+        refused: str | None = None,
+        locked: bool = False,
     ) -> AuthFlow:
         """Flow for one API call; returns the successful response or raises the mapped error.
 
         :param request: the API request.
         :param body: raw body, for ``start_batch``.
         :param headers: extra request headers, sent on every attempt.
+        :param refused: the token an earlier run of this call was refused with: this run is
+            the call's last chance (another 401 is an error).
+        :param locked: the driver holds the token cache's renewal lock: renew here when needed.
+        :raises TokenRenewal: a new token is needed and the driver does not hold the lock.
         """
         extra = dict(headers or {})
-        token = (yield from self._token(renew=False)) if request.authenticated else None
+        token = (yield from self._token(refused, locked)) if request.authenticated else None
         response = yield from self._send(Outgoing(request, token, body, extra))
         if response.status == 401 and request.authenticated:
-            refused = self._error(request, response)
+            error = self._error(request, response)
             if self.credentials.bearer_token is not None:
-                raise self._auth_error(refused, "the server refused the bearer token")
+                raise self._auth_error(error, "the server refused the bearer token")
             if body is not None and not body.replayable:
-                raise self._auth_error(
-                    refused, "the token was refused and the body cannot be resent"
-                )
+                raise self._auth_error(error, "the token was refused and the body cannot be resent")
+            if refused is not None:
+                raise self._auth_error(error, "the server refused a freshly issued token")
             self.log.info(
                 "%s was refused (401); renewing the token and retrying once", request.describe
             )
-            token = yield from self._token(renew=True)
+            if not locked:
+                raise TokenRenewal(token)
+            token = yield from self._token(token, locked)
             response = yield from self._send(Outgoing(request, token, body, extra))
             if response.status == 401:
                 raise self._auth_error(
@@ -175,19 +204,22 @@ class Authenticator:
             exception_type=error.exception_type,
         )
 
-    def _token(self, *, renew: bool) -> Generator[Message, Answer, str]:
-        """Return an access token, refreshing or logging in when needed.
+    def _token(self, refused: str | None, locked: bool) -> Generator[Message, Answer, str]:
+        """Return an access token, refreshing or logging in when needed (and allowed).
 
-        :param renew: the server refused the cached token: do not trust it even if unexpired.
+        :param refused: a token the server refused: not used again even if unexpired (another
+            token in the cache, renewed meanwhile by another call, is).
+        :param locked: the driver holds the renewal lock (else a renewal is left to it).
         """
         if self.credentials.bearer_token is not None:
             return self.credentials.bearer_token
-        if not renew:
-            cached = self.tokens.usable_token(self.clock())
-            if cached is not None:
-                return cached
+        cached = self.tokens.usable_token(self.clock())
+        if cached is not None and cached != refused:
+            return cached
+        if not locked:
+            raise TokenRenewal(refused)
         if self.issuer is not None:
-            return (yield from self._issued(renew))
+            return (yield from self._issued(renew=refused is not None))
         refresh_token = self.tokens.refresh_token()
         if refresh_token is not None:
             token = yield from self._refresh(refresh_token)

@@ -15,7 +15,7 @@ import requests
 from airflow.sdk import BaseHook
 
 from airflow_provider.api import calls
-from airflow_provider.api.auth_flow import Authenticator
+from airflow_provider.api.auth_flow import Authenticator, TokenRenewal
 from airflow_provider.api.body import BodyInput, RequestBody, request_body
 from airflow_provider.api.calls import ApiRequest
 from airflow_provider.api.errors import (
@@ -271,15 +271,29 @@ class MrsDeployHook(BaseHook):
         retries: bool = True,
     ) -> RawResponse:
         """One call, with the connection's retries (none with ``retries=False``: for a caller
-        whose own loop retries, so that both do not multiply)."""
+        whose own loop retries, so that both do not multiply).
+
+        Tokens are renewed one call at a time, under the token cache's lock: a call that finds
+        the token stale before it starts takes the lock at once; one that finds it stale later,
+        or whose token the server refused, is run again under the lock
+        (:class:`~airflow_provider.api.auth_flow.TokenRenewal`).
+        """
         settings = self.settings
-        if self._renewal_due(request, settings):
+        try:
+            if self._renewal_due(request, settings):
+                with self._tokens.renewal_lock:
+                    # Checked again once in, as on the async path: whoever held the lock has
+                    # usually just renewed the token, and this call need not hold others up.
+                    if self._renewal_due(request, settings):
+                        return self._call_once(
+                            request, settings, body, headers, retries, locked=True
+                        )
+            return self._call_once(request, settings, body, headers, retries)
+        except TokenRenewal as wanted:
             with self._tokens.renewal_lock:
-                # Checked again once in, as on the async path: whoever held the lock has
-                # usually just renewed the token, and this call need not hold the others up.
-                if self._renewal_due(request, settings):
-                    return self._call_once(request, settings, body, headers, retries)
-        return self._call_once(request, settings, body, headers, retries)
+                return self._call_once(
+                    request, settings, body, headers, retries, wanted.refused, locked=True
+                )
 
     def _call_once(
         self,
@@ -288,6 +302,9 @@ class MrsDeployHook(BaseHook):
         body: RequestBody | None,
         headers: Mapping[str, str] | None,
         retries: bool = True,
+        refused: str | None = None,
+        *,
+        locked: bool = False,
     ) -> RawResponse:
         parts = self._call_parts(settings)
         auth, policy, issuer = parts.auth, parts.policy, parts.issuer
@@ -300,7 +317,7 @@ class MrsDeployHook(BaseHook):
 
         def attempt() -> RawResponse:
             try:
-                return drive(auth.call(request, body, headers), send, issuer)
+                return drive(auth.call(request, body, headers, refused, locked), send, issuer)
             finally:
                 # Before anything is logged: the retry warning, the error the task prints.
                 for secret, name in self._tokens.take_unmasked():
@@ -320,26 +337,35 @@ class MrsDeployHook(BaseHook):
                 settings = await self.asettings()
         else:
             settings = self._settings
-        if self._renewal_due(request, settings):
+        try:
+            if self._renewal_due(request, settings):
+                async with self._tokens.arenewal_lock():
+                    # Checked again once in: whoever held the lock has usually just renewed the
+                    # token, and then this call need not keep the others waiting while it runs.
+                    if self._renewal_due(request, settings):
+                        return await self._acall_once(request, settings, headers, locked=True)
+            return await self._acall_once(request, settings, headers)
+        except TokenRenewal as wanted:  # renewed one call at a time, as in _call
             async with self._tokens.arenewal_lock():
-                # Checked again once in: whoever held the lock has usually just renewed the
-                # token, and then this call need not keep the others waiting while it runs.
-                if self._renewal_due(request, settings):
-                    return await self._acall_once(request, settings, headers)
-        return await self._acall_once(request, settings, headers)
+                return await self._acall_once(
+                    request, settings, headers, wanted.refused, locked=True
+                )
 
     async def _acall_once(
         self,
         request: ApiRequest,
         settings: MrsDeployConnectionSettings,
         headers: Mapping[str, str] | None = None,
+        refused: str | None = None,
+        *,
+        locked: bool = False,
     ) -> RawResponse:
         parts = self._call_parts(settings)
         auth, policy, issuer = parts.auth, parts.policy, parts.issuer
         if self.transport is not None:
             mocked = functools.partial(self.transport.asend, settings)
             attempt = functools.partial(
-                attempt_once, auth, self._tokens, request, mocked, headers, issuer
+                attempt_once, auth, self._tokens, request, mocked, headers, issuer, refused, locked
             )
             return await policy.arun(attempt, idempotent=request.idempotent)
         session = await self._aget_session()
@@ -348,7 +374,7 @@ class MrsDeployHook(BaseHook):
         # session take turns (``async_sessions``); a retry waits without holding a turn.
         send = functools.partial(transport_async.send, session, settings)
         attempt = functools.partial(
-            attempt_once, auth, self._tokens, request, send, headers, issuer
+            attempt_once, auth, self._tokens, request, send, headers, issuer, refused, locked
         )
         return await policy.arun(
             attempt,
@@ -762,16 +788,19 @@ async def attempt_once(
     send: Callable[[Outgoing], Awaitable[RawResponse]],
     headers: Mapping[str, str] | None,
     issuer: TokenIssuer | None = None,
+    refused: str | None = None,
+    locked: bool = False,
 ) -> RawResponse:
     """One attempt of an async call: the authentication flow driven over ``send`` (and
-    ``issuer``, for the tokens of an Azure AD connection).
+    ``issuer``, for the tokens of an Azure AD connection); ``refused`` and ``locked``: see
+    :class:`~airflow_provider.api.auth_flow.TokenRenewal`.
 
     Tokens that arrived during the attempt (in ``tokens``, the cache ``auth`` stores them in)
     are registered with the log masker before anything can log them (the retry warning, the
     error the trigger reports).
     """
     try:
-        return await adrive(auth.call(request, headers=headers), send, issuer)
+        return await adrive(auth.call(request, None, headers, refused, locked), send, issuer)
     finally:
         for secret, name in tokens.take_unmasked():
             await amask(secret, name)

@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from airflow_provider.api import MrsDeployProtocolError, calls
-from airflow_provider.api.auth_flow import Authenticator
+from airflow_provider.api.auth_flow import Authenticator, TokenRenewal
 from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.tokens import TokenState
 
@@ -36,9 +37,18 @@ def _answer(outgoing: Outgoing) -> RawResponse:
 
 
 def _drive(auth: Authenticator) -> list[Outgoing]:
-    flow = auth.call(calls.list_services())
-    sent = [next(flow)]
+    """One call, run again holding the renewal lock when it needs a new token (as the hooks
+    do: :class:`TokenRenewal`)."""
     try:
+        return _sent(auth.call(calls.list_services()))
+    except TokenRenewal as wanted:
+        return _sent(auth.call(calls.list_services(), None, None, wanted.refused, True))
+
+
+def _sent(flow: Any) -> list[Outgoing]:
+    sent: list[Outgoing] = []
+    try:
+        sent.append(next(flow))
         while True:
             sent.append(flow.send(_answer(sent[-1])))
     except StopIteration:
@@ -70,8 +80,9 @@ BROKEN_TOKEN_ANSWERS = [
 
 
 def _flow_answering(auth: Authenticator, answers: dict[str, bytes]) -> list[str]:
-    """Drive one call; each path is answered from ``answers`` (else ``[]``)."""
-    flow = auth.call(calls.list_services())
+    """Drive one call (holding the renewal lock); each path is answered from ``answers`` (else
+    ``[]``)."""
+    flow = auth.call(calls.list_services(), locked=True)
     sent = [next(flow)]
     try:
         while True:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from airflow_provider.api import MrsDeployAuthError, TokenPair, calls
+from airflow_provider.api.auth_flow import TokenRenewal
 from airflow_provider.hooks.body import request_body
 from airflow_provider.hooks.flow import Authenticator, Flow, Outgoing, RawResponse
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
@@ -47,6 +48,19 @@ def _run(flow: Flow, answers: list[RawResponse]) -> tuple[list[Outgoing], Any]:
     raise AssertionError(f"flow wanted more answers after {[o.request.path for o in sent]}")
 
 
+def _call(
+    auth: Authenticator, request: Any, answers: list[RawResponse], body: Any = None
+) -> tuple[list[Outgoing], Any]:
+    """Drive one call as the hooks do: a run that needs a new token raises
+    :class:`TokenRenewal`, and the call runs again holding the renewal lock."""
+    sent, result = _run(auth.call(request, body), answers)
+    if isinstance(result, TokenRenewal):
+        again = auth.call(request, body, refused=result.refused, locked=True)
+        more, result = _run(again, answers[len(sent) :])
+        sent += more
+    return sent, result
+
+
 def _pair_at(n: int) -> tuple[TokenPair, float]:
     return TokenPair(f"a{n}", f"r{n}", NOW + 3600), NOW
 
@@ -57,7 +71,7 @@ def _auth(settings: MrsDeployConnectionSettings, cache: TokenCache | None = None
 
 def test_first_call_logs_in_then_reuses_the_token() -> None:
     auth = _auth(PASSWORD)
-    sent, result = _run(auth.call(calls.list_services()), [_tokens(1), RawResponse(200, {}, b"[]")])
+    sent, result = _call(auth, calls.list_services(), [_tokens(1), RawResponse(200, {}, b"[]")])
     assert [o.request.path for o in sent] == ["/login", "/services"]
     assert sent[1].token == "a1"
     assert result.status == 200
@@ -68,8 +82,9 @@ def test_first_call_logs_in_then_reuses_the_token() -> None:
 def test_second_401_after_renewal_is_an_actionable_auth_error() -> None:
     cache = TokenCache(300)
     cache.store(*_pair_at(1))
-    sent, error = _run(
-        _auth(PASSWORD, cache).call(calls.list_services()),
+    sent, error = _call(
+        _auth(PASSWORD, cache),
+        calls.list_services(),
         [_status(401), _tokens(2), _status(401, "token revoked")],
     )
     assert [o.request.path for o in sent] == ["/services", "/login/refreshToken", "/services"]
@@ -81,13 +96,52 @@ def test_second_401_after_renewal_is_an_actionable_auth_error() -> None:
 def test_refused_refresh_falls_back_to_login() -> None:
     cache = TokenCache(300)
     cache.store(*_pair_at(1))
-    sent, result = _run(
-        _auth(PASSWORD, cache).call(calls.list_services()),
+    sent, result = _call(
+        _auth(PASSWORD, cache),
+        calls.list_services(),
         [_status(401), _status(401), _tokens(3), RawResponse(200, {}, b"[]")],
     )
     paths = [o.request.path for o in sent]
     assert paths == ["/services", "/login/refreshToken", "/login", "/services"]
     assert sent[-1].token == "a3"
+    assert result.status == 200
+
+
+def test_a_refused_token_is_renewed_only_by_the_run_that_holds_the_lock() -> None:
+    """Without the lock a run never renews: it asks for the lock (TokenRenewal) and sends
+    nothing more."""
+    cache = TokenCache(300)
+    cache.store(*_pair_at(1))
+    sent, wanted = _run(_auth(PASSWORD, cache).call(calls.list_services()), [_status(401)])
+    assert [o.request.path for o in sent] == ["/services"]
+    assert isinstance(wanted, TokenRenewal) and wanted.refused == "a1"
+    assert "a1" not in str(wanted)
+    sent, wanted = _run(_auth(PASSWORD).call(calls.list_services()), [])
+    assert sent == [] and isinstance(wanted, TokenRenewal) and wanted.refused is None
+
+
+def test_a_token_renewed_by_another_call_meanwhile_is_used_without_renewing() -> None:
+    """Calls refused together: the first to hold the lock renews; the others find the new token
+    in the cache and use it (on this API a second refresh would end the first one's token)."""
+    cache = TokenCache(300)
+    cache.store(*_pair_at(1))
+    auth = _auth(PASSWORD, cache)
+    _, first = _run(auth.call(calls.list_services()), [_status(401)])
+    _, second = _run(auth.call(calls.list_services()), [_status(401)])
+    assert isinstance(first, TokenRenewal) and isinstance(second, TokenRenewal)
+    sent, result = _run(
+        auth.call(calls.list_services(), None, None, first.refused, True),
+        [_tokens(2), RawResponse(200, {}, b"[]")],
+    )
+    assert [(o.request.path, o.token) for o in sent] == [
+        ("/login/refreshToken", None),
+        ("/services", "a2"),
+    ]
+    sent, result = _run(
+        auth.call(calls.list_services(), None, None, second.refused, True),
+        [RawResponse(200, {}, b"[]")],
+    )
+    assert [(o.request.path, o.token) for o in sent] == [("/services", "a2")]
     assert result.status == 200
 
 
