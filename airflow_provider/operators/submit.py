@@ -177,7 +177,7 @@ class MrsDeploySubmitBatchOperator(BatchWaitingOperator):
     def _submit(self, store: SubmissionStore) -> BatchSet:
         """Check the records against the service and start one batch per chunk of rows."""
         # pandas and pyarrow are imported here, when the task runs, never when the DAG is parsed.
-        from airflow_provider.records.check import check_has_rows, prepare_records
+        from airflow_provider.records.check import check_has_rows, prepare_records, text_inputs
         from airflow_provider.records.encode import (
             DigestingBody,
             combine_digests,
@@ -185,9 +185,11 @@ class MrsDeploySubmitBatchOperator(BatchWaitingOperator):
         )
 
         parallel_count = run_time_parallel_count(self.parallel_count)
-        frame = self._read_records()
-        check_has_rows(frame)  # before any request: an empty batch is refused anyway
+        # The service before the records: a CSV's reader must know which columns are
+        # character inputs to keep them as written (a zip code 007 would become the number 7).
         service = self.hook.get_service(self.service_name, self.service_version)
+        frame = self._read_records(text_inputs(service.input_parameters))
+        check_has_rows(frame)  # before any batch is started: an empty one is refused anyway
         prepared = prepare_records(frame, service.input_parameters)
         if prepared.dropped_columns:
             self.log.info(
@@ -221,14 +223,18 @@ class MrsDeploySubmitBatchOperator(BatchWaitingOperator):
         self.log.info("Started %s", batch_set.describe())
         return batch_set
 
-    def _read_records(self) -> Any:
-        """The records as a DataFrame, from ``records`` or by running ``records_sql``."""
+    def _read_records(self, text_columns: Sequence[str] = ()) -> Any:
+        """The records as a DataFrame, from ``records`` or by running ``records_sql``.
+
+        :param text_columns: columns a CSV or TSV file keeps as text (the ``character``
+            inputs); other sources carry their own types.
+        """
         if self.records_sql is not None:
             self.log.info("Reading records with records_sql on connection %s", self.sql_conn_id)
             return read_sql_records(str(self.sql_conn_id), self.records_sql, self.sql_chunk_rows)
         from airflow_provider.records.read import load_records
 
-        return load_records(self.records, self.records_format)
+        return load_records(self.records, self.records_format, text_columns)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -73,6 +74,7 @@ def prepare_records(frame: pd.DataFrame, inputs: Sequence[ParameterDefinition]) 
     check_has_rows(frame)
     expected = [p.name for p in inputs]
     found = [str(c) for c in frame.columns]
+    check_unique_inputs(list(frame.columns), expected)
     missing = [name for name in expected if name not in found]
     if missing:
         raise MrsDeployRecordsError(
@@ -83,10 +85,13 @@ def prepare_records(frame: pd.DataFrame, inputs: Sequence[ParameterDefinition]) 
     frame = frame.rename(columns=str)[expected]
     problems: list[str] = []
     converted: dict[str, pd.Series] = {}
+    wrong_kinds: list[str] = []
     for parameter in inputs:
         column, column_problems = _check_column(frame[parameter.name], parameter)
         converted[parameter.name] = column
         problems.extend(column_problems)
+        if column_problems:
+            wrong_kinds.append(parameter.type.lower())
     if problems:
         quoted = problems[:MAX_REPORTED_PROBLEMS]
         more = len(problems) - len(quoted)
@@ -95,11 +100,59 @@ def prepare_records(frame: pd.DataFrame, inputs: Sequence[ParameterDefinition]) 
             f"{source} cannot be sent as JSON to the service: "
             + "; ".join(quoted)
             + suffix
-            + f" ({numbering}). Fix these values or drop their rows: a numeric input takes "
-            "only numbers, and JSON has no NaN, inf or missing values."
+            + f" ({numbering}). Fix these values or drop their rows: "
+            + _type_hint(wrong_kinds)
         )
     prepared = pd.DataFrame(converted, index=pd.RangeIndex(len(frame)))
     return PreparedRecords(prepared, dropped)
+
+
+#: What each input type takes, for the closing hint of a records error.
+_TAKES = {
+    "numeric": "a numeric input takes only numbers",
+    "integer": "an integer input takes only whole numbers within the 64-bit range",
+    "logical": "a logical input takes only true or false",
+    "character": "a character input takes only strings",
+}
+
+
+def _type_hint(kinds: Sequence[str]) -> str:
+    """The closing hint of a records error: what the types of the wrong columns take (only
+    those: a character column of digits needs no advice about numbers), and what JSON lacks."""
+    takes = list(dict.fromkeys(_TAKES[kind] for kind in kinds if kind in _TAKES))
+    json_lacks = "JSON has no NaN, inf or missing values."
+    return ", ".join([*takes, f"and {json_lacks}"]) if takes else json_lacks
+
+
+def text_inputs(inputs: Sequence[ParameterDefinition]) -> tuple[str, ...]:
+    """The names of the ``character`` inputs: the columns a CSV or TSV file must be read as
+    text, so that a value that looks like a number (a zip code ``007``) is sent as written.
+
+    :param inputs: the service's input definitions.
+    """
+    return tuple(p.name for p in inputs if p.type.lower() == "character")
+
+
+def check_unique_inputs(columns: Sequence[Any], expected: Sequence[str]) -> None:
+    """Refuse records where an input's name heads two columns: which one to send would be a
+    guess (pandas would hand the check both, as a frame). Names are compared as text, as they
+    are sent: the labels ``1`` and ``"1"`` are the same key.
+
+    Duplicates among the columns the service does not take are dropped with them.
+
+    :param columns: the records' column labels.
+    :param expected: the service's input names.
+    :raises MrsDeployRecordsError: an input name appears more than once.
+    """
+    counts = Counter(str(column) for column in columns)
+    duplicated = [name for name in expected if counts[name] > 1]
+    if duplicated:
+        labels = [column for column in columns if str(column) in duplicated]
+        raise MrsDeployRecordsError(
+            f"records have more than one column named {duplicated} (the labels {labels}, "
+            "compared as text); the service takes each input once. Rename or drop the extra "
+            "columns before submitting."
+        )
 
 
 def _problem(row: int, column: str, message: str) -> str:
@@ -119,12 +172,7 @@ def _check_column(series: pd.Series, parameter: ParameterDefinition) -> tuple[pd
         bad = np.flatnonzero(~np.isfinite(array))
         problems = [_problem(int(i), name, _non_finite(array[i])) for i in bad]
         if kind == "integer" and not bad.size:
-            fractional = np.flatnonzero(array != np.floor(array))
-            problems += [
-                _problem(int(i), name, f"{array[i]} is not an integer") for i in fractional
-            ]
-            if not fractional.size and not pd.api.types.is_integer_dtype(values.dtype):
-                values = pd.Series(array.astype("int64"))
+            return _check_integers(values, array, name)
         return values, problems
     if (kind == "logical" and pd.api.types.is_bool_dtype(values.dtype)) or (
         kind == "character" and isinstance(values.dtype, pd.StringDtype)
@@ -147,6 +195,41 @@ def _check_column(series: pd.Series, parameter: ParameterDefinition) -> tuple[pd
         else:
             problems.append(_problem(position, name, message))
     return values.astype(object), problems or texts
+
+
+#: The range an ``integer`` input's values must lie in: the 64-bit signed integers. A float
+#: beyond it has no int64 to become (numpy's cast gives -2**63 for all of them), and the
+#: service is given whole numbers it can hold.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _check_integers(values: pd.Series, array: np.ndarray, name: str) -> tuple[pd.Series, list[str]]:
+    """An ``integer`` input's finite numeric column (``array`` holds it as floats): every value
+    must be whole and fit 64 bits; floats that do are sent as integers."""
+    if pd.api.types.is_signed_integer_dtype(values.dtype):
+        return values, []  # 64 bits at most: every value fits
+    if pd.api.types.is_unsigned_integer_dtype(values.dtype):
+        # Compared as integers: a float rounds 2**63 - 1 up to 2**63.
+        large = np.flatnonzero(values.to_numpy(dtype="uint64") > INT64_MAX)
+        return values, [_problem(int(i), name, _outside_int64(values.iloc[i])) for i in large]
+    fractional = array != np.floor(array)
+    # 2.0**63 is the first float beyond INT64_MAX; INT64_MIN is a float exactly.
+    outside = (array < INT64_MIN) | (array >= 2.0**63)
+    wrong = np.flatnonzero(fractional | outside)
+    if not wrong.size:
+        return pd.Series(array.astype("int64")), []
+    return values, [
+        _problem(
+            int(i),
+            name,
+            f"{array[i]} is not an integer" if fractional[i] else _outside_int64(array[i]),
+        )
+        for i in wrong
+    ]
+
+
+def _outside_int64(value: object) -> str:
+    return f"{value} is outside the 64-bit integer range ({INT64_MIN} to {INT64_MAX})"
 
 
 def _non_finite(value: float) -> str:
@@ -181,7 +264,9 @@ def _check_value(value: Any, kind: str) -> str | None:
         return None if math.isfinite(float(value)) else f"{value} is not a finite number"
     if kind == "integer":
         ok = isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-        return None if ok else f"{shown(value)} is not an integer"
+        if not ok:
+            return f"{shown(value)} is not an integer"
+        return None if INT64_MIN <= int(value) <= INT64_MAX else _outside_int64(value)
     if kind == "logical":
         if isinstance(value, (bool, np.bool_)):
             return None

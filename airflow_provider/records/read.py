@@ -8,10 +8,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Union
 
 import pandas as pd
+import pyarrow as pa
 
 from airflow_provider.api.identifiers import shown
 from airflow_provider.exceptions import MrsDeployRecordsError
@@ -55,9 +56,20 @@ def infer_format(path: str) -> str:
 
 
 def read_records_file(
-    path: str | os.PathLike[str], records_format: str | None = None
+    path: str | os.PathLike[str],
+    records_format: str | None = None,
+    text_columns: Collection[str] = (),
 ) -> pd.DataFrame:
-    """Read a records file through ``ObjectStoragePath`` (local paths and any fsspec scheme)."""
+    """Read a records file through ``ObjectStoragePath`` (local paths and any fsspec scheme).
+
+    :param path: the file's path or URL.
+    :param records_format: csv, tsv, parquet or jsonl; None to tell it from the suffix.
+    :param text_columns: columns a CSV or TSV reader keeps as text, as written (a ``character``
+        input's ``007`` stays ``"007"``, where the reader would make it the number 7 and lose
+        the zeros). Parquet and JSON Lines carry their types, so it does not apply to them.
+    :raises MrsDeployRecordsError: the file is missing, a directory or cannot be read as its
+        format; the message names the file and what to do.
+    """
     from airflow.sdk import ObjectStoragePath
 
     location = ObjectStoragePath(os.fspath(path))
@@ -66,36 +78,92 @@ def read_records_file(
         raise MrsDeployRecordsError(
             f"unsupported records_format {fmt!r}; use one of {', '.join(SUPPORTED_FORMATS)}"
         )
+    where = f"records file {shown(str(location), 200)}"
     if not location.exists():
-        raise MrsDeployRecordsError(f"records file {str(location)!r} does not exist")
+        raise MrsDeployRecordsError(f"{where} does not exist")
+    if location.is_dir():
+        raise MrsDeployRecordsError(
+            f"{where} is a directory, not a file; give the path of one {fmt} file (a "
+            "directory of parts is not read as one table)"
+        )
+    try:
+        return _read_format(location, fmt, text_columns)
+    except _UNREADABLE as exc:
+        raise MrsDeployRecordsError(f"{where} {_why_unreadable(exc, fmt)}") from exc
+
+
+#: What the readers raise for a file that is not what its format says; a library's message
+#: alone names neither the file nor the fix (see :func:`_why_unreadable`).
+_UNREADABLE = (UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError, pa.ArrowInvalid)
+
+
+def _why_unreadable(exc: Exception, fmt: str) -> str:
+    """What is wrong with a file whose reader raised ``exc``, and how to fix it."""
+    detail = shown(str(exc), 160)
+    if isinstance(exc, UnicodeDecodeError):
+        # The position in the message counts from the start of the reader's buffer, not of
+        # the file: the offending bytes say more.
+        bad = bytes(exc.object[exc.start : exc.end])
+        return (
+            f"is not UTF-8 text (it holds {bad!r}, which UTF-8 cannot decode); save it as "
+            "UTF-8 (spreadsheet programs and older tools often write Latin-1 or Windows-1252)"
+        )
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return (
+            "is empty: it has not even a header line naming the columns. Check the step that "
+            "produced the file"
+        )
+    if isinstance(exc, pa.ArrowInvalid):
+        return (
+            f"is not a readable Parquet file ({detail}); it may be empty, cut short while "
+            "being written, or in another format (then pass records_format)"
+        )
+    return (
+        f"is not well-formed {fmt.upper()} ({detail}); check its quoting, and that every line "
+        "has as many fields as the header"
+    )
+
+
+def _read_format(location: Any, fmt: str, text_columns: Collection[str]) -> pd.DataFrame:
+    """Read ``location`` (an ``ObjectStoragePath`` known to be a file) as ``fmt``."""
     compression = _compression(str(location))
+    if fmt == "jsonl":
+        # The standard library's decoder, a line at a time, into the frame a list of the same
+        # rows gives: pandas' JSON reader rounds some floats, reads quoted digits as numbers
+        # and date-like text as timestamps, so the same rows would be sent differently (or be
+        # refused differently) from a file than from a list. It also holds the whole text of
+        # the file besides the rows; this holds one line.
+        with location.open("rb", compression=compression) as lines:
+            return frame_of_rows(_json_lines(lines, str(location)))
     with location.open("rb") as handle:
         if fmt == "parquet":
             return pd.read_parquet(handle)
-        if fmt != "jsonl":
-            return pd.read_csv(handle, sep="\t" if fmt == "tsv" else ",", compression=compression)
-        try:
-            return pd.read_json(handle, lines=True, compression=compression)
-        except (ValueError, TypeError):  # UnicodeEncodeError is a ValueError
-            pass
-    # Read again, line by line: a line that is not a JSON object is named, and a string pandas
-    # refuses (an escaped lone surrogate) is kept as in a list of records (see
-    # :func:`frame_of_rows`).
-    with location.open("rb", compression=compression) as lines:
-        return frame_of_rows(_json_lines(lines, str(location)))
+        return pd.read_csv(
+            handle,
+            sep="\t" if fmt == "tsv" else ",",
+            compression=compression,
+            dtype=dict.fromkeys(text_columns, str),
+        )
 
 
 def _json_lines(lines: Iterable[bytes], where: str) -> list[dict[str, Any]]:
+    """Each non-blank line of a JSON Lines file as a dict, naming the line of any that is not
+    a JSON object (lines count from 1, as editors number them)."""
     rows = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             row = json.loads(line)
+        except UnicodeDecodeError as exc:
+            raise MrsDeployRecordsError(
+                f"records file {shown(where, 200)}: line {number} is not UTF-8 text ({exc}); "
+                "save the file as UTF-8"
+            ) from exc
         except ValueError as exc:
             raise MrsDeployRecordsError(
                 f"records file {shown(where, 200)}: line {number} is not JSON ({exc})"
-            ) from None
+            ) from exc
         if not isinstance(row, dict):
             raise MrsDeployRecordsError(
                 f"records file {shown(where, 200)}: line {number} is a JSON "
@@ -131,16 +199,27 @@ def _compression(name: str) -> str | None:
     return None
 
 
-def load_records(source: RecordsSource, records_format: str | None = None) -> pd.DataFrame:
+def load_records(
+    source: RecordsSource,
+    records_format: str | None = None,
+    text_columns: Collection[str] = (),
+) -> pd.DataFrame:
     """Turn any supported records source into a DataFrame (row position = batch index).
 
     The frame's ``attrs`` say where the rows came from (see :data:`SOURCE_ATTR`), for the
     messages of :func:`prepare_records`.
+
+    :param source: a DataFrame, a list of dicts, or a file's path or URL.
+    :param records_format: the file's format when its suffix does not tell.
+    :param text_columns: for a CSV or TSV file, the columns to keep as text as written: the
+        service's ``character`` inputs (see :func:`~airflow_provider.records.check.
+        text_inputs`). Other sources carry their own types.
     """
     if isinstance(source, pd.DataFrame):
         return _noted(source.reset_index(drop=True), "the records DataFrame")
     if isinstance(source, (str, os.PathLike)):
-        frame = read_records_file(source, records_format).reset_index(drop=True)
+        frame = read_records_file(source, records_format, text_columns)
+        frame = frame.reset_index(drop=True)
         fmt = (records_format or infer_format(os.fspath(source))).lower()
         first = "first line after the header" if fmt in ("csv", "tsv") else "first record"
         return _noted(
