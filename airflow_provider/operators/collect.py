@@ -23,6 +23,7 @@ from airflow_provider.operators.templating import is_template
 from airflow_provider.outputs import OutputFormat, check_destination
 from airflow_provider.outputs.collected import REPAIRS_KEY, read_collected_run
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL
+from airflow_provider.outputs.writer import check_destination_folder
 
 __all__ = ["MrsDeployCollectBatchOperator", "MrsDeployFailedRowsError", "parse_output_format"]
 
@@ -143,6 +144,9 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         output_format = parse_output_format(self.output_format)
         self.destination = check_destination(self.destination)
         destination = ObjectStoragePath(self.destination)
+        # Before any request: a destination that cannot be a folder fails now, not after
+        # every result was read.
+        check_destination_folder(destination)
         ref = to_batch_set(self.batch_id, self.service_name, self.service_version)
         ref, repairs = self._with_recorded_repairs(ref, destination)
         self._ref = ref
@@ -161,9 +165,12 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         read = collector.read(ref, table, declares_files=bool(service.output_file_names))
         inputs = None
         if self.records is not None:
-            from airflow_provider.records.read import load_records  # pandas: at run time only
+            from airflow_provider.records.check import text_inputs  # pandas: at run time only
+            from airflow_provider.records.read import load_records
 
-            inputs = load_records(self.records, self.records_format)
+            inputs = load_records(
+                self.records, self.records_format, text_inputs(service.input_parameters)
+            )
             check_same_records(inputs, service, ref)
         summary = collector.write(
             ref,

@@ -40,9 +40,11 @@ from airflow_provider.outputs.collected import (
     failed_rows_of_table,
     read_collected_run,
     read_table,
+    refuse_link,
 )
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL
 from airflow_provider.outputs.table import INPUT_PREFIX
+from airflow_provider.outputs.writer import check_destination_folder
 from airflow_provider.waiting.events import BatchEvent
 from airflow_provider.waiting.tasks import (
     complete_from_event,
@@ -183,6 +185,8 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Start the next attempt (or re-attach to the one a previous try started)."""
         self.destination = check_destination(self.destination)
+        # Before any request: a destination that cannot be a folder fails now.
+        check_destination_folder(self._destination())
         return self._next_attempt(context)
 
     def _next_attempt(self, context: Context) -> dict[str, Any]:
@@ -341,7 +345,7 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
             read,
             destination,
             run.output_format,
-            inputs=self._table_inputs(destination, run),
+            inputs=self._inputs_to_keep(destination, run, service),
             land_rows=None if run.interrupted else repaired,
             kept_files=() if run.interrupted else [f for f in run.files if f.index not in repaired],
             manifest_extra={REPAIRS_KEY: [*run.repairs, record]},
@@ -398,7 +402,10 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
     def _failure_messages(
         self, run: CollectedRun, failed: Sequence[int]
     ) -> list[tuple[int, str | None]]:
-        """The failed rows with their messages from the table (for the failure policy)."""
+        """The failed rows with their messages from the table (for the failure policy); none
+        when an unfinished run may have left another run's table."""
+        if run.interrupted:
+            return [(index, None) for index in failed]
         try:
             frame = read_table(self._destination(), run)
         except MrsDeployOutputsError:
@@ -411,36 +418,52 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
     def _records(
         self, destination: ObjectStoragePath, run: CollectedRun, service: ServiceInfo
     ) -> pd.DataFrame:
-        """Every row's inputs: from ``records`` (checked to be the rows submitted, when Submit
-        fingerprinted them), else from the table's input columns."""
+        """Every row's inputs: from ``records``, else from the table's input columns, each
+        checked to be the rows submitted when Submit fingerprinted them."""
         if self.records is not None:
-            from airflow_provider.records.read import load_records
-
-            frame = load_records(self.records, self.records_format)
-            if len(frame) != run.rows:
-                raise MrsDeployRecordsError(
-                    f"records hold {len(frame)} rows but the collected run at {destination} "
-                    f"has {run.rows}: give the records that were submitted, in the same order"
-                )
-            check_same_records(frame, service, run.batch_set)
-            return frame
-        inputs = self._table_inputs(destination, run)
+            return self._given_records(destination, run, service)
+        inputs = _input_columns(read_table(destination, run))
         if inputs is None:
             raise MrsDeployRecordsError(
                 f"the table at {destination} has no input_<name> columns, so the failed rows' "
                 "inputs are unknown: pass records= (the source that was submitted), or collect "
                 "with records= so the table keeps the inputs"
             )
+        check_table_inputs(inputs, service, run, destination)
         return inputs
 
-    def _table_inputs(self, destination: ObjectStoragePath, run: CollectedRun) -> Any:
-        """The table's input columns without their prefix, or None when it has none."""
-        frame = read_table(destination, run)
-        names = [str(c) for c in frame.columns if str(c).startswith(INPUT_PREFIX)]
-        if not names:
+    def _given_records(
+        self, destination: ObjectStoragePath, run: CollectedRun, service: ServiceInfo
+    ) -> pd.DataFrame:
+        """``records``, checked to hold the table's rows and, when Submit fingerprinted them,
+        to be the rows submitted."""
+        from airflow_provider.records.check import text_inputs
+        from airflow_provider.records.read import load_records
+
+        frame = load_records(
+            self.records, self.records_format, text_inputs(service.input_parameters)
+        )
+        if len(frame) != run.rows:
+            raise MrsDeployRecordsError(
+                f"records hold {len(frame)} rows but the collected run at {destination} "
+                f"has {run.rows}: give the records that were submitted, in the same order"
+            )
+        check_same_records(frame, service, run.batch_set)
+        return frame
+
+    def _inputs_to_keep(
+        self, destination: ObjectStoragePath, run: CollectedRun, service: ServiceInfo
+    ) -> pd.DataFrame | None:
+        """The inputs the merged table keeps beside the outputs, when the table has input
+        columns: ``records`` when given, else those columns, checked as for re-sending (an
+        unfinished run may have left another submission's table, whose inputs must not be
+        written beside this run's outputs)."""
+        inputs = _input_columns(read_table(destination, run))
+        if inputs is None:
             return None
-        inputs = frame[names].rename(columns=lambda c: str(c)[len(INPUT_PREFIX) :])
-        inputs.attrs.update(frame.attrs)
+        if self.records is not None:
+            return self._given_records(destination, run, service)
+        check_table_inputs(inputs, service, run, destination)
         return inputs
 
     # -- plumbing -----------------------------------------------------------------------
@@ -463,6 +486,7 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
                 f"the manifest at {destination} lists repair batches but no repairs; collect "
                 "into this destination again before repairing it"
             )
+        refuse_link(destination / run.table_path)  # before anything is sent, records or not
         return run
 
     def _store(self, context: Context, attempt: int) -> SubmissionStore:
@@ -492,6 +516,57 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
             started.stop(hook, submitting=submitting, cancel=submitting or self.cancel_on_kill)
         finally:
             hook.close()
+
+
+def check_table_inputs(
+    inputs: pd.DataFrame, service: ServiceInfo, run: CollectedRun, destination: ObjectStoragePath
+) -> None:
+    """Refuse a table's input columns that are not the rows the run's batches were sent.
+
+    The manifest names the batches; the table beside it is only the same run's when that run
+    finished. A collect of another submission that died after writing its table leaves that
+    table under the previous run's manifest (carried by the journal): its inputs, re-sent
+    for the previous run's failed rows, would score other rows and write them beside that
+    run's outputs. Checked against the fingerprint Submit recorded, as ``records`` are.
+
+    :raises MrsDeployRecordsError: the inputs differ from the rows submitted, or the run did
+        not finish and no fingerprint was recorded to check them with.
+    """
+    batch_set = run.batch_set
+    counts_known = all(part.row_count is not None for part in batch_set.base_parts)
+    if batch_set.records_sha256 is None or not counts_known:
+        if run.interrupted:
+            raise MrsDeployRecordsError(
+                f"an earlier collect into {destination} did not finish, so its table may hold "
+                "another submission's inputs, and its manifest records no fingerprint of the "
+                "rows submitted to check them with: pass records= (the source that was "
+                "submitted, in the same order), or collect into this destination again "
+                "before repairing it"
+            )
+        return
+    try:
+        check_same_records(inputs, service, batch_set)
+    except MrsDeployRecordsError:
+        why = (
+            "an earlier collect into it did not finish and left another submission's table"
+            if run.interrupted
+            else "the table was changed since it was written"
+        )
+        raise MrsDeployRecordsError(
+            f"the input columns of the table at {destination} are not the rows submitted in "
+            f"{batch_set.describe()} ({why}): pass records= (the source that was submitted, "
+            "in the same order), or collect into this destination again before repairing it"
+        ) from None
+
+
+def _input_columns(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """A table's input columns without their prefix, or None when it has none."""
+    names = [str(c) for c in frame.columns if str(c).startswith(INPUT_PREFIX)]
+    if not names:
+        return None
+    inputs = frame[names].rename(columns=lambda c: str(c)[len(INPUT_PREFIX) :])
+    inputs.attrs.update(frame.attrs)
+    return inputs
 
 
 def _rows_of(batch_set: BatchSet) -> list[int]:

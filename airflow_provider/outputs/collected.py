@@ -8,9 +8,13 @@ a run died after withdrawing the manifest, the journal still carries it (see
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from fsspec.implementations.local import LocalFileSystem
 
 from airflow_provider.batch_set import KIND, VERSION, BatchSet
 from airflow_provider.exceptions import MrsDeployBatchSetError, MrsDeployOutputsError
@@ -59,9 +63,11 @@ class CollectedRun:
 def read_collected_run(destination: ObjectStoragePath) -> CollectedRun | None:
     """The last complete run under ``destination``, or None when there is none.
 
-    :raises MrsDeployOutputsError: the manifest is there but cannot be read as one.
+    :raises MrsDeployOutputsError: the manifest is there but cannot be read as one, or (on a
+        local disk) the manifest or the journal is a symbolic link.
     """
     manifest_file = destination / MANIFEST_NAME
+    refuse_link(manifest_file)
     if manifest_file.is_file():
         manifest = parse_manifest(manifest_file.read_bytes())
         if manifest is None:
@@ -71,21 +77,30 @@ def read_collected_run(destination: ObjectStoragePath) -> CollectedRun | None:
             )
         return collected_run(manifest, str(manifest_file))
     journal = destination / JOURNAL_NAME
+    refuse_link(journal)
     if journal.is_file():
         previous = journal_previous_manifest(journal.read_bytes())
         if previous is not None:
             run = collected_run(previous, f"the manifest carried by {journal}")
-            return CollectedRun(
-                run.batch_set,
-                run.output_format,
-                run.table_path,
-                run.rows,
-                run.failed_rows,
-                run.files,
-                run.repairs,
-                interrupted=True,
-            )
+            return dataclasses.replace(run, interrupted=True)
     return None
+
+
+def refuse_link(path: ObjectStoragePath) -> None:
+    """Refuse a symbolic link where Collect writes a file, on a local disk.
+
+    Collect never writes through a link (it would replace the link itself), so a link at
+    ``manifest.json`` or at the table is not its work: read through, it would make a repair
+    re-score another folder's rows and merge them here. Checked without following the link,
+    before anything is read or sent. (Object stores have no links.)
+
+    :raises MrsDeployOutputsError: ``path`` is a link.
+    """
+    if isinstance(path.fs, LocalFileSystem) and os.path.islink(path.path):
+        raise MrsDeployOutputsError(
+            f"{path} is a symbolic link, which Collect never writes: a repair does not read "
+            "through one. Remove the link, or collect into this destination again"
+        )
 
 
 def collected_run(manifest: Mapping[str, Any], where: str) -> CollectedRun:
@@ -172,6 +187,7 @@ def read_table(destination: ObjectStoragePath, run: CollectedRun) -> Any:
     from airflow_provider.records.read import load_records
 
     path = destination / run.table_path
+    refuse_link(path)
     if not path.is_file():
         raise MrsDeployOutputsError(
             f"the manifest names the table {path}, which is not there; collect into this "

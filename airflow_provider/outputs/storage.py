@@ -43,6 +43,9 @@ COMMIT_ON_CLOSE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs"})
 #: Stores whose file objects show what is written at once, but that write bytes given whole
 #: atomically (fsspec's memory file system): buffered, then written in one call.
 WHOLE_WRITE_PROTOCOLS = frozenset({"memory"})
+#: Object stores whose paths start with a bucket (or container), which a run must find in place:
+#: their file systems create a missing one when asked to make a folder in it.
+BUCKET_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
 #: Part size of an upload to an object store: a file up to this size is one PUT; a larger one
 #: is a multipart upload of parts this large. It bounds the memory each file being written
 #: holds (S3 allows 10,000 parts: files up to 80 GB).

@@ -24,6 +24,8 @@ import hashlib
 import itertools
 import logging
 import os
+import re
+import stat
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
@@ -51,11 +53,13 @@ from airflow_provider.outputs.ownership import (
 )
 from airflow_provider.outputs.progress import TaskLogger
 from airflow_provider.outputs.storage import (
+    BUCKET_PROTOCOLS,
     FileOps,
     LocalFileOps,
     MrsDeployDestinationError,
     RowFileUpload,
     file_ops_for,
+    protocols,
 )
 
 if TYPE_CHECKING:
@@ -71,7 +75,8 @@ log = logging.getLogger(__name__)
 
 def check_destination(destination: str) -> str:
     """The destination to write to, without surrounding whitespace (a rendered template's
-    trailing line break, say); refused when empty or when it climbs out of a folder with ``..``.
+    trailing line break, say); refused when empty, when it climbs out of a folder with ``..``,
+    or when a local path would not name one folder whatever the worker's current folder.
 
     Checked before anything is fetched: ``root/../victim`` names a folder the user may not
     have meant, and Collect writes only where it was told: what is checked is what is used.
@@ -85,7 +90,122 @@ def check_destination(destination: str) -> str:
             f"destination {destination!r} has a '..' segment; write the folder out in full "
             "(for example /data/scores instead of /data/tmp/../scores)"
         )
+    _check_local_is_absolute(text)
     return text
+
+
+#: A URL scheme (``s3:``, ``file:``); one letter is a Windows drive (``C:``), not a scheme.
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")
+#: Schemes that name the local disk.
+_LOCAL_SCHEMES = frozenset({"file", "local"})
+
+
+def _check_local_is_absolute(text: str) -> None:
+    """Refuse a local destination that depends on where the worker runs.
+
+    Nothing expands ``~`` or resolves a relative path against a home folder: both land under
+    the worker's current folder (``~/scores`` as a folder literally named ``~``), which
+    differs between workers and task runs. A ``file://`` URL's host is not a machine either:
+    ``file://localhost/data`` would become ``<cwd>/localhost/data``.
+    """
+    scheme = _SCHEME.match(text)
+    if scheme is None:
+        _check_local_path(text, text)
+        return
+    if scheme.group(1).lower() not in _LOCAL_SCHEMES:
+        return  # an object store or another file system: its paths start at its root
+    rest = text[scheme.end() :]
+    if rest.startswith("//"):
+        host, slash, path = rest[2:].partition("/")
+        if host:
+            raise MrsDeployDestinationError(
+                f"destination {text!r} names the host {host!r}, which would become a folder "
+                "under the worker's current folder; a file URL takes no host: write "
+                f"{scheme.group(1)}:///{path} (three slashes) or /{path}"
+            )
+        rest = slash + path
+    _check_local_path(rest, text)
+
+
+def _check_local_path(path: str, text: str) -> None:
+    """Refuse a local ``path`` (of the destination ``text``) that is not absolute."""
+    if path.startswith("~"):
+        raise MrsDeployDestinationError(
+            f"destination {text!r} starts with '~', which is not expanded (it would create a "
+            "folder named '~' under the worker's current folder); write the home folder out "
+            "in full, for example /home/airflow/scores"
+        )
+    if not os.path.isabs(path):
+        raise MrsDeployDestinationError(
+            f"destination {text!r} is a relative path, which would land under the worker's "
+            "current folder; give an absolute path (/data/scores) or an object store URL "
+            "(s3://bucket/scores/)"
+        )
+
+
+def check_destination_folder(destination: ObjectStoragePath) -> None:
+    """Refuse, before any request to the server, a destination that cannot become the run's
+    folder: an existing file, a path under a file, or a bucket that does not exist.
+
+    On a local disk the destination is looked at with ``lstat``: a folder passes, and so
+    does a link to a folder (the writer resolves such a link once, by the user's choice);
+    anything else there, a link to a file or to nothing included, is refused. The writer
+    checks again when it opens the folder, so nothing relies on this check staying true.
+
+    :raises MrsDeployDestinationError: the destination cannot be written.
+    """
+    fs = destination.fs
+    base = destination.path.rstrip("/") or "/"
+    if isinstance(fs, LocalFileSystem):
+        _check_local_folder(destination, base)
+        return
+    check_bucket(destination)
+    if fs.isfile(base):
+        raise _existing_file(destination)
+
+
+def _check_local_folder(destination: ObjectStoragePath, base: str) -> None:
+    """Refuse a local ``base`` that is not a folder nor a link to one (see
+    :func:`check_destination_folder`); a missing one is fine: the writer creates it."""
+    try:
+        mode = os.lstat(base).st_mode
+    except FileNotFoundError:
+        return  # created by the writer
+    except NotADirectoryError:
+        raise MrsDeployDestinationError(
+            f"destination {destination} is below an existing file, not a folder; give a folder path"
+        ) from None
+    if stat.S_ISDIR(mode) or (stat.S_ISLNK(mode) and os.path.isdir(base)):
+        return
+    raise _existing_file(destination)
+
+
+def _existing_file(destination: ObjectStoragePath) -> MrsDeployDestinationError:
+    return MrsDeployDestinationError(
+        f"destination {destination} is an existing file, not a folder; give a folder path"
+    )
+
+
+def check_bucket(destination: ObjectStoragePath) -> None:
+    """Refuse a destination on an object store whose bucket (or container) does not exist.
+
+    Collect never creates one: a mistyped bucket name must fail, not become a new bucket
+    with the account's default settings (access, encryption, lifecycle) that nobody reads.
+    Asked the way the store's own file system asks before creating it.
+
+    :raises MrsDeployDestinationError: the bucket does not exist, or these credentials
+        cannot see it.
+    """
+    fs = destination.fs
+    if not protocols(fs) & BUCKET_PROTOCOLS:
+        return
+    bucket = destination.path.lstrip("/").split("/", 1)[0]
+    if not bucket or not fs.exists(bucket):
+        raise MrsDeployDestinationError(
+            f"the bucket {bucket!r} of destination {destination} does not exist, or these "
+            "credentials cannot see it; Collect does not create buckets: create it (with the "
+            "settings it needs) or correct the destination. Nothing was written."
+        )
 
 
 class _FileTarget:
@@ -201,19 +321,17 @@ class OutputWriter:
         await self._storage(self.begin, list(planned))
 
     def _prepare_base(self) -> None:
-        """Create the destination; on a local disk, open it once and continue from there
-        (every folder below is reached from its descriptor) and from its real path."""
+        """Create the destination (never a bucket); on a local disk, open it once and
+        continue from there (every folder below is reached from its descriptor) and from its
+        real path."""
         base, files = self._base, self._files
         if isinstance(files, LocalFileOps):
             self._base = files.open_base(base)  # refuses a file there
         else:
-            fs = self.destination.fs
-            if fs.isfile(base):
-                raise MrsDeployDestinationError(
-                    f"destination {self.destination} is an existing file, not a folder; "
-                    "give a folder path"
-                )
-            fs.makedirs(base, exist_ok=True)
+            # Never the bucket: on an object store this makes nothing (a key implies its
+            # folders); on file systems with real folders, the destination's.
+            check_destination_folder(self.destination)
+            files.makedirs(base)
 
     def _read_ownership(
         self, listing: Listing
