@@ -191,7 +191,28 @@ class ResumeState:
         self.partial = False
 
     def started(self, first: RawResponse) -> None:
-        """Remember the file's identity from the first answer; refuse an announced oversize."""
+        """Remember the file's identity from the first answer; refuse an announced oversize,
+        and a partial answer (``206``) that is not the whole file: the first request asks for
+        no range, so such an answer (a misbehaving proxy or cache) would pass part of the file
+        off as all of it.
+
+        :raises MrsDeployProtocolError: for a first answer that holds part of the file only.
+        """
+        if first.status == 206:
+            content_range = header_value(first.headers, "Content-Range")
+            match = _CONTENT_RANGE.match(content_range or "")
+            whole = (
+                match is not None
+                and int(match.group(1)) == 0
+                and match.group(3) != "*"
+                and int(match.group(2)) == int(match.group(3)) - 1
+            )
+            if not whole:
+                raise MrsDeployProtocolError(
+                    f"{self.what}: asked for the whole file, the server answered with part of it "
+                    f"(HTTP 206, range {content_range!r}); a proxy or cache in between may "
+                    "serve ranges on its own: download it again, or bypass it"
+                )
         self.identity = FileIdentity.of(first.headers)
         check_announced(first.headers, self.budget.limit, self.what, "max_download_bytes")
 

@@ -474,3 +474,25 @@ def test_restart_without_the_etag_the_first_answer_had_fails(download_from: Down
 
     with pytest.raises(MrsDeployProtocolError, match="changed on the server"):
         download_from(answer)
+
+
+def test_a_first_answer_holding_part_of_the_file_is_refused(download_from: Downloader) -> None:
+    """The first request asks for no range; a ``206`` with part of the file (a proxy or cache
+    serving ranges on its own) must not pass for the whole file."""
+
+    def answer(number: int, asked: Asked) -> bytes:
+        assert asked.range is None
+        return ranged(OLD, 500, {"ETag": '"v1"'}, size=1_000)
+
+    with pytest.raises(MrsDeployProtocolError, match="answered with part of it"):
+        download_from(answer)
+
+
+def test_a_first_answer_of_the_whole_file_as_a_range_is_taken(download_from: Downloader) -> None:
+    """A ``206`` whose range is the whole file (``bytes 0-N-1/N``) is the whole file."""
+
+    def answer(number: int, asked: Asked) -> bytes:
+        return ranged(OLD, 0, {"ETag": '"v1"'})
+
+    content, asked = download_from(answer)
+    assert content == OLD and len(asked) == 1
