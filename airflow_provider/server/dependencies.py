@@ -21,6 +21,8 @@ def parse_json_body(raw: bytes) -> Any:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"The request body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # the parser's own limit, not a fault of the server
+        raise ApiError(400, "The request body is not valid JSON: it is nested too deeply.") from exc
 
 
 async def current_user(request: Request) -> str:

@@ -131,8 +131,8 @@ def batch_row_texts(body: bytes, inputs: list[tuple[str, str]]) -> list[str] | N
         count = len(checked)
         del checked
         rows = _RAW_ROWS.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return None
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        return None  # the general path says what is wrong (too deep: see parse_json_body)
     if not count or len(rows) != count:
         return None
     return [bytes(row).decode("utf-8") for row in rows]

@@ -176,3 +176,31 @@ def test_fault_hooks_are_admin_only(server_factory: ServerFactory) -> None:
     _assert_error(bob.session.put(f"{server.url}/_faults", json={}, timeout=30), 403)
     _assert_error(requests.get(f"{server.url}/_faults", timeout=30), 401)
     assert "FAULT HOOKS ENABLED" in "\n".join(server.output)
+
+
+#: Deeper than any JSON parser here recurses: a client error, answered as one.
+TOO_DEEP = b"[" * 100_000 + b"]" * 100_000
+
+
+def test_a_body_nested_too_deeply_is_a_400_on_every_route(
+    reference_server: ReferenceServer,
+) -> None:
+    headers = reference_server.headers() | {"Content-Type": "application/json"}
+    vector_too_deep = (
+        b'[{"flag": true, "x": 1, "k": 1, "s": "s", "v": '
+        + TOO_DEEP
+        + b', "m": [[1]], "df": {"a": [1]}}]'
+    )
+    for path, body in [
+        ("/login", TOO_DEEP),
+        ("/login/refreshToken", TOO_DEEP),
+        ("/api/mtService/v1.0.0", TOO_DEEP),
+        ("/api/mtService/v1.0.0/batch", TOO_DEEP),
+        ("/api/typesService/v1.0.0/batch", vector_too_deep),
+    ]:
+        response = requests.post(
+            f"{reference_server.url}{path}", data=body, headers=headers, timeout=30
+        )
+        error = _assert_error(response, 400)
+        assert error["exceptionType"] == "BadRequestException", path
+        assert "nested too deeply" in str(error["message"]), path
