@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +21,7 @@ from airflow_provider.hooks.azure_ad_settings import (
     wants_azure_ad,
 )
 from airflow_provider.hooks.extra_values import flag, spelled_flag
+from airflow_provider.hooks.tls import SYSTEM_STORE, CaSource, ca_source
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5
@@ -29,6 +32,15 @@ DEFAULT_TOKEN_REFRESH_LEAD = 300.0
 DEFAULT_MAX_RESPONSE_BYTES = 256 * 1024 * 1024
 #: Largest file streamed to storage by ``iter_batch_file``: 16 GiB (0 means no limit).
 DEFAULT_MAX_DOWNLOAD_BYTES = 16 * 1024 * 1024 * 1024
+#: Longest duration a seconds extra (``timeout``, the retry waits, ``refresh_lead``) may give:
+#: a week. Far above any sensible value, and far below what the timers it ends up in accept
+#: (``threading.Condition.wait`` and ``time.sleep`` raise OverflowError past about 292 years,
+#: which would kill the request watchdog's thread).
+MAX_SECONDS = 7 * 24 * 3600.0
+
+#: A host that starts like a URL whose ``://`` is mistyped (``http:/h``, ``https//h``,
+#: ``http:h``): read as a host name, it would silently become ``http://http/h``.
+_MISTYPED_SCHEME = re.compile(r"https?(:|/)", re.IGNORECASE)
 
 #: Whitespace, control characters (C0, DEL, C1) and lone surrogates: none belongs in a host.
 _UNSAFE_HOST = re.compile("[\\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -74,7 +86,9 @@ class TransportConfig:
     value, and async sessions are shared only between hooks whose values are equal: a setting
     added here reaches both transports and the sharing rule at once.
 
-    :param verify: TLS verification: True, False, or the path of a CA bundle.
+    :param trust: where the CAs verifying the server come from (the system store, a CA bundle
+        file or directory), decided once for both transports (:mod:`~.tls`); None when
+        verification is off.
     :param timeout: seconds allowed for each request.
     :param trust_env: honour the proxy variables (both transports, by requests' rules) when
         the connection names no ``proxy``.
@@ -85,7 +99,7 @@ class TransportConfig:
         the connection's ``proxy``.
     """
 
-    verify: bool | str = True
+    trust: CaSource | None = SYSTEM_STORE
     timeout: float = DEFAULT_TIMEOUT
     trust_env: bool = True
     user_agent: str = field(default_factory=_user_agent)
@@ -108,7 +122,10 @@ class MrsDeployConnectionSettings:
     :param username: login name, or None when a bearer token is used.
     :param password: password, or None.
     :param bearer_token: a ready access token (e.g. from Azure AD), or None.
-    :param verify: TLS verification: True, False, or the path of a CA bundle.
+    :param verify: TLS verification: True, False, or the absolute path of a CA bundle file or
+        directory.
+    :param ca_extra: the extra that named the CA path (``verify`` or ``ca_bundle``), named by
+        the error when that path cannot be used.
     :param timeout: seconds allowed for each HTTP request.
     :param max_retries: retries after the first attempt for retryable failures.
     :param retry_min_wait: lower bound of the backoff between retries, seconds.
@@ -130,6 +147,7 @@ class MrsDeployConnectionSettings:
     password: str | None = field(default=None, repr=False)
     bearer_token: str | None = field(default=None, repr=False)
     verify: bool | str = True
+    ca_extra: str = "ca_bundle"
     timeout: float = DEFAULT_TIMEOUT
     max_retries: int = DEFAULT_MAX_RETRIES
     retry_min_wait: float = DEFAULT_RETRY_MIN_WAIT
@@ -148,7 +166,7 @@ class MrsDeployConnectionSettings:
         """What the HTTP sessions are built from (see :class:`TransportConfig`); built once,
         as the settings are frozen (the proxy of each request is looked up with it)."""
         return TransportConfig(
-            verify=self.verify,
+            trust=ca_source(self.verify, self.ca_extra, trust_env=self.trust_env),
             timeout=self.timeout,
             trust_env=self.trust_env,
             proxy=self.proxy,
@@ -190,21 +208,66 @@ class MrsDeployConnectionSettings:
 
 
 def _bool_or_path(value: Any, key: str) -> bool | str:
+    """The ``verify`` extra: a flag, or the path of the CA bundle (see :func:`_ca_path`)."""
     parsed = spelled_flag(value)
     if parsed is not None:
         return parsed
-    if isinstance(value, str) and value.strip():
-        return value.strip()
-    raise MrsDeployConfigurationError(
-        f"connection extra {key!r} must be true, false or a CA bundle path (got {value!r})"
-    )
+    return _ca_path(value, key, "true, false or ")
+
+
+def _ca_path(value: Any, key: str, choices: str = "") -> str:
+    """A CA bundle path given in the extra ``key``, which must be absolute.
+
+    A relative path would be looked up from each process's working directory, which differs
+    between the workers, the triggerer and the API server; refusing it also catches a
+    mistyped flag (``"flase"``), which would otherwise be taken for a file name and fail only
+    when a request is made. Whether the file exists is checked when the sessions are built,
+    on both transports alike (:func:`~airflow_provider.hooks.tls.verifying_context`): that
+    reads the file system, which must not happen on the triggerer's event loop.
+    """
+    path = value.strip() if isinstance(value, str) else ""
+    if not os.path.isabs(path):
+        raise MrsDeployConfigurationError(
+            f"connection extra {key!r} must be {choices}the absolute path of a CA bundle "
+            f"(a PEM file, or a directory in OpenSSL's hashed layout) (got {shown(value)})"
+        )
+    return path
+
+
+def _tls(extras: dict[str, Any]) -> tuple[bool | str, str]:
+    """The ``verify`` and ``ca_bundle`` extras, checked: verification (True, False or a CA
+    path) and the extra that named the path."""
+    verify: bool | str = True
+    if extras.get("verify") not in (None, ""):
+        verify = _bool_or_path(extras["verify"], "verify")
+    if extras.get("ca_bundle") in (None, ""):
+        return verify, "verify"
+    if verify is False:
+        raise MrsDeployConfigurationError(
+            "connection extras 'verify': false and 'ca_bundle' contradict each other"
+        )
+    bundle = _ca_path(extras["ca_bundle"], "ca_bundle")
+    if isinstance(verify, str) and verify != bundle:
+        raise MrsDeployConfigurationError(
+            f"connection extras 'verify' ({shown(verify)}) and 'ca_bundle' ({shown(bundle)}) "
+            "name different CA bundles; keep 'ca_bundle' only"
+        )
+    return bundle, "ca_bundle"
 
 
 #: What Airflow shows instead of a value whose name looks secret (``token``, ``proxy``...).
 MASKED_VALUE = "***"
 
 
-def _number(extras: dict[str, Any], key: str, default: float, minimum: float) -> float:
+def _number(
+    extras: dict[str, Any], key: str, default: float, minimum: float, maximum: float = math.inf
+) -> float:
+    """The extra ``key`` as a finite number from ``minimum`` to ``maximum``.
+
+    ``float`` also reads ``"inf"``, ``"nan"`` and ``1e400``: none means anything here, and each
+    would fail later, differently on each transport (NaN is no timeout at all to aiohttp,
+    infinity kills the request watchdog's thread), so they are refused now.
+    """
     value = extras.get(key)
     if value is None or value == "":
         return default
@@ -220,9 +283,17 @@ def _number(extras: dict[str, Any], key: str, default: float, minimum: float) ->
         raise MrsDeployConfigurationError(
             f"connection extra {key!r} must be a number (got {value!r})"
         ) from None
+    if not math.isfinite(number):
+        raise MrsDeployConfigurationError(
+            f"connection extra {key!r} must be a finite number (got {shown(value)})"
+        )
     if isinstance(value, bool) or number < minimum:
         raise MrsDeployConfigurationError(
             f"connection extra {key!r} must be a number >= {minimum} (got {value!r})"
+        )
+    if number > maximum:
+        raise MrsDeployConfigurationError(
+            f"connection extra {key!r} must be a number <= {maximum:g} (got {value!r})"
         )
     return number
 
@@ -245,7 +316,7 @@ def _refresh_lead(conn: ConnectionLike, extras: dict[str, Any]) -> float:
             "(its older name) disagree; keep 'refresh_lead' only"
         )
     key = next(iter(given), "refresh_lead")
-    return _number(extras, key, DEFAULT_TOKEN_REFRESH_LEAD, 0)
+    return _number(extras, key, DEFAULT_TOKEN_REFRESH_LEAD, 0, MAX_SECONDS)
 
 
 def _integer(extras: dict[str, Any], key: str, default: int) -> int:
@@ -322,6 +393,37 @@ def _written_port(conn: ConnectionLike, host: str, text: str) -> int | None:
     return int(text)
 
 
+def _port_field(conn: ConnectionLike) -> int | None:
+    """The connection's Port field, checked; None when it is not set (empty or 0).
+
+    Out of range, it would be written into the base URL as it is, and fail only at the first
+    request: as a parse error the blocking transport retries, a bare ``ValueError`` on the
+    async one.
+    """
+    port: Any = conn.port
+    if port in (None, "", 0):
+        return None
+    if isinstance(port, str) and port.strip().isascii() and port.strip().isdigit():
+        port = int(port.strip())
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: the port {shown(conn.port)} is not a port; a port "
+            "is a number from 1 to 65535"
+        )
+    return port
+
+
+def _check_scheme_spelling(conn: ConnectionLike, host: str) -> None:
+    """Refuse a host that begins like a URL whose ``://`` is mistyped (``http:/h``,
+    ``https//h``), which would otherwise be read as a server named ``http`` or ``https``."""
+    if "://" not in host and _MISTYPED_SCHEME.match(host):
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: the host {shown(host)} starts with a mistyped "
+            "scheme; write a URL as 'https://mlserver.example.com:12800', or give the host "
+            "alone, e.g. 'mlserver.example.com'"
+        )
+
+
 def _base_url(conn: ConnectionLike, extras: dict[str, Any]) -> str:
     host = (conn.host or "").strip()
     if not host:
@@ -330,6 +432,8 @@ def _base_url(conn: ConnectionLike, extras: dict[str, Any]) -> str:
             "e.g. 'mlserver.example.com' or 'https://mlserver.example.com:12800'"
         )
     _check_host(conn, host)
+    _check_scheme_spelling(conn, host)
+    field_port = _port_field(conn)
     if "://" in host:
         parts = urlsplit(host)
         scheme = parts.scheme.lower()
@@ -343,7 +447,7 @@ def _base_url(conn: ConnectionLike, extras: dict[str, Any]) -> str:
             raise _bad_port(conn, host) from None
         if written == 0:
             raise _bad_port(conn, host)
-        port = conn.port or written
+        port = field_port or written
         hostname = parts.hostname
         prefix = parts.path.rstrip("/")
     else:
@@ -351,9 +455,9 @@ def _base_url(conn: ConnectionLike, extras: dict[str, Any]) -> str:
         prefix = f"/{prefix}".rstrip("/") if prefix else ""
         if hostname.count(":") == 1:  # host:port (a bare IPv6 address has several colons)
             hostname, _, port_text = hostname.rpartition(":")
-            port = conn.port or _written_port(conn, host, port_text)
+            port = field_port or _written_port(conn, host, port_text)
         else:
-            port = conn.port
+            port = field_port
         if not hostname:
             raise MrsDeployConfigurationError(
                 f"connection {conn.conn_id!r}: the host {shown(host)} names no server"
@@ -416,35 +520,23 @@ def settings_from_connection(
             "the 'bearer_token' extra, or Azure AD ('auth': 'azure_ad')"
         )
     proxy, no_proxy = _proxy(conn, extras)
-    verify: bool | str = True
-    if extras.get("verify") not in (None, ""):
-        verify = _bool_or_path(extras["verify"], "verify")
-    if extras.get("ca_bundle"):
-        if verify is False:
-            raise MrsDeployConfigurationError(
-                "connection extras 'verify': false and 'ca_bundle' contradict each other"
-            )
-        verify = str(extras["ca_bundle"])
+    verify, ca_extra = _tls(extras)
     resolved_timeout = (
-        float(timeout)
+        _timeout_argument(timeout)
         if timeout is not None
-        else _number(extras, "timeout", DEFAULT_TIMEOUT, 0.001)
+        else _number(extras, "timeout", DEFAULT_TIMEOUT, 0.001, MAX_SECONDS)
     )
-    if resolved_timeout <= 0:
-        raise MrsDeployConfigurationError(f"timeout must be > 0 (got {timeout!r})")
     resolved_retries = (
-        int(max_retries)
+        _retries_argument(max_retries)
         if max_retries is not None
         else _integer(extras, "max_retries", DEFAULT_MAX_RETRIES)
     )
-    if resolved_retries < 0:
-        raise MrsDeployConfigurationError(f"max_retries must be >= 0 (got {max_retries!r})")
     max_response_bytes = _integer(extras, "max_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)
     if max_response_bytes < 1:
         raise MrsDeployConfigurationError("connection extra 'max_response_bytes' must be >= 1")
     max_download_bytes = _integer(extras, "max_download_bytes", DEFAULT_MAX_DOWNLOAD_BYTES)
-    min_wait = _number(extras, "retry_min_wait", DEFAULT_RETRY_MIN_WAIT, 0)
-    max_wait = _number(extras, "retry_max_wait", DEFAULT_RETRY_MAX_WAIT, 0)
+    min_wait = _number(extras, "retry_min_wait", DEFAULT_RETRY_MIN_WAIT, 0, MAX_SECONDS)
+    max_wait = _number(extras, "retry_max_wait", DEFAULT_RETRY_MAX_WAIT, 0, MAX_SECONDS)
     if max_wait < min_wait:
         raise MrsDeployConfigurationError(
             f"retry_max_wait ({max_wait}) must be >= retry_min_wait ({min_wait})"
@@ -455,6 +547,7 @@ def settings_from_connection(
         password=None if bearer_token else password,
         bearer_token=bearer_token,
         verify=verify,
+        ca_extra=ca_extra,
         timeout=resolved_timeout,
         max_retries=resolved_retries,
         retry_min_wait=min_wait,
@@ -468,6 +561,32 @@ def settings_from_connection(
         proxy=proxy,
         no_proxy=no_proxy,
     )
+
+
+def _timeout_argument(timeout: float) -> float:
+    """The hook's ``timeout`` argument, held to the rules of the extra it overrides."""
+    try:
+        seconds = float(timeout)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if not (0 < seconds <= MAX_SECONDS):  # NaN fails every comparison
+        raise MrsDeployConfigurationError(
+            f"timeout must be a number > 0 and <= {MAX_SECONDS:g} (got {timeout!r})"
+        )
+    return seconds
+
+
+def _retries_argument(max_retries: int) -> int:
+    """The hook's ``max_retries`` argument, held to the rules of the extra it overrides."""
+    try:
+        retries = int(max_retries)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(float("inf"))
+        retries = -1
+    if retries < 0 or (isinstance(max_retries, float) and retries != max_retries):
+        raise MrsDeployConfigurationError(
+            f"max_retries must be a whole number >= 0 (got {max_retries!r})"
+        )
+    return retries
 
 
 def _auth_kind(conn: ConnectionLike, extras: dict[str, Any], has_bearer_token: bool) -> str:

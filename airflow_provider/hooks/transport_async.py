@@ -23,7 +23,7 @@ from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.headers import register_case_insensitive
 from airflow_provider.api.limits import BodyCollector
-from airflow_provider.hooks import proxies
+from airflow_provider.hooks import proxies, tls
 from airflow_provider.hooks.coarse_timeout import coarse_timeout
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import (
@@ -44,18 +44,20 @@ register_case_insensitive(CIMultiDictProxy, CIMultiDict)
 
 
 async def tls_option(settings: MrsDeployConnectionSettings) -> ssl.SSLContext | bool:
-    """What the connector is given as ``ssl``.
+    """What the connector is given as ``ssl``: False when verification is off, else the context
+    the blocking transport verifies with too (built from the same source, :mod:`~.tls`), never
+    aiohttp's own default, which trusts other CAs than requests does.
 
-    A CA bundle is loaded in a worker thread: reading certificate files must not block the loop.
-    ``True`` uses aiohttp's default context, built once per process, not once per session.
+    The context is built in a worker thread: reading certificate files must not block the loop.
 
     :param settings: connection settings.
+    :raises MrsDeployConfigurationError: when the CA bundle cannot be used, as on the blocking
+        transport.
     """
-    if settings.verify is False:
+    source = settings.transport.trust
+    if source is None:
         return False
-    if isinstance(settings.verify, str):
-        return await asyncio.to_thread(ssl.create_default_context, cafile=settings.verify)
-    return True
+    return await asyncio.to_thread(tls.verifying_context, source, tls.AIOHTTP)
 
 
 def build_session(

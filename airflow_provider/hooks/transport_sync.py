@@ -13,9 +13,10 @@ streamed download is long by nature: it must instead deliver each chunk within `
 from __future__ import annotations
 
 import io
+import ssl
 import weakref
 from collections.abc import Generator, Iterable, Iterator
-from typing import BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import requests
 from requests.structures import CaseInsensitiveDict
@@ -26,7 +27,7 @@ from airflow_provider.api.errors import MrsDeployConnectionError
 from airflow_provider.api.exchange import Outgoing, RawResponse
 from airflow_provider.api.headers import register_case_insensitive
 from airflow_provider.api.limits import BodyCollector
-from airflow_provider.hooks import proxies
+from airflow_provider.hooks import proxies, tls
 from airflow_provider.hooks.settings import MrsDeployConnectionSettings
 from airflow_provider.hooks.transport_errors import (
     Failure,
@@ -40,6 +41,9 @@ from airflow_provider.waiting.deadlines import request_timeout
 #: Bytes per read while loading a body into memory.
 READ_CHUNK = 1 << 16
 
+if TYPE_CHECKING:  # types of requests' stubs only
+    from requests.adapters import _HostParams, _PoolKwargs
+
 register_case_insensitive(CaseInsensitiveDict)
 
 
@@ -48,18 +52,21 @@ def new_session(settings: MrsDeployConnectionSettings) -> requests.Session:
     from the environment or not), as the async session is.
 
     :param settings: connection settings.
+    :raises MrsDeployConfigurationError: when the CA bundle cannot be used (see
+        :func:`~airflow_provider.hooks.tls.verifying_context`).
     """
     config = settings.transport
+    trust = None if config.trust is None else tls.verifying_context(config.trust, tls.REQUESTS)
     session = requests.Session()
     session.headers.update(config.headers)
-    session.verify = config.verify
+    session.verify = trust is not None
     session.trust_env = config.trust_env
     # Authentication is the flow's (a bearer token in the headers): with no auth of its own,
     # requests would take credentials from ~/.netrc and replace that header with Basic auth.
     session.auth = _headers_as_set
     # Connections that join the sending thread's deadline guard (see the watchdog module).
     session.mount("http://", GuardedAdapter())
-    session.mount("https://", GuardedAdapter())
+    session.mount("https://", TrustingAdapter(trust))
     # A proxy of the connection's own is decided here, once (a session serves one server);
     # without one, requests applies the environment's variables itself (``trust_env``).
     _PROXIES[session] = proxies.requests_proxies(config, settings.base_url)
@@ -79,6 +86,49 @@ def _proxies(
         return _PROXIES[session]
     except KeyError:  # a session built elsewhere
         return proxies.requests_proxies(settings.transport, settings.base_url)
+
+
+class TrustingAdapter(GuardedAdapter):
+    """A guarded adapter verifying servers with the connection's own SSL context.
+
+    requests would verify with certifi's bundle, or with the file ``REQUESTS_CA_BUNDLE`` names
+    (read at each request), and hand urllib3 a bundle path it loads per connection: not what
+    the async transport trusts. This adapter hands urllib3 the context built from the
+    connection's :class:`~airflow_provider.hooks.tls.CaSource` instead, and no bundle path, so
+    requests' own choice of CAs is never used.
+
+    :param context: the verifying context, or None when verification is off (then requests'
+        unverified path is taken, with its ``InsecureRequestWarning``).
+    """
+
+    def __init__(self, context: ssl.SSLContext | None) -> None:
+        self._trust = context
+        super().__init__()
+
+    def build_connection_pool_key_attributes(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str,
+        cert: str | tuple[str, str] | None = None,
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        """requests' pool key, with the connection's context in place of any CA path."""
+        host, pool = super().build_connection_pool_key_attributes(request, verify, cert)
+        if self._trust is not None:
+            pool.pop("ca_certs", None)
+            pool.pop("ca_cert_dir", None)
+            pool["ssl_context"] = self._trust
+            pool["cert_reqs"] = "CERT_REQUIRED"
+        return host, pool
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        """Verify with the context alone: no CA path on the pool, which urllib3 would load
+        into the context (and requests would first check exists, raising a bare OSError)."""
+        if self._trust is None:
+            super().cert_verify(conn, url, False, cert)
+            return
+        conn.cert_reqs = "CERT_REQUIRED"
+        conn.ca_certs = None
+        conn.ca_cert_dir = None
 
 
 def _headers_as_set(request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -126,7 +176,7 @@ def send(
                 data=data,
                 headers=headers,
                 timeout=seconds,
-                verify=settings.verify,
+                verify=session.verify,
                 stream=True,
                 # Never: a redirect would carry the password, tokens or records elsewhere.
                 allow_redirects=False,
