@@ -90,7 +90,14 @@ def reusable(hook: Any, submission: BatchSet, service: tuple[str, str]) -> bool:
     failed. Otherwise whatever is left of it is cancelled so nothing leaks.
     """
     if (submission.service_name, submission.service_version) != service:
-        log.info("Recorded batches are for another service; submitting afresh")
+        # A retry whose templated name or version rendered differently: the earlier try's
+        # batches belong to their own service, which is where they must be cancelled.
+        log.info(
+            "Recorded %s is for another service than %s %s; cancelling it and submitting afresh",
+            submission.describe(),
+            *service,
+        )
+        cancel_quietly(hook, submission)
         return False
     if submission.is_whole:
         try:
