@@ -19,7 +19,7 @@ from airflow_provider.operators import (
 
 OUTPUT_ROOT = os.environ.get("MRSDEPLOY_OUTPUT_ROOT", "/tmp/mrsdeploy-scores")
 
-# Records can be given inline as a list of dicts (templated like any other field).
+# Records can be given inline as a list of dicts (sent as given, never rendered as templates).
 CARS = [
     {"model": "Mazda RX4", "hp": 110, "wt": 2.62},
     {"model": "Datsun 710", "hp": 93, "wt": 2.32},

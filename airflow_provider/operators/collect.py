@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -10,16 +10,18 @@ from airflow.sdk import Asset, BaseOperator
 
 from airflow_provider.api import MrsDeployConfigurationError, MrsDeployError
 from airflow_provider.api.identifiers import shown
-from airflow_provider.batch_set import BatchSet, to_batch_set
-from airflow_provider.exceptions import MrsDeployFailedRowsError
+from airflow_provider.batch_set import BatchPart, BatchSet, to_batch_set
+from airflow_provider.exceptions import MrsDeployFailedRowsError, MrsDeployOutputsError
 from airflow_provider.operators.collecting import (
     CollectOptions,
     Collector,
     apply_failure_policy,
     check_same_records,
+    describe_rows,
+    gone_batches,
     new_table,
 )
-from airflow_provider.operators.templating import is_template
+from airflow_provider.operators.templating import fields_to_render, is_template
 from airflow_provider.outputs import OutputFormat, check_destination
 from airflow_provider.outputs.collected import REPAIRS_KEY, read_collected_run
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL
@@ -28,6 +30,7 @@ from airflow_provider.outputs.writer import check_destination_folder
 __all__ = ["MrsDeployCollectBatchOperator", "MrsDeployFailedRowsError", "parse_output_format"]
 
 if TYPE_CHECKING:
+    import jinja2
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider.hooks import MrsDeployHook
@@ -137,6 +140,21 @@ class MrsDeployCollectBatchOperator(BaseOperator):
 
         return MrsDeployHook(self.mrsdeploy_conn_id)
 
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Iterable[str],
+        context: Context,
+        jinja_env: jinja2.Environment,
+        seen_oids: set[int],
+    ) -> None:
+        """Render as Airflow does, except inline ``records`` rows: they are data, sent as
+        given, never templates (see :func:`~airflow_provider.operators.templating.
+        renders_records`). Overridden here, not in ``render_template_fields``: a mapped
+        task's rendering calls this method directly."""
+        fields = fields_to_render(self, parent, template_fields)
+        super()._do_render_template_fields(parent, fields, context, jinja_env, seen_oids)
+
     def execute(self, context: Context) -> dict[str, Any]:
         """Fetch the results once, land files, table and manifest, then apply the row policy."""
         from airflow.sdk import ObjectStoragePath
@@ -207,6 +225,9 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         Collecting again into a destination whose failed rows were repaired (the collect task
         cleared and re-run) keeps the repaired rows: their newer results are folded in rather
         than the original failures written back.
+
+        :raises MrsDeployOutputsError: a recorded repair batch is gone from the server (see
+            :meth:`_refuse_gone_repairs`); nothing was read or written.
         """
         if ref.replacing_parts:
             return ref, ()
@@ -223,6 +244,7 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         ):
             return ref, ()
         replacing = run.batch_set.replacing_parts
+        self._refuse_gone_repairs(ref, replacing, destination)
         self.log.info(
             "The destination records %d repair(s) of these batches; keeping the rows they "
             "re-scored (batches %s)",
@@ -230,6 +252,31 @@ class MrsDeployCollectBatchOperator(BaseOperator):
             ", ".join(part.batch_id for part in replacing),
         )
         return ref.extended(replacing), run.repairs
+
+    def _refuse_gone_repairs(
+        self, ref: BatchSet, replacing: Sequence[BatchPart], destination: ObjectStoragePath
+    ) -> None:
+        """Refuse to collect again when a repair batch the destination records is gone.
+
+        The repaired rows' results live only in their repair batches (and in the table this
+        run would replace): without one of them, collecting again would write those rows'
+        original failures back over their repaired results, silently undoing the repair. So
+        nothing is written, and the destination keeps the repaired table.
+        """
+        gone = gone_batches(self.hook, ref, replacing)
+        if not gone:
+            return
+        ids = ", ".join(part.batch_id for part in gone)
+        raise MrsDeployOutputsError(
+            f"{destination} records repair batch(es) {ids} of {ref.describe()}, which "
+            f"re-scored row(s) {describe_rows(gone)}, and the server no longer has "
+            f"{'it' if len(gone) == 1 else 'them'} (deleted, or cancelled: a cancel deletes a "
+            "batch). Collecting again would write those rows' original results back over "
+            f"their repaired ones, so nothing was written: {destination} still holds the "
+            "table and files as the repair left them. To collect these batches again, collect "
+            "into a new destination (or empty this one), then run the repair there to "
+            "re-score the rows that fail."
+        )
 
     def _announce(self, context: Context, summary: dict[str, Any]) -> None:
         """Attach where the outputs landed to the asset event downstream DAGs receive."""

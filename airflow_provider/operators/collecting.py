@@ -27,7 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_provider.api import BatchStatus, ExecutionResult, MrsDeployError
+from airflow_provider.api import (
+    BatchStatus,
+    ExecutionResult,
+    MrsDeployError,
+    MrsDeployNotFoundError,
+)
 from airflow_provider.api.identifiers import shown
 from airflow_provider.api.models import decode_output_file
 from airflow_provider.batch_set import BatchPart, BatchSet
@@ -534,6 +539,31 @@ def check_same_records(records: pd.DataFrame, service: ServiceInfo, ref: BatchSe
             "path. Give a location every worker reads alike (object storage), and leave it "
             "unchanged until the run is collected."
         )
+
+
+def gone_batches(hook: MrsDeployHook, ref: BatchSet, parts: Sequence[BatchPart]) -> list[BatchPart]:
+    """The batches of ``parts`` the server no longer has: it answers 404 for them (deleted by
+    someone, or cancelled: on this API a cancel deletes the batch).
+
+    Asked before a run that must read them again, so it can say which batches are gone and
+    what to do, instead of failing half-way with the bare 404 of one of them.
+
+    :param ref: the batch set the parts belong to (it names their service).
+    """
+    gone = []
+    for part in parts:
+        try:
+            hook.get_batch_progress(ref.service_name, ref.service_version, part.batch_id)
+        except MrsDeployNotFoundError:
+            gone.append(part)
+    return gone
+
+
+def describe_rows(parts: Sequence[BatchPart], shown_rows: int = 20) -> str:
+    """The table rows ``parts`` re-scored, for a message (the first ``shown_rows``)."""
+    rows = sorted({row for part in parts for row in part.rows or ()})
+    listed = ", ".join(str(row) for row in rows[:shown_rows])
+    return f"[{listed}{', ...' if len(rows) > shown_rows else ''}]"
 
 
 def new_table(service: ServiceInfo) -> OutputsTable:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,8 @@ from airflow_provider.operators.collecting import (
     Collector,
     apply_failure_policy,
     check_same_records,
+    describe_rows,
+    gone_batches,
     new_table,
 )
 from airflow_provider.operators.submission import (
@@ -32,8 +34,8 @@ from airflow_provider.operators.submission import (
     start_batches,
 )
 from airflow_provider.operators.submit import run_time_parallel_count
-from airflow_provider.operators.templating import is_template
-from airflow_provider.outputs import check_destination
+from airflow_provider.operators.templating import fields_to_render, is_template
+from airflow_provider.outputs import OutputFormat, check_destination
 from airflow_provider.outputs.collected import (
     REPAIRS_KEY,
     CollectedRun,
@@ -43,7 +45,7 @@ from airflow_provider.outputs.collected import (
     refuse_link,
 )
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL
-from airflow_provider.outputs.table import INPUT_PREFIX
+from airflow_provider.outputs.table import INPUT_PREFIX, decode_input_columns
 from airflow_provider.outputs.writer import check_destination_folder
 from airflow_provider.waiting.events import BatchEvent
 from airflow_provider.waiting.tasks import (
@@ -52,6 +54,7 @@ from airflow_provider.waiting.tasks import (
 )
 
 if TYPE_CHECKING:
+    import jinja2
     import pandas as pd
     from airflow.sdk import Context, ObjectStoragePath
 
@@ -180,6 +183,21 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
 
         return MrsDeployHook(self.mrsdeploy_conn_id)
 
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Iterable[str],
+        context: Context,
+        jinja_env: jinja2.Environment,
+        seen_oids: set[int],
+    ) -> None:
+        """Render as Airflow does, except inline ``records`` rows: they are data, sent as
+        given, never templates (see :func:`~airflow_provider.operators.templating.
+        renders_records`). Overridden here, not in ``render_template_fields``: a mapped
+        task's rendering calls this method directly."""
+        fields = fields_to_render(self, parent, template_fields)
+        super()._do_render_template_fields(parent, fields, context, jinja_env, seen_oids)
+
     # -- the attempts -------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -198,6 +216,7 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
         attempt = len(run.repairs) + 1
         if not failed or attempt > self.max_attempts:
             return self._report(run, failed)
+        self._refuse_gone_repairs(destination, run)
         repair_set = self._start_attempt(context, destination, run, failed, attempt)
         context["ti"].xcom_push(key=XCOM_REPAIR_BATCH_SET, value=repair_set.to_json())
         self._handed_over = True
@@ -235,6 +254,28 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
         self._store(context, attempt).forget()
         self._handed_over = False
         return self._next_attempt(context)
+
+    def _refuse_gone_repairs(self, destination: ObjectStoragePath, run: CollectedRun) -> None:
+        """Refuse, before anything is sent, to repair a destination whose recorded repair
+        batches are not all on the server any more.
+
+        A merge reads every batch the manifest records again (the table is rebuilt from
+        them): without an earlier repair batch, the rows it re-scored would lose their
+        results, and the merge would fail only after this attempt ran.
+        """
+        gone = gone_batches(self.hook, run.batch_set, run.batch_set.replacing_parts)
+        if not gone:
+            return
+        ids = ", ".join(part.batch_id for part in gone)
+        raise MrsDeployOutputsError(
+            f"{destination} records repair batch(es) {ids}, which re-scored row(s) "
+            f"{describe_rows(gone)}, and the server no longer has "
+            f"{'it' if len(gone) == 1 else 'them'} (deleted, or cancelled: a cancel deletes a "
+            "batch). A repair rebuilds the table from every batch it records, so it cannot "
+            "merge new results here without losing those rows' repaired ones; nothing was "
+            f"sent and {destination} is unchanged. Collect the run's batches into a new "
+            "destination (or empty this one and collect again), then repair there."
+        )
 
     def _start_attempt(
         self,
@@ -422,7 +463,7 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
         checked to be the rows submitted when Submit fingerprinted them."""
         if self.records is not None:
             return self._given_records(destination, run, service)
-        inputs = _input_columns(read_table(destination, run))
+        inputs = read_table_inputs(destination, run, service)
         if inputs is None:
             raise MrsDeployRecordsError(
                 f"the table at {destination} has no input_<name> columns, so the failed rows' "
@@ -458,11 +499,12 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
         columns: ``records`` when given, else those columns, checked as for re-sending (an
         unfinished run may have left another submission's table, whose inputs must not be
         written beside this run's outputs)."""
-        inputs = _input_columns(read_table(destination, run))
+        if self.records is not None:
+            has_inputs = _input_columns(read_table(destination, run)) is not None
+            return self._given_records(destination, run, service) if has_inputs else None
+        inputs = read_table_inputs(destination, run, service)
         if inputs is None:
             return None
-        if self.records is not None:
-            return self._given_records(destination, run, service)
         check_table_inputs(inputs, service, run, destination)
         return inputs
 
@@ -557,6 +599,59 @@ def check_table_inputs(
             f"{batch_set.describe()} ({why}): pass records= (the source that was submitted, "
             "in the same order), or collect into this destination again before repairing it"
         ) from None
+
+
+def read_table_inputs(
+    destination: ObjectStoragePath, run: CollectedRun, service: ServiceInfo
+) -> pd.DataFrame | None:
+    """The inputs the table at ``destination`` keeps (its ``input_<name>`` columns, without
+    the prefix), as the values they were sent as; None when it has no input columns.
+
+    Each service input is read back by its declared type (see
+    :func:`~airflow_provider.outputs.table.decode_input_columns`): a vector, matrix or data
+    frame from its JSON text, and, in a CSV table, a ``character`` input as the text written
+    (CSV holds no types: ``007`` would read as the number 7, ``NA`` as missing).
+    """
+    from airflow_provider.records.check import text_inputs
+
+    inputs = _input_columns(read_table(destination, run))
+    if inputs is None:
+        return None
+    if run.output_format is OutputFormat.CSV:
+        characters = [name for name in text_inputs(service.input_parameters) if name in inputs]
+        if characters:
+            inputs = _with_csv_text(inputs, destination / run.table_path, characters, run.rows)
+    return decode_input_columns(inputs, {p.name: p.type for p in service.input_parameters})
+
+
+def _with_csv_text(
+    inputs: pd.DataFrame, path: ObjectStoragePath, names: Sequence[str], rows: int
+) -> pd.DataFrame:
+    """``inputs`` with the columns ``names`` read again from the CSV table at ``path`` as the
+    text written, every cell kept (no value is taken for missing: a service input never is).
+
+    :raises MrsDeployOutputsError: the table no longer holds the rows just read.
+    """
+    import pandas as pd
+
+    columns = [INPUT_PREFIX + name for name in names]
+    refuse_link(path)
+    with path.open("rb") as handle:
+        text = pd.read_csv(
+            handle,
+            usecols=["index", *columns],
+            dtype=dict.fromkeys(columns, str),
+            na_filter=False,
+        )
+    if text["index"].tolist() != list(range(rows)):
+        raise MrsDeployOutputsError(
+            f"the table {path} changed while it was read; run the repair again"
+        )
+    kept = inputs.copy()
+    kept.attrs.update(inputs.attrs)
+    for name, column in zip(names, columns, strict=True):
+        kept[name] = pd.Series(text[column].tolist(), index=kept.index, dtype=object)
+    return kept
 
 
 def _input_columns(frame: pd.DataFrame) -> pd.DataFrame | None:

@@ -69,6 +69,30 @@ def _refuse_unencodable_text(table: pd.DataFrame) -> None:
                 )
 
 
+def _unquoted_carriage_return(text: str) -> bool:
+    """Whether the CSV writer would leave a carriage return in ``text`` unquoted: it quotes a
+    field only for the characters of its line terminator, so one with a ``\\n`` is quoted."""
+    return "\r" in text and "\n" not in text
+
+
+def _holds_carriage_return(table: pd.DataFrame) -> bool:
+    """Whether a column name or a text cell holds a carriage return that ``\\n`` lines would
+    leave unquoted (see :func:`_unquoted_carriage_return`).
+
+    Every reader takes such a ``\\r`` for a line break, cutting the row in two: a
+    service's text, or a ``character`` input a repair must re-send as it was.
+    """
+    if any(_unquoted_carriage_return(str(name)) for name in table.columns):
+        return True
+    for position in range(table.shape[1]):
+        column = table.iloc[:, position]
+        if column.dtype.kind == "O" and any(
+            isinstance(value, str) and _unquoted_carriage_return(value) for value in column.tolist()
+        ):
+            return True
+    return False
+
+
 def _escaped_line(row: dict[str, Any]) -> bytes:
     """One JSON Lines row by the standard encoder (ASCII, every string escaped as needed),
     with what msgspec writes for the values it takes: ``null`` for NaN and infinities."""
@@ -122,8 +146,13 @@ class RenderedTable:
         self.rows = len(table)
         self._table = table
         self._arrow: Any = None
+        #: CSV line ends: ``\r\n`` when some text holds a carriage return the writer would
+        #: otherwise leave unquoted (see :func:`_holds_carriage_return`); else pandas' default.
+        self._csv_line_end: str | None = None
         if output_format is OutputFormat.CSV:
             _refuse_unencodable_text(table)
+            if _holds_carriage_return(table):
+                self._csv_line_end = "\r\n"
         if output_format is OutputFormat.PARQUET:
             import pyarrow as pa
 
@@ -159,11 +188,13 @@ class RenderedTable:
     def _write_csv(self, handle: BinaryIO) -> None:
         """The header, then the rows a slice at a time: the same bytes as the whole table
         rendered at once (pandas renders each value on its own: every float as its shortest
-        exact text, so CSV round-trips), without holding the whole text."""
+        exact text, so CSV round-trips), without holding the whole text. Lines end in
+        ``\\r\\n`` only when a text needs it quoted (see ``_csv_line_end``)."""
         step = self._step
         for start in range(0, max(self.rows, 1), step):
             part = self._table.iloc[start : start + step]
-            handle.write(part.to_csv(index=False, header=start == 0).encode("utf-8"))
+            text = part.to_csv(index=False, header=start == 0, lineterminator=self._csv_line_end)
+            handle.write(text.encode("utf-8"))
 
     def _write_jsonl(self, handle: BinaryIO) -> None:
         """One JSON object per row, a slice of rows at a time; msgspec writes every float

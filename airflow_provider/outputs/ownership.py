@@ -7,7 +7,8 @@ Collect owns exactly the paths an earlier collect at the same destination record
   It holds every path the runs since the last manifest may have written, and the tokens of
   those runs, whose temporary files are named after them. A run killed at any point leaves the
   journal behind, so the next run still knows what it may replace and which half-written
-  temporary files to clear; a run that finishes removes it once its manifest is written.
+  temporary files to clear; a run that finishes removes it once its manifest is written (or,
+  when another run wrote here meanwhile, settles it: see :func:`settle_journal`).
 
 Every other file or folder under the destination belongs to someone else and is never
 deleted, moved or overwritten: a run that would have to write over one fails before writing
@@ -42,6 +43,8 @@ _GLOB_MAGIC = re.compile(r"[*?\[\]]")
 _INDEX_DIGITS = 19
 #: How many paths an error or log line names.
 QUOTED_PATHS = 5
+#: Why a path this run must write is refused when a file no collect recorded is there.
+NOT_RECORDED = "not written by an earlier collect here"
 
 
 @dataclass(frozen=True)
@@ -231,7 +234,7 @@ def find_conflicts(planned: Iterable[str], listing: Listing, owned: frozenset[st
         if path in listing.folders:
             problems.add(f"{path} (a folder)")
         elif (path in listing.files or path in listing.links) and path not in owned:
-            problems.add(f"{path} (not written by an earlier collect here)")
+            problems.add(f"{path} ({NOT_RECORDED})")
     return sorted(problems)
 
 
@@ -243,6 +246,75 @@ def leftovers(owned: frozenset[str], written: Iterable[str], listing: Listing) -
         for path in owned
         if path not in keep and (path in listing.files or path in listing.links)
     )
+
+
+def abandoned_folders(owned: frozenset[str], written: Iterable[str], listing: Listing) -> list[str]:
+    """Folders above recorded paths this run did not write that are there now, deepest first.
+
+    A run that died, or whose download failed before the first byte arrived, may have made a
+    row folder (``files/3``) and left it empty: its file was never there to be deleted, so
+    only this tells the next run to try the folder. Folders holding a path this run wrote are
+    left out; the caller removes the others only if they are empty.
+    """
+    kept = set(written)
+    found = {
+        folder
+        for path in owned
+        if path not in kept
+        for folder in ancestors(path)
+        if folder in listing.folders
+    }
+    if not found:  # the usual case: no per-path work over a large run's written paths
+        return []
+    used: set[str] = set()
+    for path in kept:
+        folder = path.rpartition("/")[0]
+        while folder and folder not in used:
+            used.add(folder)
+            folder = folder.rpartition("/")[0]
+    return sorted(found - used, key=lambda folder: folder.count("/"), reverse=True)
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What a finishing run does with the journal once its manifest is written."""
+
+    #: The journal to write back (another run still needs it), or None to remove it.
+    keep: Ownership | None
+    #: Recorded paths outside this run's manifest: removed where they are found (only when
+    #: ``keep`` is None: no other run is still writing).
+    leftovers: frozenset[str]
+
+
+def settle_journal(
+    journal: Ownership,
+    published: Ownership | None,
+    *,
+    token: str,
+    taken_over: frozenset[str],
+    ours: frozenset[str],
+) -> Settlement:
+    """How a run that overlapped another one ends, so that no path it recorded is forgotten.
+
+    Two tries of one task can overlap (a stuck try still running while its retry starts).
+    Each run's journal then holds the other's paths, and a run that simply removed the
+    journal at its end would forget what the other run wrote afterwards: a path no manifest
+    and no journal records, which every later run must refuse to overwrite.
+
+    :param journal: what the journal records now (it changed since this run wrote it).
+    :param published: what a manifest another run published since this run began records.
+    :param token: this run's token.
+    :param taken_over: tokens pending when this run began: runs it took the place of (it
+        deleted their temporary files).
+    :param ours: the paths this run's manifest records.
+    """
+    recorded = journal.owned | (published.owned if published is not None else frozenset())
+    others = journal.pending - {token} - taken_over
+    if others:
+        # A run that began after this one is still writing: it needs the journal, with
+        # these paths in it (this manifest will not be the last).
+        return Settlement(Ownership(recorded | ours, others), frozenset())
+    return Settlement(None, recorded - ours)
 
 
 def stale_temporaries(listing: Listing, ownership: Ownership, current: str) -> list[str]:

@@ -11,6 +11,11 @@ Column rules (documented in docs/outputs.md):
   ``error_message`` or an input column, and no two outputs can end under one name.
 - Scalars stay values; vectors, matrices and data frames (and every value of an output the
   service declares as one of those types) become JSON text.
+- The records put beside the outputs (``input_<name>``) stay as given, except that a column
+  holding a vector, matrix or data frame in any row has every value written as JSON text:
+  Parquet would otherwise store nested lists, CSV Python's ``repr``, and a repair re-sends
+  these cells, so they must read back as the same JSON value in every format
+  (:func:`decode_input_columns` reads them back).
 - A column holds one type. Integers stay exact (64-bit), integers and decimals together become
   decimals only while every integer converts exactly; anything else (text in a numeric output,
   an integer beyond 64 bits) is refused with the row and the column, before the destination is
@@ -20,11 +25,13 @@ Column rules (documented in docs/outputs.md):
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider.api import ExecutionResult, MrsDeployError
-from airflow_provider.exceptions import MrsDeployOutputsError
+from airflow_provider.api.identifiers import shown
+from airflow_provider.exceptions import MrsDeployOutputsError, MrsDeployRecordsError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +58,110 @@ def column_name(output: str) -> str:
 
 def _json_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _composite_types() -> tuple[type, ...]:
+    """The Python types a vector, matrix or data frame input arrives as (numpy: imported at
+    run time only, with pandas)."""
+    import numpy as np
+
+    return (list, tuple, Mapping, np.ndarray)
+
+
+def _missing(value: Any) -> bool:
+    """Whether ``value`` is one of the markers pandas uses for a missing cell."""
+    import pandas as pd
+
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def stored_input_column(values: pd.Series) -> pd.Series:
+    """An input column as the table stores it: as given, or every value as JSON text when any
+    row holds a vector, matrix or data frame.
+
+    The whole column, not only the composite cells: a column holds one type (Parquet refuses
+    lists beside numbers), and a reader then knows every text of it is JSON (the text ``abc``
+    is stored as ``"abc"``, quotes included). Missing cells stay missing.
+    """
+    import pandas as pd
+
+    if values.dtype.kind != "O":
+        return values  # numbers, booleans, dates: never composite
+    items = values.tolist()
+    composite = _composite_types()
+    if not any(issubclass(kind, composite) for kind in set(map(type, items))):
+        return values
+    texts = [None if _missing(value) else _input_json_text(value) for value in items]
+    return pd.Series(texts, index=values.index, dtype=object, name=values.name)
+
+
+def _input_json_text(value: Any) -> str:
+    """An input cell as JSON text: numpy arrays and scalars as the lists and numbers the
+    records encoder sends; a value JSON has no form for as its text, as the JSON Lines writer
+    writes it (such a value cannot have been sent to a service)."""
+    return json.dumps(_plain_json(value), separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def decode_input_columns(inputs: pd.DataFrame, input_types: Mapping[str, str]) -> pd.DataFrame:
+    """The values to re-send from a table's input columns (``inputs``, without their prefix),
+    read back by each service input's declared type.
+
+    A ``vector``, ``matrix`` or ``data.frame`` input is JSON text in tables of this release;
+    tables of earlier ones hold a native JSON value (JSON Lines) or nested arrays (Parquet),
+    which are turned into plain lists and dicts. Other inputs are kept as read: numbers,
+    booleans and text need no decoding (a CSV reader must keep ``character`` inputs as text).
+
+    :param inputs: the table's input columns, named after the inputs.
+    :param input_types: each service input's declared type.
+    :raises MrsDeployRecordsError: a composite input's cell is text that is not JSON (an
+        earlier release wrote them to CSV as Python text), naming the row and the column.
+    """
+    import pandas as pd
+
+    decoded = inputs.copy()
+    decoded.attrs.update(inputs.attrs)
+    for position, label in enumerate(inputs.columns):
+        kind = input_types.get(str(label), "").lower()
+        if kind in JSON_TEXT_TYPES:
+            values = _decoded_composites(str(label), kind, inputs.iloc[:, position].tolist())
+            decoded.isetitem(position, pd.Series(values, index=inputs.index, dtype=object))
+    return decoded
+
+
+def _decoded_composites(name: str, kind: str, values: list[Any]) -> list[Any]:
+    """A composite input's cells as the values sent: JSON text parsed, arrays made lists."""
+    decoded = []
+    for row, value in enumerate(values):
+        if isinstance(value, str):
+            try:
+                decoded.append(json.loads(value))
+            except ValueError:
+                raise MrsDeployRecordsError(
+                    f"row {row} of the table's column {INPUT_PREFIX + name!r} holds "
+                    f"{shown(value)}, which is not JSON text: the {kind} input {name!r} cannot "
+                    "be read back from it (a CSV table written by an earlier release holds "
+                    "such inputs as Python text). Pass records= (the source that was "
+                    "submitted, in the same order), or collect into this destination again "
+                    "with records="
+                ) from None
+        elif _missing(value):
+            decoded.append(value)
+        else:
+            decoded.append(_plain_json(value))
+    return decoded
+
+
+def _plain_json(value: Any) -> Any:
+    """Nested numpy arrays (records read from Parquet, or a Parquet list column read back),
+    numpy scalars, mappings and tuples as the plain lists, dicts and numbers JSON writes."""
+    to_list = getattr(value, "tolist", None)
+    if callable(to_list):
+        value = to_list()
+    if isinstance(value, Mapping):
+        return {str(key): _plain_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain_json(item) for item in value]
+    return value
 
 
 def _cell(value: Any) -> Any:
@@ -168,8 +279,7 @@ class OutputsTable:
                 raise MrsDeployError(
                     f"cannot put {len(inputs)} input rows beside {self._rows} results"
                 )
-            renamed = inputs.reset_index(drop=True).add_prefix(INPUT_PREFIX)
-            table = pd.concat([table, renamed], axis=1)
+            table = pd.concat([table, _stored_inputs(inputs)], axis=1)
         return table
 
     def _typed(self, name: str, values: list[Any]) -> Any:
@@ -236,3 +346,15 @@ class OutputsTable:
                 "service so every row returns the same type for this output (or declare it as "
                 "a vector, which is written as JSON text)."
             )
+
+
+def _stored_inputs(inputs: pd.DataFrame) -> pd.DataFrame:
+    """The records as the table's ``input_<name>`` columns (see :func:`stored_input_column`);
+    by position, as records may repeat a column name the service does not take."""
+    stored = inputs.reset_index(drop=True)  # a new frame: the records are left as they are
+    for position in range(stored.shape[1]):
+        column = stored.iloc[:, position]
+        converted = stored_input_column(column)
+        if converted is not column:
+            stored.isetitem(position, converted)
+    return stored.add_prefix(INPUT_PREFIX)

@@ -13,7 +13,8 @@ the next run (see :mod:`airflow_provider.outputs.ownership`):
    whole (see :mod:`airflow_provider.outputs.storage`).
 3. :meth:`OutputWriter.remove_leftovers` deletes what earlier runs recorded and this run did
    not write, and temporary files of runs that died.
-4. :meth:`OutputWriter.finish` writes the manifest, then drops the journal.
+4. :meth:`OutputWriter.finish` writes the manifest, then drops the journal (unless a run that
+   began after this one still needs it).
 """
 
 from __future__ import annotations
@@ -37,8 +38,10 @@ from airflow_provider.outputs.manifest import MANIFEST_NAME, WrittenFile, encode
 from airflow_provider.outputs.names import FILES_DIR, PlannedFile
 from airflow_provider.outputs.ownership import (
     JOURNAL_NAME,
+    NOT_RECORDED,
     Listing,
     Ownership,
+    abandoned_folders,
     ancestors,
     encode_journal,
     find_conflicts,
@@ -48,6 +51,7 @@ from airflow_provider.outputs.ownership import (
     manifest_ownership,
     parse_manifest,
     quote_paths,
+    settle_journal,
     stale_temporaries,
     temporary_name,
 )
@@ -249,6 +253,8 @@ class OutputWriter:
         self._folders: set[int] = set()
         self._listing = Listing()
         self._ownership = Ownership()
+        #: The journal as this run wrote it: found unchanged at the end, no run overlapped.
+        self._journal = b""
         self._started = False
 
     def close(self) -> None:
@@ -288,7 +294,7 @@ class OutputWriter:
             raise MrsDeployDestinationError(
                 f"Collect will not overwrite what it did not write: under {self.destination}, "
                 f"{quote_paths(problems)}. Move these away, or collect into an empty folder "
-                "or one only Collect writes to. Nothing was written."
+                f"or one only Collect writes to.{_stray_hint(problems)} Nothing was written."
             )
         if ownership.pending:
             self.log.warning(
@@ -302,13 +308,11 @@ class OutputWriter:
                 quote_paths(list(ownership.ignored)),
             )
         self._listing, self._ownership = listing, ownership
-        self._atomic_bytes(
-            JOURNAL_NAME,
-            encode_journal(
-                Ownership(ownership.owned | paths, ownership.pending | {self._token}),
-                previous_manifest,
-            ),
+        self._journal = encode_journal(
+            Ownership(ownership.owned | paths, ownership.pending | {self._token}),
+            previous_manifest,
         )
+        self._atomic_bytes(JOURNAL_NAME, self._journal)
         self._started = True
         if listing.exists(MANIFEST_NAME):
             self._files.remove(f"{self._base}/{MANIFEST_NAME}")
@@ -493,11 +497,11 @@ class OutputWriter:
         stale = stale_temporaries(self._listing, self._ownership, self._token)
         for relative in [*removed, *stale]:
             self._files.remove(f"{self._base}/{relative}")
-        # Deepest first, so a row folder emptied here lets ``files`` go too; a folder that still
-        # holds anything stays.
-        folders = {folder for path in [*removed, *stale] for folder in ancestors(path)}
-        for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
-            self._files.remove_empty_folder(f"{self._base}/{folder}")
+        self._remove_empty_folders(
+            {folder for path in [*removed, *stale] for folder in ancestors(path)}.union(
+                abandoned_folders(self._ownership.owned, kept, self._listing)
+            )
+        )
         if removed:
             self.log.info(
                 "Removed %d files an earlier collect wrote here and this run did not: %s",
@@ -512,12 +516,112 @@ class OutputWriter:
             )
         return removed
 
+    def _remove_empty_folders(self, folders: Iterable[str]) -> None:
+        """Drop ``folders`` that are empty: those above the files just removed, and those an
+        earlier run made and left empty (a row folder made before a download that failed
+        before its first byte, which left no file to remove).
+
+        Deepest first, so a row folder emptied here lets ``files`` go too. Each is removed by
+        name in its parent as opened without following a link (a link there is not a folder
+        and stays), and only if empty: a folder that holds anything stays.
+        """
+        for folder in sorted(folders, key=lambda f: f.count("/"), reverse=True):
+            self._files.remove_empty_folder(f"{self._base}/{folder}")
+
     def finish(self, manifest: Mapping[str, Any]) -> str:
-        """Write the manifest last, atomically, then drop the journal; return its full path.
-        The writer is closed after (see :meth:`close`)."""
+        """Write the manifest last, atomically, then settle the journal; return the manifest's
+        full path. The writer is closed after (see :meth:`close`).
+
+        The journal is dropped when it is as this run wrote it and no earlier run was
+        unfinished when this one began. Otherwise another run may have written here meanwhile
+        (two tries of one task overlapping: a stuck try still writing while its retry runs):
+        see :meth:`_settle_overlap`.
+        """
         try:
+            journal = self._files.read(f"{self._base}/{JOURNAL_NAME}")
+            overlapped = journal != self._journal or bool(self._ownership.pending)
+            # Read before this run's manifest replaces it: a run that overlapped this one
+            # may have published one since this run withdrew the previous manifest.
+            published = self._published_manifest() if overlapped else None
             self._atomic_bytes(MANIFEST_NAME, encode_manifest(manifest))
-            self._files.remove(f"{self._base}/{JOURNAL_NAME}")
+            if overlapped:
+                self._settle_overlap(journal, published, manifest)
+            else:
+                self._files.remove(f"{self._base}/{JOURNAL_NAME}")
         finally:
             self.close()
         return str(self.manifest_path)
+
+    def _published_manifest(self) -> Ownership | None:
+        """What a manifest at the destination now records (None: none, or not one of ours)."""
+        data = self._files.read(f"{self._base}/{MANIFEST_NAME}")
+        return manifest_ownership(data) if data is not None else None
+
+    def _settle_overlap(
+        self, journal: bytes | None, published: Ownership | None, manifest: Mapping[str, Any]
+    ) -> None:
+        """End a run that overlapped another so that every path either run wrote stays
+        recorded (in this manifest or the journal) or is removed.
+
+        While a run that began after this one has not finished, the journal is written back
+        without this run's token (and with every path recorded so far) for that run to find.
+        Otherwise this manifest is the last: recorded paths it does not list, which the other
+        run landed after this one listed the destination, are removed, then the journal. (An
+        unfinished run this one took over may be a stuck try still writing, not a dead one:
+        hence the check even when the journal is unchanged, at the cost of one listing.)
+        """
+        recorded = journal_ownership(journal) if journal is not None else None
+        ours = frozenset(_manifest_paths(manifest))
+        settlement = settle_journal(
+            recorded or Ownership(),
+            published,
+            token=self._token,
+            taken_over=self._ownership.pending,
+            ours=ours,
+        )
+        if settlement.keep is not None:
+            previous = journal_previous_manifest(journal) if journal is not None else None
+            self._atomic_bytes(JOURNAL_NAME, encode_journal(settlement.keep, previous))
+            self.log.warning(
+                "Another collect into %s began after this one and has not finished; kept the "
+                "ownership journal for it",
+                self.destination,
+            )
+            return
+        listing = self._files.list(self._base)
+        removed = leftovers(settlement.leftovers, (), listing)
+        for relative in removed:
+            self._files.remove(f"{self._base}/{relative}")
+        self._remove_empty_folders(abandoned_folders(settlement.leftovers, ours, listing))
+        if removed:
+            self.log.warning(
+                "Removed %d files another collect into %s wrote while this one ran: %s",
+                len(removed),
+                self.destination,
+                quote_paths(removed),
+            )
+        self._files.remove(f"{self._base}/{JOURNAL_NAME}")
+
+
+def _stray_hint(problems: Iterable[str]) -> str:
+    """How a file no record names may have come there, when one is among ``problems``.
+
+    A try of a task that went on writing after a later try had finished collecting here, then
+    died, leaves files no manifest or journal records (see the output docs on overlapping
+    tries): only someone who knows nobody else writes here can tell them apart from their own.
+    """
+    if not any(problem.endswith(f"({NOT_RECORDED})") for problem in problems):
+        return ""
+    return (
+        " If nothing but Collect writes here, such a file may have been left by an earlier "
+        "try of this task that went on writing after a later try had collected here; then "
+        "delete it."
+    )
+
+
+def _manifest_paths(manifest: Mapping[str, Any]) -> list[str]:
+    """The paths a manifest records (its table, its files, itself)."""
+    files = manifest.get("files") or []
+    paths = [str(manifest["table"]["path"]), MANIFEST_NAME]
+    paths.extend(str(entry["path"]) for entry in files)
+    return paths
