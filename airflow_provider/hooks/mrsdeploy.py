@@ -683,8 +683,18 @@ class MrsDeployHook(BaseHook):
         return status.results[index]
 
     def test_connection(self) -> tuple[bool, str]:
-        """Log in (unless a bearer token is configured) and list the services."""
+        """Log in (unless a bearer token is configured) and list the services.
+
+        A connection whose extras would send its credentials somewhere the stored connection
+        would not (a proxy, another Azure AD host) or use the identity of the machine running
+        the test is refused before any request (see :mod:`.connection_test`).
+        """
+        from airflow_provider.hooks.connection_test import refused_by_test_button
+
         try:
+            problem = refused_by_test_button(self.settings)
+            if problem is not None:
+                return False, problem
             services = self.list_services()
         except Exception as err:
             return False, str(err)
