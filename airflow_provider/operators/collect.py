@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import Asset, BaseOperator
+from airflow.sdk import Asset
 
 from airflow_provider.api import MrsDeployConfigurationError, MrsDeployError
 from airflow_provider.api.identifiers import shown
@@ -21,7 +21,7 @@ from airflow_provider.operators.collecting import (
     gone_batches,
     new_table,
 )
-from airflow_provider.operators.templating import fields_to_render, is_template
+from airflow_provider.operators.templating import RecordsTemplating, is_template
 from airflow_provider.outputs import OutputFormat, check_destination
 from airflow_provider.outputs.collected import REPAIRS_KEY, read_collected_run
 from airflow_provider.outputs.progress import DEFAULT_INTERVAL
@@ -30,13 +30,12 @@ from airflow_provider.outputs.writer import check_destination_folder
 __all__ = ["MrsDeployCollectBatchOperator", "MrsDeployFailedRowsError", "parse_output_format"]
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.sdk import Context, ObjectStoragePath
 
     from airflow_provider.hooks import MrsDeployHook
 
 
-class MrsDeployCollectBatchOperator(BaseOperator):
+class MrsDeployCollectBatchOperator(RecordsTemplating):
     """Write a complete batch's per-row outputs and files to storage, idempotently.
 
     Under ``destination`` (any ``ObjectStoragePath``: local, s3://, gs://, abfs://...) it writes
@@ -139,21 +138,6 @@ class MrsDeployCollectBatchOperator(BaseOperator):
         from airflow_provider.hooks import MrsDeployHook
 
         return MrsDeployHook(self.mrsdeploy_conn_id)
-
-    def _do_render_template_fields(
-        self,
-        parent: Any,
-        template_fields: Iterable[str],
-        context: Context,
-        jinja_env: jinja2.Environment,
-        seen_oids: set[int],
-    ) -> None:
-        """Render as Airflow does, except inline ``records`` rows: they are data, sent as
-        given, never templates (see :func:`~airflow_provider.operators.templating.
-        renders_records`). Overridden here, not in ``render_template_fields``: a mapped
-        task's rendering calls this method directly."""
-        fields = fields_to_render(self, parent, template_fields)
-        super()._do_render_template_fields(parent, fields, context, jinja_env, seen_oids)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Fetch the results once, land files, table and manifest, then apply the row policy."""

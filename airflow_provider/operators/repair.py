@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
@@ -34,7 +34,7 @@ from airflow_provider.operators.submission import (
     start_batches,
 )
 from airflow_provider.operators.submit import run_time_parallel_count
-from airflow_provider.operators.templating import fields_to_render, is_template
+from airflow_provider.operators.templating import RecordsTemplating, is_template
 from airflow_provider.outputs import OutputFormat, check_destination
 from airflow_provider.outputs.collected import (
     REPAIRS_KEY,
@@ -54,7 +54,6 @@ from airflow_provider.waiting.tasks import (
 )
 
 if TYPE_CHECKING:
-    import jinja2
     import pandas as pd
     from airflow.sdk import Context, ObjectStoragePath
 
@@ -68,7 +67,7 @@ XCOM_REPAIR_BATCH_SET = "repair_batch_set"
 STATE_KEY_PREFIX = "mrsdeploy_repair_attempt_"
 
 
-class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
+class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator):
     """Re-score the failed rows of a collected run and merge them into the same destination.
 
     Reads the destination's ``manifest.json`` (written by the Collect operator), re-submits
@@ -182,21 +181,6 @@ class MrsDeployRepairFailedRowsOperator(BatchWaitingOperator):
         from airflow_provider.hooks import MrsDeployHook
 
         return MrsDeployHook(self.mrsdeploy_conn_id)
-
-    def _do_render_template_fields(
-        self,
-        parent: Any,
-        template_fields: Iterable[str],
-        context: Context,
-        jinja_env: jinja2.Environment,
-        seen_oids: set[int],
-    ) -> None:
-        """Render as Airflow does, except inline ``records`` rows: they are data, sent as
-        given, never templates (see :func:`~airflow_provider.operators.templating.
-        renders_records`). Overridden here, not in ``render_template_fields``: a mapped
-        task's rendering calls this method directly."""
-        fields = fields_to_render(self, parent, template_fields)
-        super()._do_render_template_fields(parent, fields, context, jinja_env, seen_oids)
 
     # -- the attempts -------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from airflow_provider.operators.submission import (
     reusable,
     start_batches,
 )
-from airflow_provider.operators.templating import fields_to_render, is_template
+from airflow_provider.operators.templating import RecordsTemplating, is_template
 from airflow_provider.records.sql import DEFAULT_SQL_CHUNK_ROWS, read_sql_records
 from airflow_provider.waiting.events import BatchEvent
 from airflow_provider.waiting.tasks import (
@@ -28,14 +28,13 @@ from airflow_provider.waiting.tasks import (
 )
 
 if TYPE_CHECKING:
-    import jinja2
     from airflow.sdk import Context
 
     from airflow_provider.hooks import MrsDeployHook
     from airflow_provider.records.check import PreparedRecords
 
 
-class MrsDeploySubmitBatchOperator(BatchWaitingOperator):
+class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
     """Send records to a published service as one batch execution and start it.
 
     The records are checked against the service's input definitions before anything is sent:
@@ -150,21 +149,6 @@ class MrsDeploySubmitBatchOperator(BatchWaitingOperator):
         from airflow_provider.hooks import MrsDeployHook
 
         return MrsDeployHook(self.mrsdeploy_conn_id)
-
-    def _do_render_template_fields(
-        self,
-        parent: Any,
-        template_fields: Iterable[str],
-        context: Context,
-        jinja_env: jinja2.Environment,
-        seen_oids: set[int],
-    ) -> None:
-        """Render as Airflow does, except inline ``records`` rows: they are data, sent as
-        given, never templates (see :func:`~airflow_provider.operators.templating.
-        renders_records`). Overridden here, not in ``render_template_fields``: a mapped
-        task's rendering calls this method directly."""
-        fields = fields_to_render(self, parent, template_fields)
-        super()._do_render_template_fields(parent, fields, context, jinja_env, seen_oids)
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Validate and send the records (or re-attach on a retry), record the ids, then wait."""

@@ -4,6 +4,13 @@ template fields Airflow may render."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    import jinja2
+    from airflow.sdk import Context
 
 #: The template field that holds either a source (a path or URL, a template) or the rows
 #: themselves (data, never a template).
@@ -48,3 +55,22 @@ def fields_to_render(operator: object, parent: object, template_fields: Iterable
     ):
         fields.remove(RECORDS_FIELD)
     return fields
+
+
+class RecordsTemplating(BaseOperator):
+    """Renders templates as Airflow does, except inline ``records`` rows: they are data, sent
+    as given, never templates (see :func:`renders_records`). Shared by the operators that take
+    ``records`` (Submit, Collect, Repair), listed before their operator base class."""
+
+    def _do_render_template_fields(
+        self,
+        parent: Any,
+        template_fields: Iterable[str],
+        context: Context,
+        jinja_env: jinja2.Environment,
+        seen_oids: set[int],
+    ) -> None:
+        # Overridden here, not in ``render_template_fields``: a mapped task's rendering calls
+        # this method directly.
+        fields = fields_to_render(self, parent, template_fields)
+        super()._do_render_template_fields(parent, fields, context, jinja_env, seen_oids)
