@@ -86,11 +86,8 @@ def test_typed_sources_are_not_changed_by_text_columns(tmp_path: Path, kind: str
         prepare_records(loaded, ZIP_N)
 
 
-def test_submit_sends_a_csv_zip_code_as_written(
-    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
-) -> None:
-    """echoService (``text`` character, ``n`` integer) repeats what it is sent."""
-    path = write(tmp_path / "echo.csv", "text,n\n007,2\n0042,1\n")
+def submitted_and_done(path: str, task_context: Any) -> dict[str, Any]:
+    """Submit the records file to echoService and wait on the worker; the batch set."""
     operator = MrsDeploySubmitBatchOperator(
         task_id="submit",
         service_name=ECHO[0],
@@ -100,7 +97,15 @@ def test_submit_sends_a_csv_zip_code_as_written(
         wait_for_completion=True,
         poll_interval=0.2,
     )
-    (batch_id,) = BatchSet.from_json(operator.execute(task_context)).batch_ids
+    return dict(operator.execute(task_context))
+
+
+def test_submit_sends_a_csv_zip_code_as_written(
+    mrsdeploy_conn: str, task_context: Any, tmp_path: Path
+) -> None:
+    """echoService (``text`` character, ``n`` integer) repeats what it is sent."""
+    path = write(tmp_path / "echo.csv", "text,n\n007,2\n0042,1\n")
+    (batch_id,) = BatchSet.from_json(submitted_and_done(path, task_context)).batch_ids
     hook = MrsDeployHook()
     try:
         results = hook.get_batch_status(*ECHO, batch_id).results
@@ -117,15 +122,7 @@ def test_collect_given_the_same_csv_recognises_the_rows_submitted(
     from airflow_provider.operators import MrsDeployCollectBatchOperator
 
     path = write(tmp_path / "echo.csv", "text,n\n007,2\n0042,1\n")
-    batch_set = MrsDeploySubmitBatchOperator(
-        task_id="submit",
-        service_name=ECHO[0],
-        service_version=ECHO[1],
-        records=path,
-        deferrable=False,
-        wait_for_completion=True,
-        poll_interval=0.2,
-    ).execute(task_context)
+    batch_set = submitted_and_done(path, task_context)
     landed = tmp_path / "landed"
     MrsDeployCollectBatchOperator(
         task_id="collect",
