@@ -18,8 +18,12 @@ from typing import Any
 from airflow_provider.api.headers import header_value
 from airflow_provider.safe_text import printable
 
-#: How much of a non-JSON error body is kept as the message.
+#: How much of the server's error text is kept as the message.
 MAX_MESSAGE_CHARS = 500
+#: Ends a server message that was cut at :data:`MAX_MESSAGE_CHARS`. Every cut is marked, so a
+#: reader that removes secrets (the batch status page) knows where a secret may have been cut
+#: in two, leaving only its start.
+CUT_MARK = "..."
 
 
 class MrsDeployError(Exception):
@@ -243,11 +247,15 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - current)
 
 
-def _body_text(body: bytes) -> str:
-    text = body.decode("utf-8", errors="replace").strip()
+def _cut(text: str) -> str:
+    """``text`` cut to :data:`MAX_MESSAGE_CHARS`, the cut marked with :data:`CUT_MARK`."""
     if len(text) > MAX_MESSAGE_CHARS:
-        return text[:MAX_MESSAGE_CHARS] + "..."
+        return text[:MAX_MESSAGE_CHARS] + CUT_MARK
     return text
+
+
+def _body_text(body: bytes) -> str:
+    return _cut(body.decode("utf-8", errors="replace").strip())
 
 
 def _message_and_type(body: bytes) -> tuple[str | None, str | None]:
@@ -257,7 +265,7 @@ def _message_and_type(body: bytes) -> tuple[str | None, str | None]:
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None, None
     if isinstance(obj, str):
-        return obj[:MAX_MESSAGE_CHARS] or None, None
+        return _cut(obj) or None, None
     if not isinstance(obj, dict):
         return None, None
     lowered = {str(key).lower(): value for key, value in obj.items()}
@@ -266,7 +274,7 @@ def _message_and_type(body: bytes) -> tuple[str | None, str | None]:
         message = lowered.get("detail") if isinstance(lowered.get("detail"), str) else None
     exception_type = lowered.get("exceptiontype")
     return (
-        str(message)[:MAX_MESSAGE_CHARS] if message is not None else None,
+        _cut(str(message)) if message is not None else None,
         str(exception_type) if exception_type is not None else None,
     )
 

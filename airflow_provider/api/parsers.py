@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from airflow_provider.api.errors import MrsDeployNotFoundError, MrsDeployProtocolError
+from airflow_provider.api.errors import CUT_MARK, MrsDeployNotFoundError, MrsDeployProtocolError
 from airflow_provider.api.identifiers import batch_id_problem, segment_problem, shown
 from airflow_provider.api.models import (
     BatchStatus,
@@ -40,6 +40,8 @@ def decode_json(body: bytes, what: str = "response", *, quote: bool = True) -> A
         if isinstance(err, RecursionError):
             err = ValueError("nested too deeply")
         excerpt = body[:200].decode("utf-8", errors="replace")
+        if len(body) > 200:
+            excerpt += CUT_MARK  # marked, so a secret cut in two can still be found and hidden
         shown_body = f": {excerpt!r}" if quote else " (its text is not shown: it may hold secrets)"
         raise MrsDeployProtocolError(f"{what} is not valid JSON ({err}){shown_body}") from None
 

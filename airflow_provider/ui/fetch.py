@@ -1,22 +1,28 @@
 """What the batch status page shows, fetched from the server with the task's connection.
 
-Two requests through the hook (so the connection's retries, timeouts, TLS settings and token
-handling apply): the batch's state and counts (``get_batch_progress``, which stops reading
-before the rows), then, once some rows are done, the status of the first :data:`ROW_LIMIT`
-rows, read as they arrive (``read_batch_results``) and dropped after that: a page for a batch
-of two million rows holds a thousand rows' status, not the answer.
+Two requests through the hook (so the connection's TLS settings, proxy and token handling
+apply): the batch's state and counts (``get_batch_progress``, which stops reading before the
+rows), then, once some rows are done, the status of the first :data:`ROW_LIMIT` rows, read as
+they arrive (``read_batch_results``) and dropped after that: a page for a batch of two million
+rows holds a thousand rows' status, not the answer.
 
-Every message that reaches the page has the connection's secrets (its password and every
-extra the form marks as a password) replaced by ``***``: a hook message never holds one, but
-a hostile server can put anything in the error it answers, the password it was sent included.
+A reader waits for the page, so the fetch has a short budget of its own instead of the
+connection's (made for tasks, which can wait a minute per request and retry five times): no
+retries, and every call (login, state, rows) ends within :data:`PAGE_SECONDS` of the start
+(:func:`~airflow_provider.waiting.deadlines.calls_end_by`). Rows still arriving then are left
+out, and the page says so.
+
+Every message that reaches the page, the rows' errors included, has the connection's secrets
+replaced by ``***`` (:mod:`airflow_provider.ui.redaction`): a hook message never holds one, but
+a server can put anything in the error it answers, the password it was sent included.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider.api.errors import (
     MrsDeployConfigurationError,
@@ -25,7 +31,11 @@ from airflow_provider.api.errors import (
 )
 from airflow_provider.api.models import ExecutionResult
 from airflow_provider.api.state import MrsDeployBatchState
-from airflow_provider.provider_info import CONN_FIELDS
+from airflow_provider.ui.redaction import redact, secrets_of
+from airflow_provider.waiting.deadlines import calls_end_by, time_left
+
+if TYPE_CHECKING:
+    from airflow_provider.hooks import MrsDeployHook
 
 #: Rows whose status the page lists (the counts cover every row).
 ROW_LIMIT = 1000
@@ -33,6 +43,9 @@ ROW_LIMIT = 1000
 ERROR_CHARS = 500
 #: The connection type the page accepts.
 CONN_TYPE = "mrsdeploy"
+#: Seconds all the page's calls to the server may take together: a reader waits for the page,
+#: and a server that has not answered in this time will not be helped by a longer wait.
+PAGE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -56,8 +69,11 @@ class BatchView:
     completed: int
     total: int
     rows: tuple[RowStatus, ...] = ()
-    #: True when the batch has more rows than :data:`ROW_LIMIT` and the list stops there.
+    #: True when the list stops before the batch's last row (see ``rows_late``).
     rows_cut: bool = False
+    #: True when the list stops because the rows came too slowly (:data:`PAGE_SECONDS`), not
+    #: because :data:`ROW_LIMIT` rows were listed.
+    rows_late: bool = False
 
     @property
     def succeeded(self) -> int:
@@ -91,39 +107,49 @@ class PageError(Exception):
 
 
 class _Enough(Exception):
-    """Raised from the row callback once :data:`ROW_LIMIT` rows are held: stops the read."""
+    """Raised from the row callback to stop reading the rows: the list is full or late."""
 
 
-def secrets_of(conn: Any) -> list[str]:
-    """The connection's values that must never be shown: its password and every extra the
-    form declares as a password (``format: password`` in ``CONN_FIELDS``).
+class _RowList:
+    """The rows' status as the answer arrives, until :data:`ROW_LIMIT` rows or the deadline.
 
-    :param conn: an Airflow connection.
+    :param limit: rows listed at most.
+    :param secrets: values removed from each row's error.
     """
-    found = [conn.password] if conn.password else []
-    extras = conn.extra_dejson if isinstance(conn.extra_dejson, dict) else {}
-    for name, definition in CONN_FIELDS.items():
-        if definition.get("schema", {}).get("format") == "password" and extras.get(name):
-            found.append(str(extras[name]))
-    return found
+
+    def __init__(self, limit: int, secrets: list[str]) -> None:
+        self.limit = limit
+        self.secrets = secrets
+        self.rows: list[RowStatus] = []
+        self.cut = False
+        self.late = False
+
+    def take(self, results: list[ExecutionResult]) -> None:
+        """Keep ``results``; raise :class:`_Enough` once the list is full or time is up."""
+        for result in results:
+            if len(self.rows) >= self.limit:
+                self.cut = True
+                raise _Enough
+            if _out_of_time():
+                self.cut = self.late = True
+                raise _Enough
+            self.rows.append(_row(result, len(self.rows), self.secrets))
 
 
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every secret replaced by ``***`` (longest first, so a secret holding
-    another is removed whole).
-
-    :param text: a message for the page.
-    :param secrets: values that must not be shown.
-    """
-    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
-        text = text.replace(secret, "***")
-    return text
+def _out_of_time() -> bool:
+    """Whether the deadline of the calls in progress has passed."""
+    left = time_left()
+    return left is not None and left <= 0
 
 
-def _row(result: ExecutionResult, index: int) -> RowStatus:
+def _row(result: ExecutionResult, index: int, secrets: list[str]) -> RowStatus:
+    """A row's status, its error cleared of secrets before it is cut: a cut made first could
+    split a secret and leave its start, which no replacement would then recognise."""
     error = result.error_message
-    if error is not None and len(error) > ERROR_CHARS:
-        error = error[:ERROR_CHARS] + "..."
+    if error is not None:
+        error = redact(error, secrets)
+        if len(error) > ERROR_CHARS:
+            error = error[:ERROR_CHARS] + "..."
     return RowStatus(index=index, success=result.success, error=error)
 
 
@@ -148,6 +174,30 @@ def _connection(connection_id: str) -> Any:
     return conn
 
 
+def _page_hook(connection_id: str, conn: Any) -> tuple[MrsDeployHook, list[str]]:
+    """A hook for the page (no retries, requests of at most :data:`PAGE_SECONDS` or the
+    connection's shorter ``timeout``) and every secret of the connection's settings.
+
+    :raises MrsDeployConfigurationError: when the connection cannot be used.
+    """
+    from airflow_provider.hooks import MrsDeployHook
+    from airflow_provider.hooks.settings import settings_from_connection
+
+    settings = settings_from_connection(conn)
+    hook = MrsDeployHook(connection_id, timeout=min(settings.timeout, PAGE_SECONDS), max_retries=0)
+    return hook, [secret for secret, _name in settings.secrets]
+
+
+def _page_error(err: MrsDeployError, secrets: list[str]) -> PageError:
+    """The page for a failed fetch, the message cleared of secrets."""
+    message = redact(str(err), secrets)
+    if isinstance(err, MrsDeployNotFoundError):
+        return PageError(404, "Batch not found", message)
+    if isinstance(err, MrsDeployConfigurationError):
+        return PageError(400, "Cannot read the batch", message)
+    return PageError(502, "Cannot read the batch", message)
+
+
 def fetch_batch(
     connection_id: str,
     service_name: str,
@@ -155,7 +205,8 @@ def fetch_batch(
     batch_id: str,
     row_limit: int = ROW_LIMIT,
 ) -> BatchView:
-    """The batch's state, counts and first rows, or :class:`PageError`.
+    """The batch's state, counts and first rows, or :class:`PageError`, within
+    :data:`PAGE_SECONDS` (a blocking call: the page runs it in a thread of its own).
 
     The values must have been checked (:func:`airflow_provider.ui.urls.page_problems`).
 
@@ -165,35 +216,24 @@ def fetch_batch(
     :param batch_id: the batch execution id.
     :param row_limit: rows whose status is listed.
     """
-    from airflow_provider.hooks import MrsDeployHook
-
-    conn = _connection(connection_id)
-    secrets = secrets_of(conn)
-    hook = MrsDeployHook(connection_id)
-    rows: list[RowStatus] = []
-    cut = False
-
-    def take(results: list[ExecutionResult]) -> None:
-        nonlocal cut
-        for result in results:
-            if len(rows) >= row_limit:
-                cut = True
-                raise _Enough
-            rows.append(_row(result, len(rows)))
-
-    try:
-        progress = hook.get_batch_progress(service_name, service_version, batch_id)
-        if progress.completed_item_count > 0 and progress.state.is_terminal:
-            with contextlib.suppress(_Enough):
-                hook.read_batch_results(service_name, service_version, batch_id, take)
-    except MrsDeployNotFoundError as err:
-        raise PageError(404, "Batch not found", redact(str(err), secrets)) from None
-    except MrsDeployConfigurationError as err:
-        raise PageError(400, "Cannot read the batch", redact(str(err), secrets)) from None
-    except MrsDeployError as err:
-        raise PageError(502, "Cannot read the batch", redact(str(err), secrets)) from None
-    finally:
-        hook.close()
+    with calls_end_by(time.time() + PAGE_SECONDS):
+        conn = _connection(connection_id)
+        secrets = secrets_of(conn)
+        try:
+            hook, more_secrets = _page_hook(connection_id, conn)
+        except MrsDeployError as err:
+            raise _page_error(err, secrets) from None
+        secrets += more_secrets
+        listed = _RowList(row_limit, secrets)
+        try:
+            progress = hook.get_batch_progress(service_name, service_version, batch_id)
+            if progress.completed_item_count > 0 and progress.state.is_terminal:
+                with contextlib.suppress(_Enough):
+                    hook.read_batch_results(service_name, service_version, batch_id, listed.take)
+        except MrsDeployError as err:
+            raise _page_error(err, secrets) from None
+        finally:
+            hook.close()
     return BatchView(
         connection_id=connection_id,
         service_name=service_name,
@@ -202,6 +242,7 @@ def fetch_batch(
         state=progress.state,
         completed=progress.completed_item_count,
         total=progress.total_item_count,
-        rows=tuple(rows),
-        rows_cut=cut,
+        rows=tuple(listed.rows),
+        rows_cut=listed.cut,
+        rows_late=listed.late,
     )

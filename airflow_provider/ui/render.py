@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from html import escape
 
 from airflow_provider.api.identifiers import shown
-from airflow_provider.ui.fetch import BatchView, PageError
+from airflow_provider.ui.fetch import PAGE_SECONDS, BatchView, PageError
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem; color: #1a202c; }
@@ -24,6 +24,11 @@ th, td { border: 1px solid #cbd5e0; padding: .25rem .6rem; text-align: left; ver
 .Complete, .ok { color: #276749; } .Failed, .failed { color: #c53030; }
 progress { width: 16rem; }
 """
+
+#: Said when the rows came too slowly to be listed in the page's time.
+_LATE_ROWS = (
+    f"The server sent no more rows within {PAGE_SECONDS:g} s; reload the page to try again."
+)
 
 
 def _document(title: str, body: str) -> str:
@@ -61,6 +66,8 @@ def render_batch(view: BatchView) -> str:
         note = (
             f"The first {listed} rows of {view.total}." if view.rows_cut else f"All {listed} rows."
         )
+        if view.rows_late:
+            note += f" {_LATE_ROWS}"
         body.append(
             f'<h2>Rows</h2><p id="row-summary">{note} Succeeded: '
             f'<span id="succeeded">{view.succeeded}</span>, failed: '
@@ -78,6 +85,8 @@ def render_batch(view: BatchView) -> str:
             '<table id="rows"><thead><tr><th>Row</th><th>Outcome</th><th>Error</th></tr>'
             f"</thead><tbody>{''.join(lines)}</tbody></table>"
         )
+    elif view.rows_late:
+        body.append(f'<p id="row-summary">{_LATE_ROWS}</p>')
     elif not view.state.is_terminal:
         body.append("<p>Each row's outcome is listed here once the batch is complete.</p>")
     return _document(f"mrsdeploy batch {view.batch_id}", "".join(body))
