@@ -285,7 +285,7 @@ def _from_text(text: str) -> Any:
     value with ``str`` unless the DAG renders native objects)."""
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # too deep for JSON is too deep for the literal too
         pass
     try:
         return ast.literal_eval(text)

@@ -71,6 +71,7 @@ def test_an_explicit_service_must_match_the_set() -> None:
         ["a", ""],
         ["a", 3],
         "{not json",
+        "[" * 100_000,  # too deep for any parser: refused, not a RecursionError
         {"kind": "mrsdeploy_batch_set", "version": 2},
         {"kind": "mrsdeploy_batch_set", "version": 1, "service_name": "s", "batches": []},
         {
