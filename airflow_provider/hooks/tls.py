@@ -89,6 +89,11 @@ def ca_source(
     return SYSTEM_STORE
 
 
+def speaks_tls(base_url: str) -> bool:
+    """Whether the server at ``base_url`` is reached over TLS (an ``https`` URL)."""
+    return base_url.lower().startswith("https:")
+
+
 def verifying_context(source: CaSource, purpose: str) -> ssl.SSLContext:
     """An SSL context verifying certificates and host names against ``source`` alone.
 

@@ -57,6 +57,10 @@ async def tls_option(settings: MrsDeployConnectionSettings) -> ssl.SSLContext | 
     source = settings.transport.trust
     if source is None:
         return False
+    if not tls.speaks_tls(settings.base_url):
+        # No handshake with the server: loading a CA store (a thread hop and tens of ms of
+        # CPU per process) would be wasted. aiohttp's default stays for anything else.
+        return True
     return await asyncio.to_thread(tls.verifying_context, source, tls.AIOHTTP)
 
 

@@ -56,10 +56,15 @@ def new_session(settings: MrsDeployConnectionSettings) -> requests.Session:
         :func:`~airflow_provider.hooks.tls.verifying_context`).
     """
     config = settings.transport
-    trust = None if config.trust is None else tls.verifying_context(config.trust, tls.REQUESTS)
+    # Built only for a server spoken to over TLS: a context loads a whole CA store.
+    trust = (
+        tls.verifying_context(config.trust, tls.REQUESTS)
+        if config.trust is not None and tls.speaks_tls(settings.base_url)
+        else None
+    )
     session = requests.Session()
     session.headers.update(config.headers)
-    session.verify = trust is not None
+    session.verify = config.trust is not None
     session.trust_env = config.trust_env
     # Authentication is the flow's (a bearer token in the headers): with no auth of its own,
     # requests would take credentials from ~/.netrc and replace that header with Basic auth.

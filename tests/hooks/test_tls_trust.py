@@ -10,6 +10,8 @@ anything is sent, and is not taken for a transient failure by a wait.
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import socket
@@ -29,7 +31,10 @@ from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.waiting.progress import is_transient_poll_error
 from tests.faults.tls import TlsServer
 from tests.hooks.both_paths import (
+    BATCH,
     PATHS,
+    SERVICE,
+    VERSION,
     HookMaker,
     assert_nothing_connected,
     connection_maker,
@@ -314,3 +319,29 @@ def test_unreadable_ca_bundle_is_a_configuration_error(
     error = _refused(make_silent, path, ca_bundle=str(bundle))
     assert f"'ca_bundle': the CA bundle {str(bundle)!r} cannot be read" in str(error)
     assert_nothing_connected(listener)
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_a_plain_http_connection_loads_no_ca_store(
+    path: str, reference_server: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """No handshake, so no CA store is read: a CA setting the connection never needs (here a
+    file that does not exist) does not stop a plain ``http`` server from being reached."""
+    connection = reference_server.airflow_connection(ca_bundle=str(tmp_path / "missing.pem"))
+    monkeypatch.setenv("AIRFLOW_CONN_PLAIN_HTTP", json.dumps(connection))
+    hook = MrsDeployHook("plain_http")
+    if path == "sync":
+        try:
+            assert hook.list_services()
+        finally:
+            hook.close()
+        return
+
+    async def poll_once() -> Any:
+        try:
+            return await hook.aget_batch_progress(SERVICE, VERSION, BATCH)
+        finally:
+            await hook.aclose()
+
+    with pytest.raises(MrsDeployNotFoundError):  # reached the server: it knows no such batch
+        asyncio.run(poll_once())
