@@ -4,6 +4,7 @@ triggerer, or polled from the worker, to one absolute deadline."""
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -13,6 +14,7 @@ from airflow_provider.compat import AirflowTaskTimeout, default_deferrable
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting.deadlines import check_interval
 from airflow_provider.waiting.tasks import (
+    cancel_through_a_copy,
     cancel_unfinished,
     compute_deadline,
     deferral_timeout,
@@ -104,8 +106,4 @@ class BatchWaitingOperator(BaseOperator):
             self.log.error("Timed out waiting: %s left running", batch_set.describe())
             return
         self.log.error("Timed out waiting: cancelling %s", batch_set.describe())
-        hook = self.hook.independent_copy()  # the timeout may have interrupted a call of it
-        try:
-            cancel_unfinished(hook, batch_set, quiet=True)
-        finally:
-            hook.close()
+        cancel_through_a_copy(self.hook, batch_set, partial(cancel_unfinished, quiet=True))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator
@@ -25,6 +25,7 @@ from airflow_provider.waiting.progress import BatchOutcome
 from airflow_provider.waiting.tasks import (
     MrsDeployBatchTimeoutError,
     cancel_batches,
+    cancel_through_a_copy,
     cancel_unfinished,
     check_tolerantly,
     complete_from_event,
@@ -168,12 +169,7 @@ class MrsDeployBatchSensor(BaseSensorOperator):
             self._timeout_handled = True
             if self.cancel_on_timeout and self._ref is not None:
                 self.log.error("Timed out waiting: cancelling %s", self._ref.describe())
-                # The execution timeout may have interrupted a call of the hook.
-                hook = self.hook.independent_copy()
-                try:
-                    cancel_unfinished(hook, self._ref, quiet=True)
-                finally:
-                    hook.close()
+                cancel_through_a_copy(self.hook, self._ref, partial(cancel_unfinished, quiet=True))
             raise
 
     def _timed_out(self, err: BaseException) -> bool:
@@ -243,8 +239,4 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         if self._timeout_handled:
             return  # the timeout, handled as cancel_on_timeout says, is why the task ends
         if self.cancel_on_kill and self._ref is not None:
-            hook = self.hook.independent_copy()
-            try:
-                cancel_batches(hook, self._ref)
-            finally:
-                hook.close()
+            cancel_through_a_copy(self.hook, self._ref, cancel_batches)

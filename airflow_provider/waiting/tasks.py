@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -163,6 +164,23 @@ def cancel_unfinished(hook: Any, ref: BatchSet, *, quiet: bool = False) -> list[
                 raise
             log.warning("Could not cancel batch %s: %s", batch_id, exc)
     return kept
+
+
+def cancel_through_a_copy(
+    hook: Any, ref: BatchSet, cancel: Callable[[Any, BatchSet], object]
+) -> None:
+    """``cancel(copy, ref)`` through an independent copy of ``hook``, closed after.
+
+    Airflow's execution timeout and its kill signal arrive in the task's thread and may
+    interrupt a call of the hook itself: the cancel must not reuse that half-used connection.
+
+    :param cancel: :func:`cancel_batches`, or :func:`cancel_unfinished` after a timeout.
+    """
+    copy = hook.independent_copy()
+    try:
+        cancel(copy, ref)
+    finally:
+        copy.close()
 
 
 def wait_until_done(
