@@ -11,15 +11,14 @@ from airflow.sdk import Asset
 from airflow_provider.api import MrsDeployConfigurationError, MrsDeployError
 from airflow_provider.api.identifiers import shown
 from airflow_provider.batch_set import BatchPart, BatchSet, to_batch_set
-from airflow_provider.exceptions import MrsDeployFailedRowsError, MrsDeployOutputsError
+from airflow_provider.exceptions import MrsDeployFailedRowsError
 from airflow_provider.operators.collecting import (
     CollectOptions,
     Collector,
     apply_failure_policy,
     check_same_records,
-    describe_rows,
-    gone_batches,
     new_table,
+    refuse_gone_repairs,
 )
 from airflow_provider.operators.templating import RecordsTemplating, is_template
 from airflow_provider.outputs import OutputFormat, check_destination
@@ -247,19 +246,16 @@ class MrsDeployCollectBatchOperator(RecordsTemplating):
         original failures back over their repaired results, silently undoing the repair. So
         nothing is written, and the destination keeps the repaired table.
         """
-        gone = gone_batches(self.hook, ref, replacing)
-        if not gone:
-            return
-        ids = ", ".join(part.batch_id for part in gone)
-        raise MrsDeployOutputsError(
-            f"{destination} records repair batch(es) {ids} of {ref.describe()}, which "
-            f"re-scored row(s) {describe_rows(gone)}, and the server no longer has "
-            f"{'it' if len(gone) == 1 else 'them'} (deleted, or cancelled: a cancel deletes a "
-            "batch). Collecting again would write those rows' original results back over "
-            f"their repaired ones, so nothing was written: {destination} still holds the "
-            "table and files as the repair left them. To collect these batches again, collect "
-            "into a new destination (or empty this one), then run the repair there to "
-            "re-score the rows that fail."
+        refuse_gone_repairs(
+            self.hook,
+            ref,
+            replacing,
+            destination,
+            "Collecting again would write those rows' original results back over their "
+            f"repaired ones, so nothing was written: {destination} still holds the table and "
+            "files as the repair left them. To collect these batches again, collect into a new "
+            "destination (or empty this one), then run the repair there to re-score the rows "
+            "that fail.",
         )
 
     def _announce(self, context: Context, summary: dict[str, Any]) -> None:

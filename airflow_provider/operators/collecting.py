@@ -36,7 +36,11 @@ from airflow_provider.api import (
 from airflow_provider.api.identifiers import shown
 from airflow_provider.api.models import decode_output_file
 from airflow_provider.batch_set import BatchPart, BatchSet
-from airflow_provider.exceptions import MrsDeployFailedRowsError, MrsDeployRecordsError
+from airflow_provider.exceptions import (
+    MrsDeployFailedRowsError,
+    MrsDeployOutputsError,
+    MrsDeployRecordsError,
+)
 from airflow_provider.outputs import (
     OutputFormat,
     OutputsTable,
@@ -541,14 +545,27 @@ def check_same_records(records: pd.DataFrame, service: ServiceInfo, ref: BatchSe
         )
 
 
-def gone_batches(hook: MrsDeployHook, ref: BatchSet, parts: Sequence[BatchPart]) -> list[BatchPart]:
-    """The batches of ``parts`` the server no longer has: it answers 404 for them (deleted by
-    someone, or cancelled: on this API a cancel deletes the batch).
+#: Rows named in a message about repair batches (the first ones).
+SHOWN_ROWS = 20
 
-    Asked before a run that must read them again, so it can say which batches are gone and
+
+def refuse_gone_repairs(
+    hook: MrsDeployHook,
+    ref: BatchSet,
+    parts: Sequence[BatchPart],
+    destination: object,
+    consequence: str,
+) -> None:
+    """Refuse a run that must read the repair batches ``parts`` again when the server no longer
+    has some of them (deleted by someone, or cancelled: on this API a cancel deletes a batch).
+
+    Asked before the run reads or sends anything, so it can say which batches are gone and
     what to do, instead of failing half-way with the bare 404 of one of them.
 
     :param ref: the batch set the parts belong to (it names their service).
+    :param destination: the destination recording them, named in the message.
+    :param consequence: what the run would have done without them, and what to do instead.
+    :raises MrsDeployOutputsError: when any of them is gone.
     """
     gone = []
     for part in parts:
@@ -556,14 +573,17 @@ def gone_batches(hook: MrsDeployHook, ref: BatchSet, parts: Sequence[BatchPart])
             hook.get_batch_progress(ref.service_name, ref.service_version, part.batch_id)
         except MrsDeployNotFoundError:
             gone.append(part)
-    return gone
-
-
-def describe_rows(parts: Sequence[BatchPart], shown_rows: int = 20) -> str:
-    """The table rows ``parts`` re-scored, for a message (the first ``shown_rows``)."""
-    rows = sorted({row for part in parts for row in part.rows or ()})
-    listed = ", ".join(str(row) for row in rows[:shown_rows])
-    return f"[{listed}{', ...' if len(rows) > shown_rows else ''}]"
+    if not gone:
+        return
+    rows = sorted({row for part in gone for row in part.rows or ()})
+    listed = ", ".join(str(row) for row in rows[:SHOWN_ROWS])
+    raise MrsDeployOutputsError(
+        f"{destination} records repair batch(es) {', '.join(part.batch_id for part in gone)} "
+        f"of {ref.describe()}, which re-scored row(s) "
+        f"[{listed}{', ...' if len(rows) > SHOWN_ROWS else ''}], and the server no longer has "
+        f"{'it' if len(gone) == 1 else 'them'} (deleted, or cancelled: a cancel deletes a "
+        f"batch). {consequence}"
+    )
 
 
 def new_table(service: ServiceInfo) -> OutputsTable:

@@ -21,9 +21,8 @@ from airflow_provider.operators.collecting import (
     Collector,
     apply_failure_policy,
     check_same_records,
-    describe_rows,
-    gone_batches,
     new_table,
+    refuse_gone_repairs,
 )
 from airflow_provider.operators.submission import (
     StartedBatches,
@@ -247,18 +246,15 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
         them): without an earlier repair batch, the rows it re-scored would lose their
         results, and the merge would fail only after this attempt ran.
         """
-        gone = gone_batches(self.hook, run.batch_set, run.batch_set.replacing_parts)
-        if not gone:
-            return
-        ids = ", ".join(part.batch_id for part in gone)
-        raise MrsDeployOutputsError(
-            f"{destination} records repair batch(es) {ids}, which re-scored row(s) "
-            f"{describe_rows(gone)}, and the server no longer has "
-            f"{'it' if len(gone) == 1 else 'them'} (deleted, or cancelled: a cancel deletes a "
-            "batch). A repair rebuilds the table from every batch it records, so it cannot "
-            "merge new results here without losing those rows' repaired ones; nothing was "
-            f"sent and {destination} is unchanged. Collect the run's batches into a new "
-            "destination (or empty this one and collect again), then repair there."
+        refuse_gone_repairs(
+            self.hook,
+            run.batch_set,
+            run.batch_set.replacing_parts,
+            destination,
+            "A repair rebuilds the table from every batch it records, so it cannot merge new "
+            "results here without losing those rows' repaired ones; nothing was sent and "
+            f"{destination} is unchanged. Collect the run's batches into a new destination (or "
+            "empty this one and collect again), then repair there.",
         )
 
     def _start_attempt(
