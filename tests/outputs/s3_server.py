@@ -164,6 +164,22 @@ class CountingS3Server:
         self._thread.join(timeout=10)
 
 
+@contextmanager
+def serving_bucket(bucket: str) -> Iterator[CountingS3Server]:
+    """A counting S3 server on loopback holding the empty bucket ``bucket``, stopped after."""
+    import boto3
+
+    with CountingS3Server() as running:
+        boto3.client(
+            "s3",
+            endpoint_url=running.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        ).create_bucket(Bucket=bucket)
+        yield running
+
+
 def aws_connection(endpoint: str, attempts: int | None = None) -> str:
     """An ``AIRFLOW_CONN_...`` value: an ``aws`` connection to the server.
 

@@ -39,7 +39,7 @@ from airflow_provider.outputs import (
     storage,
 )
 from tests.outputs.helpers import manifest_of_run
-from tests.outputs.s3_server import CountingS3Server, server_environment
+from tests.outputs.s3_server import CountingS3Server, server_environment, serving_bucket
 
 REPO = Path(__file__).resolve().parents[2]
 BUCKET = "outputs-tests"
@@ -52,16 +52,7 @@ DELETES = ("DeleteObject", "DeleteObjects")
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[CountingS3Server]:
-    import boto3
-
-    with CountingS3Server() as running:
-        boto3.client(
-            "s3",
-            endpoint_url=running.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        ).create_bucket(Bucket=BUCKET)
+    with serving_bucket(BUCKET) as running:
         yield running
 
 

@@ -13,7 +13,7 @@ from airflow.sdk import ObjectStoragePath
 
 from airflow_provider.outputs import MrsDeployDestinationError
 from airflow_provider.outputs.writer import check_destination_folder
-from tests.outputs.s3_server import CountingS3Server, server_environment
+from tests.outputs.s3_server import CountingS3Server, server_environment, serving_bucket
 from tests.outputs.test_object_store import keys, run
 
 BUCKET = "outputs-tests"  # the bucket keys() reads
@@ -24,16 +24,7 @@ CONN = "moto_buckets"
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[CountingS3Server]:
-    import boto3
-
-    with CountingS3Server() as running:
-        boto3.client(
-            "s3",
-            endpoint_url=running.endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        ).create_bucket(Bucket=BUCKET)
+    with serving_bucket(BUCKET) as running:
         yield running
 
 
