@@ -515,6 +515,27 @@ def frozen_heap() -> Iterator[None]:
         gc.unfreeze()
 
 
+def records_difference(records: pd.DataFrame, service: ServiceInfo, ref: BatchSet) -> str | None:
+    """How ``records`` differ from the rows Submit sent in ``ref``: None when they are the
+    same rows, or when Submit recorded no fingerprint to tell by.
+
+    :param records: the records as read again (maybe on another worker, maybe after the file
+        changed).
+    """
+    counts = [part.row_count for part in ref.base_parts]
+    if ref.records_sha256 is None or any(count is None for count in counts):
+        return None
+    from airflow_provider.records.check import prepare_records
+    from airflow_provider.records.encode import records_fingerprint
+
+    try:
+        prepared = prepare_records(records, service.input_parameters)
+        same = records_fingerprint(prepared, [int(c or 0) for c in counts]) == ref.records_sha256
+    except MrsDeployRecordsError as err:  # the rows sent were valid: these are others
+        return str(err)
+    return None if same else "their service inputs differ"
+
+
 def check_same_records(records: pd.DataFrame, service: ServiceInfo, ref: BatchSet) -> None:
     """Refuse records that are not the rows Submit sent, when Submit fingerprinted them.
 
@@ -524,19 +545,8 @@ def check_same_records(records: pd.DataFrame, service: ServiceInfo, ref: BatchSe
 
     :raises MrsDeployRecordsError: the records differ from what was sent.
     """
-    counts = [part.row_count for part in ref.base_parts]
-    if ref.records_sha256 is None or any(count is None for count in counts):
-        return
-    from airflow_provider.records.check import prepare_records
-    from airflow_provider.records.encode import records_fingerprint
-
-    try:
-        prepared = prepare_records(records, service.input_parameters)
-        same = records_fingerprint(prepared, [int(c or 0) for c in counts]) == ref.records_sha256
-        problem = "" if same else "their service inputs differ"
-    except MrsDeployRecordsError as err:  # the rows sent were valid: these are others
-        problem = str(err)
-    if problem:
+    problem = records_difference(records, service, ref)
+    if problem is not None:
         raise MrsDeployRecordsError(
             f"the records given are not the rows submitted in {ref.describe()} ({problem}): "
             "the file changed since Submit, or this worker reads another file at the same "

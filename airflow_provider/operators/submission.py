@@ -83,11 +83,20 @@ class SubmissionStore:
             self._store.delete(self._key)
 
 
-def reusable(hook: Any, submission: BatchSet, service: tuple[str, str]) -> bool:
+def reusable(
+    hook: Any,
+    submission: BatchSet,
+    service: tuple[str, str],
+    records_differ: Callable[[BatchSet], str | None] | None = None,
+) -> bool:
     """Whether a recorded submission can be waited on instead of submitting again.
 
-    It must be for the same service, whole, and every batch must still exist and not have
-    failed. Otherwise whatever is left of it is cancelled so nothing leaks.
+    It must be for the same service, whole, sent the records this try would send, and every
+    batch must still exist and not have failed. Otherwise whatever is left of it is cancelled
+    so nothing leaks.
+
+    :param records_differ: given a whole recorded submission, why the records this try would
+        send are not the rows it sent (None when they are, or cannot be told).
     """
     if (submission.service_name, submission.service_version) != service:
         # A retry whose templated name or version rendered differently: the earlier try's
@@ -99,7 +108,17 @@ def reusable(hook: Any, submission: BatchSet, service: tuple[str, str]) -> bool:
         )
         cancel_quietly(hook, submission)
         return False
-    if submission.is_whole:
+    difference = records_differ(submission) if submission.is_whole and records_differ else None
+    if difference is not None:
+        # The source changed between tries (a file rewritten by an upstream task run again, a
+        # query over rows that changed): waiting on the earlier batches would score old rows.
+        log.warning(
+            "Recorded %s was sent other records than this try reads (%s); cancelling it and "
+            "submitting the records as they are now",
+            submission.describe(),
+            difference,
+        )
+    elif submission.is_whole:
         try:
             statuses = [
                 hook.get_batch_progress(submission.service_name, submission.service_version, b)

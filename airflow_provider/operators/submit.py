@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider.api.calls import check_parallel_count
 from airflow_provider.batch_set import XCOM_BATCH_SET, BatchSet
+from airflow_provider.exceptions import MrsDeployRecordsError
 from airflow_provider.links import XCOM_STATUS_URL, MrsDeployBatchLink, batch_status_url
 from airflow_provider.operators.batch_wait import BatchWaitingOperator
 from airflow_provider.operators.submission import (
@@ -28,8 +29,10 @@ from airflow_provider.waiting.tasks import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
     from airflow.sdk import Context
 
+    from airflow_provider.api import ServiceInfo
     from airflow_provider.hooks import MrsDeployHook
     from airflow_provider.records.check import PreparedRecords
 
@@ -46,8 +49,9 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
     XCom (key ``batch_set``) before any wait.
 
     On Airflow 3.3+ the started batches are also recorded in the task instance's state store:
-    a retry re-attaches to them when they still exist and have not failed, instead of starting
-    a second copy, and a failure part-way through submitting cancels what was started.
+    a retry re-attaches to them when they still exist, have not failed and were sent the records
+    the retry reads (else they are cancelled and the records submitted afresh), instead of
+    starting a second copy, and a failure part-way through submitting cancels what was started.
 
     :param service_name: Name of the published service.
     :param service_version: Version of the published service.
@@ -140,6 +144,8 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
             cancel_on_kill=cancel_on_kill,
         )
         self._ref: BatchSet | None = None
+        #: The service and records read to compare with an earlier try's, for _submit.
+        self._loaded: tuple[ServiceInfo, pd.DataFrame] | None = None
         #: The batches started so far while submitting (what ``on_kill`` cancels then).
         self._started: StartedBatches | None = None
 
@@ -156,7 +162,11 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
         service = (self.service_name, self.service_version)
         self._started = StartedBatches(service)
         previous = store.load()
-        reattached = previous is not None and reusable(self.hook, previous, service)
+        reattached = previous is not None and reusable(
+            self.hook, previous, service, self._records_differ
+        )
+        if reattached:
+            self._loaded = None  # read only to compare: not held while the batches are awaited
         ref = previous if previous is not None and reattached else self._submit(store)
         self._started.adopt(ref.batch_ids)
         self._ref = ref
@@ -178,7 +188,7 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
     def _submit(self, store: SubmissionStore) -> BatchSet:
         """Check the records against the service and start one batch per chunk of rows."""
         # pandas and pyarrow are imported here, when the task runs, never when the DAG is parsed.
-        from airflow_provider.records.check import check_has_rows, prepare_records, text_inputs
+        from airflow_provider.records.check import check_has_rows, prepare_records
         from airflow_provider.records.encode import (
             DigestingBody,
             combine_digests,
@@ -186,10 +196,8 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
         )
 
         parallel_count = run_time_parallel_count(self.parallel_count)
-        # The service before the records: a CSV's reader must know which columns are
-        # character inputs to keep them as written (a zip code 007 would become the number 7).
-        service = self.hook.get_service(self.service_name, self.service_version)
-        frame = self._read_records(text_inputs(service.input_parameters))
+        service, frame = self._loaded or self._load_records()
+        self._loaded = None
         check_has_rows(frame)  # before any batch is started: an empty one is refused anyway
         prepared = prepare_records(frame, service.input_parameters)
         if prepared.dropped_columns:
@@ -223,6 +231,41 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
             store.save(batch_set)
         self.log.info("Started %s", batch_set.describe())
         return batch_set
+
+    def _load_records(self) -> tuple[ServiceInfo, pd.DataFrame]:
+        """The service's definition, then the records as a DataFrame.
+
+        The service comes first: a CSV's reader must know which columns are character inputs
+        to keep them as written (a zip code 007 would become the number 7).
+        """
+        from airflow_provider.records.check import text_inputs
+
+        service = self.hook.get_service(self.service_name, self.service_version)
+        return service, self._read_records(text_inputs(service.input_parameters))
+
+    def _records_differ(self, recorded: BatchSet) -> str | None:
+        """Why the records this try reads are not the rows an earlier try sent (None when
+        they are, or cannot be told). What was read is kept for a submission afresh.
+
+        A source that cannot be read again (a file removed once submitted) does not stop the
+        retry from waiting on batches that were sent whole: that is logged, and the earlier
+        batches are kept.
+        """
+        if recorded.records_sha256 is None:
+            return None
+        from airflow_provider.operators.collecting import records_difference
+
+        try:
+            self._loaded = self._load_records()
+        except (MrsDeployRecordsError, OSError) as err:
+            self.log.warning(
+                "Could not read the records again to check that the earlier try sent the same "
+                "rows (%s); keeping its batches",
+                err,
+            )
+            return None
+        service, frame = self._loaded
+        return records_difference(frame, service, recorded)
 
     def _read_records(self, text_columns: Sequence[str] = ()) -> Any:
         """The records as a DataFrame, from ``records`` or by running ``records_sql``.
