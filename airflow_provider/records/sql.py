@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from airflow_provider.api import MrsDeployError
+from airflow_provider.exceptions import MrsDeployRecordsError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -29,9 +31,46 @@ def read_sql_records(
             f"connection {sql_conn_id!r} has no SQL hook ({type(hook).__name__}); records_sql "
             "needs a database connection whose provider implements DbApiHook"
         )
-    chunks = list(hook.get_df_by_chunks(sql, chunksize=chunk_rows, df_type="pandas"))
+    try:
+        # coerce_float=False: pandas would turn DECIMAL/NUMERIC values into floats, rounding
+        # whole numbers beyond 2**53 (ids, amounts in cents) without a word.
+        chunks = [
+            exact_decimals(chunk)
+            for chunk in hook.get_df_by_chunks(
+                sql, chunksize=chunk_rows, df_type="pandas", coerce_float=False
+            )
+        ]
+    except TypeError as err:
+        # pandas reads the result's columns from the cursor, which has none for a statement
+        # that returns no rows (UPDATE, CREATE ...): its own message says only "NoneType".
+        raise MrsDeployRecordsError(
+            f"records_sql gave no result set ({type(err).__name__}: {err}): it must be a query "
+            f"that returns rows, such as SELECT: {sql!r}"
+        ) from err
     if not chunks:
-        raise MrsDeployError(f"records_sql returned no result set: {sql!r}")
+        raise MrsDeployRecordsError(f"records_sql returned no result set: {sql!r}")
     import pandas as pd  # at run time only: parsing a DAG must not import pandas
 
     return pd.concat(chunks, ignore_index=True)
+
+
+def exact_decimals(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the ``Decimal`` values of DECIMAL/NUMERIC columns made plain numbers:
+    whole ones become ``int`` exactly (an ``integer`` input then takes them, and the 64-bit
+    check sees their true value), others ``float`` (what a ``numeric`` input holds)."""
+    import pandas as pd
+
+    for position, dtype in enumerate(frame.dtypes):
+        column = frame.iloc[:, position]  # by position: a query may name two columns alike
+        if dtype == "object" and any(isinstance(value, Decimal) for value in column):
+            # Built as an object Series directly: Series.map would infer float64 from the
+            # values and round the very integers this function is here to keep.
+            plain = [_plain_number(value) for value in column]
+            frame.isetitem(position, pd.Series(plain, index=column.index, dtype=object))
+    return frame
+
+
+def _plain_number(value: object) -> object:
+    if not isinstance(value, Decimal) or not value.is_finite():
+        return value  # NaN and infinities are refused by the records check, with their row
+    return int(value) if value == value.to_integral_value() else float(value)
