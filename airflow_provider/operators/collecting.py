@@ -32,8 +32,9 @@ from airflow_provider.api import (
     ExecutionResult,
     MrsDeployError,
     MrsDeployNotFoundError,
+    MrsDeployProtocolError,
 )
-from airflow_provider.api.identifiers import shown
+from airflow_provider.api.identifiers import segment_problem, shown
 from airflow_provider.api.models import decode_output_file
 from airflow_provider.batch_set import BatchPart, BatchSet
 from airflow_provider.exceptions import (
@@ -418,6 +419,8 @@ class Collector:
         await self._in_parallel(to_list, list_names)
         plans = []
         for (location, result), row_names in zip(rows, names, strict=True):
+            if row_names:
+                _refuse_unfetchable(location, row_names)
             inline = {} if row_names else dict(result.output_files)
             files = plan_row_files(location.global_index, row_names or list(inline))
             plans.append(RowPlan(location, files, inline))
@@ -493,6 +496,25 @@ class Collector:
             if not self._declares_files:
                 return ()
         return None
+
+
+def _refuse_unfetchable(location: RowLocation, names: Sequence[str]) -> None:
+    """Refuse, before the destination is claimed, a file name a row's result gave
+    (``changedFiles``) that no request can name: a lone surrogate, ``.`` or ``..``.
+
+    Listed names are checked by the listing's parser; these would otherwise fail at their
+    download, after other files had landed.
+    """
+    for name in names:
+        problem = segment_problem(name)
+        if problem is not None:
+            raise MrsDeployProtocolError(
+                f"row {location.global_index} (batch {location.batch_id}, row "
+                f"{location.batch_index}) names the changed file {shown(name)}, which cannot "
+                f"be fetched by name ({problem}); nothing was written. The server breaks the "
+                "API contract: check the service's file names, or pass include_files=False "
+                "to collect the outputs without files"
+            )
 
 
 @contextlib.contextmanager

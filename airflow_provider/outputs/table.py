@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider.api import ExecutionResult, MrsDeployError
-from airflow_provider.api.identifiers import shown
+from airflow_provider.api.identifiers import LONE_SURROGATE, shown
 from airflow_provider.exceptions import MrsDeployOutputsError, MrsDeployRecordsError
 
 if TYPE_CHECKING:
@@ -54,6 +54,20 @@ def column_name(output: str) -> str:
     if output in OWN_COLUMNS or output.startswith((INPUT_PREFIX, OUTPUT_PREFIX)):
         return OUTPUT_PREFIX + output
     return output
+
+
+def _refuse_unwritable_name(output: str, source: str) -> None:
+    """Refuse an output name no table format can hold as a column name: one with a lone
+    surrogate (a server's undecodable bytes, escaped in its JSON), which UTF-8 (Parquet's
+    schema, CSV's header, the manifest) cannot encode. Refused before the destination is
+    touched, naming where it came from, instead of a bare ``UnicodeEncodeError``."""
+    surrogate = LONE_SURROGATE.search(output)
+    if surrogate is not None:
+        raise MrsDeployOutputsError(
+            f"{source} an output named {shown(output)}, which holds a lone surrogate "
+            f"(U+{ord(surrogate.group()):04X}): no table format can store that name as UTF-8; "
+            "nothing was written. Have the service name its outputs with text UTF-8 can encode"
+        )
 
 
 def _json_text(value: Any) -> str:
@@ -211,6 +225,8 @@ class OutputsTable:
         self._rows = 0
         self._success: list[bool] = []
         self._errors: list[str | None] = []
+        for name in output_names:
+            _refuse_unwritable_name(name, "the service declares")
         self._outputs: dict[str, list[Any]] = {name: [] for name in output_names}
         self._json_outputs = {
             name for name, kind in (output_types or {}).items() if kind in JSON_TEXT_TYPES
@@ -226,9 +242,11 @@ class OutputsTable:
 
     def add(self, results: Sequence[ExecutionResult]) -> None:
         """Append ``results`` (in input order) after the rows added so far."""
-        for result in results:
+        for position, result in enumerate(results):
             for key in result.output_parameters:
                 if key not in self._outputs:
+                    row = self._offset + self._rows + position
+                    _refuse_unwritable_name(key, f"row {row} returned")
                     self._outputs[key] = [None] * self._rows
         self._success.extend([r.success for r in results])
         self._errors.extend([r.error_message or None for r in results])

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.faults.crafted import CraftedServer
 from tests.faults.proxy import FaultProxy
 from tests.support.server import ReferenceServer
 
@@ -53,6 +54,14 @@ def set_default_conn(monkeypatch: pytest.MonkeyPatch) -> ConnSetter:
 def fast_conn(reference_server: ReferenceServer, set_default_conn: ConnSetter) -> str:
     """``mrsdeploy_default`` straight to the shared reference server, quick retries."""
     return set_default_conn(reference_server.port, reference_server.admin_password)
+
+
+@pytest.fixture
+def crafted(set_default_conn: ConnSetter) -> Iterator[CraftedServer]:
+    """A stand-in server answering crafted values, as the default connection."""
+    with CraftedServer() as server:
+        set_default_conn(server.port, "pw")
+        yield server
 
 
 @pytest.fixture

@@ -30,18 +30,27 @@ def token_answer(
     return text.encode("utf-8", "surrogatepass")
 
 
-def status_answer(output_files: dict[str, str], *, documented: bool = True) -> bytes:
+def status_answer(
+    output_files: dict[str, str],
+    *,
+    documented: bool = True,
+    output_parameters: dict[str, object] | None = None,
+    changed_files: list[str] | None = None,
+) -> bytes:
     """A complete one-row batch status whose row carries ``output_files`` inline.
 
     :param documented: spelled exactly as the API documents it (the parser's fast path), or
         with other key casing (the generic path).
+    :param output_parameters: the row's outputs (default ``{"answer": 0.5}``); JSON escapes
+        what UTF-8 cannot encode, such as a lone surrogate.
+    :param changed_files: the row's ``changedFiles`` (default none).
     """
     row = {
         "success": True,
         "errorMessage": "",
         "consoleOutput": "",
-        "changedFiles": [],
-        "outputParameters": {"answer": 0.5},
+        "changedFiles": changed_files or [],
+        "outputParameters": {"answer": 0.5} if output_parameters is None else output_parameters,
         "outputFiles": output_files,
     }
     status = {
@@ -77,6 +86,7 @@ class Answers:
     :param start: body of a batch start (``POST .../batch``, 202).
     :param batches: body of the batch list (``GET .../batch``).
     :param status: body of any other ``GET`` under ``/api/`` (a batch status).
+    :param service: body of ``GET /services/...`` (the service's description).
     :param requests: ``(method, path)`` of every request received, in order.
     """
 
@@ -84,6 +94,7 @@ class Answers:
     start: bytes = b'{"batchExecutionId": "b1"}'
     batches: bytes = b'["b1"]'
     status: bytes = field(default_factory=lambda: status_answer({}))
+    service: bytes = SERVICE
     requests: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -126,7 +137,7 @@ class _Handler(BaseHTTPRequestHandler):
         answers = self._received()
         path = self.path.split("?")[0]
         if path.startswith("/services"):
-            self._answer(200, SERVICE)
+            self._answer(200, answers.service)
         elif path.endswith("/batch"):
             self._answer(200, answers.batches)
         else:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,6 @@ from airflow_provider.api import (
 )
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.triggers import MrsDeployBatchTrigger
-from tests.faults.conftest import ConnSetter
 from tests.faults.crafted import MT, CraftedServer, status_answer, token_answer
 from tests.faults.helpers import batch_trigger, collect, run_trigger
 
@@ -36,13 +35,6 @@ BAD_TOKENS = {
     "non-ascii": ("HEADPART\u00e9TAILPART", "non-ASCII character U+00E9"),
     "nul": ("HEADPART\\u0000TAILPART", "control character U+0000"),
 }
-
-
-@pytest.fixture
-def crafted(set_default_conn: ConnSetter) -> Iterator[CraftedServer]:
-    with CraftedServer() as server:
-        set_default_conn(server.port, "pw")
-        yield server
 
 
 def printable(text: str) -> bool:
