@@ -270,7 +270,7 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
         store = self._store(context, attempt)
         service = (run.batch_set.service_name, run.batch_set.service_version)
         self._started = StartedBatches(service)
-        previous = store.load()
+        previous = store.load(self.hook)
         if previous is not None:
             if _rows_of(previous) == sorted(failed) and reusable(self.hook, previous, service):
                 self._started.adopt(previous.batch_ids)

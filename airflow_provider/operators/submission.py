@@ -11,12 +11,13 @@ works, with a warning that a retry starts new batches.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from airflow_provider.api import MrsDeployError, MrsDeployNotFoundError
-from airflow_provider.batch_set import BatchSet, is_batch_set_json
-from airflow_provider.exceptions import MrsDeploySubmissionKilledError
+from airflow_provider.api.identifiers import batch_id_problem, shown
+from airflow_provider.batch_set import VERSION, BatchSet, is_batch_set_json
+from airflow_provider.exceptions import MrsDeployBatchSetError, MrsDeploySubmissionKilledError
 from airflow_provider.waiting.progress import BatchOutcome, evaluate_batches
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,40 @@ def read_recorded(value: Any) -> BatchSet | None:
         return None
 
 
+def _unreadable_because(value: Any) -> str:
+    """Why :func:`read_recorded` could not read ``value``, for the log."""
+    if is_batch_set_json(value):
+        try:
+            BatchSet.from_json(value)
+        except MrsDeployError as err:
+            return str(err)
+    return f"not a recorded submission: {shown(value, 300)}"
+
+
+def named_batches(value: Any) -> BatchSet | None:
+    """The service and batch ids an entry :func:`read_recorded` cannot read still names, if
+    any: enough to cancel what an earlier try started instead of leaving it running.
+
+    Only a string service name and version and ids that are usable batch ids are taken (under
+    ``batches[].batch_id``, or ``batch_ids``), so a corrupt entry cannot steer a request.
+    """
+    if not isinstance(value, Mapping):
+        return None
+    service = (value.get("service_name"), value.get("service_version"))
+    if not all(isinstance(part, str) and part for part in service):
+        return None
+    batches, plain_ids = value.get("batches"), value.get("batch_ids")
+    candidates: list[Any] = []
+    if isinstance(batches, list):
+        candidates = [b.get("batch_id") if isinstance(b, Mapping) else None for b in batches]
+    elif isinstance(plain_ids, list):
+        candidates = plain_ids
+    ids = [b for b in candidates if isinstance(b, str) and batch_id_problem(b) is None]
+    if not ids:
+        return None
+    return BatchSet.of_ids((str(service[0]), str(service[1])), ids)
+
+
 class SubmissionStore:
     """The task instance's state store, or nothing on Airflow versions without one.
 
@@ -66,11 +101,42 @@ class SubmissionStore:
         """Whether submissions survive a retry."""
         return self._store is not None
 
-    def load(self) -> BatchSet | None:
-        """The batch set a previous try recorded, if any."""
+    def load(self, hook: Any) -> BatchSet | None:
+        """The batch set a previous try recorded, if any.
+
+        An entry this provider cannot read is not silently dropped: one written by a newer
+        provider (a batch set of a later version, during a rolling upgrade) fails the task,
+        leaving its batches running for a worker that can read it; any other is logged with its
+        text, the batches it still names are cancelled, and None is returned (submit afresh).
+
+        :param hook: cancels the batches an unreadable entry names.
+        :raises MrsDeployBatchSetError: the entry is a batch set of another version.
+        """
         if self._store is None:
             return None
-        return read_recorded(self._store.get(self._key))
+        value = self._store.get(self._key)
+        recorded = read_recorded(value)
+        if recorded is not None or value is None:
+            return recorded
+        if is_batch_set_json(value) and value.get("version") != VERSION:
+            raise MrsDeployBatchSetError(
+                f"an earlier try recorded its batches as a batch set of version "
+                f"{shown(value.get('version'))}, which this provider (version {VERSION}) cannot "
+                "read: upgrade the provider on every worker and triggerer, then retry. The "
+                "recorded batches are left running, and a retry that can read them re-attaches"
+            )
+        orphans = named_batches(value)
+        log.warning(
+            "The task's state store holds an entry this provider cannot read under %s (%s); %s",
+            self._key,
+            _unreadable_because(value),
+            "cancelling the batches it names and submitting afresh"
+            if orphans is not None
+            else "it names no batch to cancel; submitting afresh",
+        )
+        if orphans is not None:
+            cancel_quietly(hook, orphans)
+        return None
 
     def save(self, batch_set: BatchSet) -> None:
         """Record the batch set (called after every batch is created)."""

@@ -161,7 +161,7 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
         store = SubmissionStore(context)
         service = (self.service_name, self.service_version)
         self._started = StartedBatches(service)
-        previous = store.load()
+        previous = store.load(self.hook)
         reattached = previous is not None and reusable(
             self.hook, previous, service, self._records_differ
         )
