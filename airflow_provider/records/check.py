@@ -17,6 +17,7 @@ import pandas as pd
 from airflow_provider.api import ParameterDefinition
 from airflow_provider.api.identifiers import shown
 from airflow_provider.exceptions import MrsDeployRecordsError
+from airflow_provider.records.decimals import decimals_as_numbers, holds_decimals
 from airflow_provider.records.read import ROW_NUMBERING, ROWS_ATTR, SOURCE_ATTR
 
 #: How many offending cells an error quotes before summarising the rest.
@@ -163,10 +164,16 @@ def _check_column(series: pd.Series, parameter: ParameterDefinition) -> tuple[pd
     """Validate one column for its declared type; return it converted to JSON-ready values."""
     name, kind = parameter.name, parameter.type.lower()
     values = series.reset_index(drop=True)
+    if kind in ("numeric", "integer") and holds_decimals(values):
+        # Exact ints and floats, checked below value by value: as an Arrow decimal column
+        # they would be sent as JSON strings, or rounded through float64 for an integer.
+        values = decimals_as_numbers(values)
     if (
         kind in ("numeric", "integer")
         and pd.api.types.is_numeric_dtype(values.dtype)
-        and not (pd.api.types.is_bool_dtype(values.dtype))
+        and not pd.api.types.is_bool_dtype(values.dtype)
+        # Complex numbers count as numeric to pandas; JSON has none: checked value by value.
+        and not pd.api.types.is_complex_dtype(values.dtype)
     ):
         array = values.to_numpy(dtype="float64", na_value=np.nan)
         bad = np.flatnonzero(~np.isfinite(array))
@@ -215,17 +222,32 @@ def _check_integers(values: pd.Series, array: np.ndarray, name: str) -> tuple[pd
     fractional = array != np.floor(array)
     # 2.0**63 is the first float beyond INT64_MAX; INT64_MIN is a float exactly.
     outside = (array < INT64_MIN) | (array >= 2.0**63)
-    wrong = np.flatnonzero(fractional | outside)
+    # From 2**53 on, a float cannot tell neighbouring integers apart: 9007199254740993 read
+    # into a float column (one value with a decimal point beside it) became ...992.
+    rounded = ~outside & (np.abs(array) >= _EXACT_IN_FLOAT)
+    wrong = np.flatnonzero(fractional | outside | rounded)
     if not wrong.size:
         return pd.Series(array.astype("int64")), []
-    return values, [
-        _problem(
-            int(i),
-            name,
-            f"{array[i]} is not an integer" if fractional[i] else _outside_int64(array[i]),
-        )
-        for i in wrong
-    ]
+    return values, [_integer_problem(int(i), name, array[i]) for i in wrong]
+
+
+#: The first whole number a float64 may hold only rounded (2**53 + 1 reads as 2**53).
+_EXACT_IN_FLOAT = 2.0**53
+
+
+def _integer_problem(row: int, name: str, value: float) -> str:
+    """Why the float ``value`` of an ``integer`` input cannot be sent as an integer."""
+    if value != math.floor(value):
+        return _problem(row, name, f"{value} is not an integer")
+    if not INT64_MIN <= value < 2.0**63:
+        return _problem(row, name, _outside_int64(value))
+    return _problem(
+        row,
+        name,
+        f"{int(value)} may have been rounded: the column holds floating-point numbers (a "
+        "value with a decimal point beside it made the whole column float), which keep whole "
+        "numbers exactly only below 2**53; give every value of the column as an integer",
+    )
 
 
 def _outside_int64(value: object) -> str:

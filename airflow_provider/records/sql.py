@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from airflow_provider.api import MrsDeployError
 from airflow_provider.exceptions import MrsDeployRecordsError
+from airflow_provider.records.decimals import decimals_as_numbers, holds_decimals
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,19 +58,8 @@ def exact_decimals(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the ``Decimal`` values of DECIMAL/NUMERIC columns made plain numbers:
     whole ones become ``int`` exactly (an ``integer`` input then takes them, and the 64-bit
     check sees their true value), others ``float`` (what a ``numeric`` input holds)."""
-    import pandas as pd
-
-    for position, dtype in enumerate(frame.dtypes):
+    for position in range(frame.shape[1]):
         column = frame.iloc[:, position]  # by position: a query may name two columns alike
-        if dtype == "object" and any(isinstance(value, Decimal) for value in column):
-            # Built as an object Series directly: Series.map would infer float64 from the
-            # values and round the very integers this function is here to keep.
-            plain = [_plain_number(value) for value in column]
-            frame.isetitem(position, pd.Series(plain, index=column.index, dtype=object))
+        if holds_decimals(column):
+            frame.isetitem(position, decimals_as_numbers(column))
     return frame
-
-
-def _plain_number(value: object) -> object:
-    if not isinstance(value, Decimal) or not value.is_finite():
-        return value  # NaN and infinities are refused by the records check, with their row
-    return int(value) if value == value.to_integral_value() else float(value)

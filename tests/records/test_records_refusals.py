@@ -54,7 +54,10 @@ def test_an_integer_beyond_64_bits_in_a_csv_cell_is_refused(tmp_path: Path) -> N
 
 
 EDGES = {
-    "float -2**63": (pd.DataFrame({"n": [-(2.0**63), 3.0]}), [-(2**63), 3]),
+    "floats within 2**53": (
+        pd.DataFrame({"n": [2.0**53 - 1, -(2.0**53 - 1), 3.0]}),
+        [2**53 - 1, -(2**53 - 1), 3],
+    ),
     "int64 extremes": (
         pd.DataFrame({"n": np.array([-(2**63), 2**63 - 1], dtype="int64")}),
         [-(2**63), 2**63 - 1],
@@ -72,6 +75,32 @@ EDGES = {
 def test_integers_within_64_bits_are_sent_exactly(records: Any, expected: list[int]) -> None:
     body = encode_records(prepare_records(load_records(records), N))
     assert json.loads(body) == [{"n": value} for value in expected]
+
+
+@pytest.mark.parametrize(
+    "records",
+    [
+        [{"n": 9007199254740993}, {"n": 2.0}],  # a float beside it: pandas reads 2**53
+        pd.DataFrame({"n": [-(2.0**63), 3.0]}),  # INT64_MIN, or a neighbour rounded to it
+    ],
+    ids=["list beside a float", "float -2**63"],
+)
+def test_whole_floats_from_2_to_53_on_are_refused_as_maybe_rounded(records: Any) -> None:
+    """A float column cannot tell 2**53 + 1 from 2**53: sent, the id would silently change."""
+    with pytest.raises(MrsDeployRecordsError, match=r"row 0, column 'n': -?\d+ may have been"):
+        prepare_records(load_records(records), N)
+
+
+def test_whole_numbers_beyond_2_to_53_in_a_csv_with_a_decimal_point_are_refused(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ids.csv"
+    path.write_text("n\n9007199254740993\n2.0\n")
+    with pytest.raises(MrsDeployRecordsError, match="give every value of the column as an"):
+        prepare_records(load_records(str(path)), N)
+    path.write_text("n\n9007199254740993\n2\n")  # integers only: read and sent exactly
+    body = encode_records(prepare_records(load_records(str(path)), N))
+    assert json.loads(body) == [{"n": 9007199254740993}, {"n": 2}]
 
 
 def test_fractions_are_still_refused_beside_values_out_of_range() -> None:
