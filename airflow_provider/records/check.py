@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,12 @@ from airflow_provider.api import ParameterDefinition
 from airflow_provider.api.identifiers import shown
 from airflow_provider.exceptions import MrsDeployRecordsError
 from airflow_provider.records.decimals import decimals_as_numbers, holds_decimals
-from airflow_provider.records.read import ROW_NUMBERING, ROWS_ATTR, SOURCE_ATTR
+from airflow_provider.records.read import (
+    HEADER_DUPLICATES_ATTR,
+    ROW_NUMBERING,
+    ROWS_ATTR,
+    SOURCE_ATTR,
+)
 
 #: How many offending cells an error quotes before summarising the rest.
 MAX_REPORTED_PROBLEMS = 5
@@ -75,7 +80,9 @@ def prepare_records(frame: pd.DataFrame, inputs: Sequence[ParameterDefinition]) 
     check_has_rows(frame)
     expected = [p.name for p in inputs]
     found = [str(c) for c in frame.columns]
-    check_unique_inputs(list(frame.columns), expected)
+    check_unique_inputs(
+        list(frame.columns), expected, named_twice=frame.attrs.get(HEADER_DUPLICATES_ATTR, ())
+    )
     missing = [name for name in expected if name not in found]
     if missing:
         raise MrsDeployRecordsError(
@@ -134,7 +141,9 @@ def text_inputs(inputs: Sequence[ParameterDefinition]) -> tuple[str, ...]:
     return tuple(p.name for p in inputs if p.type.lower() == "character")
 
 
-def check_unique_inputs(columns: Sequence[Any], expected: Sequence[str]) -> None:
+def check_unique_inputs(
+    columns: Sequence[Any], expected: Sequence[str], named_twice: Collection[str] = ()
+) -> None:
     """Refuse records where an input's name heads two columns: which one to send would be a
     guess (pandas would hand the check both, as a frame). Names are compared as text, as they
     are sent: the labels ``1`` and ``"1"`` are the same key.
@@ -143,8 +152,17 @@ def check_unique_inputs(columns: Sequence[Any], expected: Sequence[str]) -> None
 
     :param columns: the records' column labels.
     :param expected: the service's input names.
+    :param named_twice: names the records file's header gives more than one column (the
+        reader renamed or dropped the others).
     :raises MrsDeployRecordsError: an input name appears more than once.
     """
+    in_header = [name for name in expected if name in named_twice]
+    if in_header:
+        raise MrsDeployRecordsError(
+            f"the records file's header names {in_header} more than once; the service takes "
+            "each input once, and which column to send would be a guess. Rename or drop the "
+            "extra columns before submitting."
+        )
     counts = Counter(str(column) for column in columns)
     duplicated = [name for name in expected if counts[name] > 1]
     if duplicated:

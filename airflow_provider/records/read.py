@@ -6,8 +6,13 @@ later messages can name it."""
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
+import lzma
 import os
+import zlib
+from collections import Counter
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any, Union
 
@@ -35,6 +40,9 @@ SUPPORTED_FORMATS = ("csv", "tsv", "parquet", "jsonl")
 #: so that :func:`prepare_records` can name it (the frame is all it is given).
 SOURCE_ATTR = "mrsdeploy_records_source"
 ROWS_ATTR = "mrsdeploy_records_rows"
+#: Names a records file gives more than one column (its header, or a JSON Lines record's
+#: keys): the reader keeps only one of them, so the check must be told.
+HEADER_DUPLICATES_ATTR = "mrsdeploy_records_duplicated_names"
 
 #: How rows are numbered in messages, for records that did not come from a file.
 ROW_NUMBERING = "rows are counted from 0, in the order given, as the server numbers them"
@@ -89,15 +97,28 @@ def read_records_file(
     try:
         return _read_format(location, fmt, text_columns)
     except _UNREADABLE as exc:
-        raise MrsDeployRecordsError(f"{where} {_why_unreadable(exc, fmt)}") from exc
+        why = _why_unreadable(exc, fmt, _compression(str(location)))
+        raise MrsDeployRecordsError(f"{where} {why}") from exc
 
 
 #: What the readers raise for a file that is not what its format says; a library's message
 #: alone names neither the file nor the fix (see :func:`_why_unreadable`).
-_UNREADABLE = (UnicodeDecodeError, pd.errors.EmptyDataError, pd.errors.ParserError, pa.ArrowInvalid)
+_UNREADABLE = (
+    UnicodeDecodeError,
+    pd.errors.EmptyDataError,
+    pd.errors.ParserError,
+    pa.ArrowInvalid,
+    # Damaged or mislabelled compression (gzip's BadGzipFile and bz2's are OSErrors, a cut
+    # stream an EOFError), a damaged Parquet page (OSError), a missing decompressor.
+    OSError,
+    EOFError,
+    lzma.LZMAError,
+    zlib.error,
+    ImportError,
+)
 
 
-def _why_unreadable(exc: Exception, fmt: str) -> str:
+def _why_unreadable(exc: Exception, fmt: str, compression: str | None) -> str:
     """What is wrong with a file whose reader raised ``exc``, and how to fix it."""
     detail = shown(str(exc), 160)
     if isinstance(exc, UnicodeDecodeError):
@@ -113,7 +134,22 @@ def _why_unreadable(exc: Exception, fmt: str) -> str:
             "is empty: it has not even a header line naming the columns. Check the step that "
             "produced the file"
         )
-    if isinstance(exc, pa.ArrowInvalid):
+    if isinstance(exc, ImportError):
+        return (
+            f"cannot be decompressed here ({detail}); install the package named there on "
+            "every worker, or give the file uncompressed or compressed with gzip"
+        )
+    if isinstance(exc, (EOFError, lzma.LZMAError, zlib.error)) or (
+        isinstance(exc, OSError) and compression is not None
+    ):
+        return (
+            f"is not readable as {compression or 'compressed'} data ({type(exc).__name__}: "
+            f"{detail}); it may be cut short, damaged, or not compressed as its suffix says "
+            "(then rename it)"
+        )
+    if isinstance(exc, OSError) and fmt != "parquet":
+        return f"could not be read ({type(exc).__name__}: {detail})"
+    if isinstance(exc, (pa.ArrowInvalid, OSError)):
         return (
             f"is not a readable Parquet file ({detail}); it may be empty, cut short while "
             "being written, or in another format (then pass records_format)"
@@ -135,15 +171,57 @@ def _read_format(location: Any, fmt: str, text_columns: Collection[str]) -> pd.D
         # the file besides the rows; this holds one line.
         with location.open("rb", compression=compression) as lines:
             return frame_of_rows(_json_lines(lines, str(location)))
-    with location.open("rb") as handle:
-        if fmt == "parquet":
+    if fmt == "parquet":
+        with location.open("rb") as handle:
             return pd.read_parquet(handle)
-        return pd.read_csv(
-            handle,
-            sep="\t" if fmt == "tsv" else ",",
-            compression=compression,
-            dtype=dict.fromkeys(text_columns, str),
+    sep = "\t" if fmt == "tsv" else ","
+    with location.open("rb", compression=compression) as handle:
+        header = _header(handle, sep)
+    with location.open("rb") as handle:
+        frame = pd.read_csv(
+            handle, sep=sep, compression=compression, dtype=dict.fromkeys(text_columns, str)
         )
+    frame.attrs[HEADER_DUPLICATES_ATTR] = sorted(
+        {name for name in header if header.count(name) > 1}
+    )
+    if fmt == "tsv":
+        _refuse_joined_lines(frame, f"records file {shown(str(location), 200)}")
+    return frame
+
+
+def _header(handle: Any, sep: str) -> list[str]:
+    """The names a CSV or TSV file's first line gives, as written: pandas renames a repeated
+    name (``x``, ``x.1``), and the second column would then be dropped as not an input."""
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    try:
+        return next(csv.reader(text, delimiter=sep), [])
+    finally:
+        text.detach()  # the caller closes the file
+
+
+def _refuse_joined_lines(frame: pd.DataFrame, where: str) -> None:
+    """Refuse a TSV file in which a field holds a line break.
+
+    The reader follows CSV's quoting, as R's ``write.table`` writes tab-separated files: a
+    field that starts with a quote runs to the next quote, across tabs and lines. In a plain
+    TSV file (PostgreSQL's ``COPY``, most exports) a text such as ``"Best`` has no closing
+    quote, so the lines after it were taken into one field and their rows silently lost.
+    """
+    for name in frame.columns:
+        column = frame[name]
+        if pd.api.types.is_numeric_dtype(column.dtype) or pd.api.types.is_bool_dtype(column.dtype):
+            continue
+        joined = column.astype(str).str.contains("[\r\n]", regex=True, na=False).to_numpy()
+        if joined.any():
+            row = int(joined.argmax())
+            raise MrsDeployRecordsError(
+                f"{where}: row {row}, column {shown(str(name))} holds a line break "
+                f"({shown(str(column.iloc[row]), 60)}): in this TSV file a field starting with "
+                'a quote (") ran on to a later quote, taking the lines between into one row. '
+                "Quote the fields that hold quotes, tabs or line breaks (doubling the quotes "
+                "inside, as R's write.table does), or give the records as CSV, Parquet or JSON "
+                "Lines"
+            )
 
 
 def _json_lines(lines: Iterable[bytes], where: str) -> list[dict[str, Any]]:
@@ -154,7 +232,11 @@ def _json_lines(lines: Iterable[bytes], where: str) -> list[dict[str, Any]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
+            row = json.loads(line, object_pairs_hook=_without_repeated_keys)
+        except MrsDeployRecordsError as exc:  # a repeated key
+            raise MrsDeployRecordsError(
+                f"records file {shown(where, 200)}: line {number} {exc}"
+            ) from None
         except UnicodeDecodeError as exc:
             raise MrsDeployRecordsError(
                 f"records file {shown(where, 200)}: line {number} is not UTF-8 text ({exc}); "
@@ -171,6 +253,19 @@ def _json_lines(lines: Iterable[bytes], where: str) -> list[dict[str, Any]]:
             )
         rows.append(row)
     return rows
+
+
+def _without_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict, refused when it repeats a key (``json`` keeps the last)."""
+    row = dict(pairs)
+    if len(row) != len(pairs):
+        counts = Counter(key for key, _ in pairs)
+        repeated = next(key for key, n in counts.items() if n > 1)
+        raise MrsDeployRecordsError(
+            f"gives the key {shown(repeated)} more than once; a JSON reader keeps only the "
+            "last, so which value to send would be a guess. Write each key once"
+        )
+    return row
 
 
 def frame_of_rows(rows: list[Any]) -> pd.DataFrame:
