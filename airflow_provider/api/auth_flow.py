@@ -49,6 +49,25 @@ Answer = RawResponse | IssuedToken
 AuthFlow = Generator[Message, Answer, RawResponse]
 
 
+def informational_error(status: int, what: str, base_url: str) -> MrsDeployProtocolError:
+    """The error for a request answered with an informational (``1xx``) status.
+
+    The web node never answers so (the provider asks for no protocol switch and sends no
+    ``Expect``), so the status more likely comes from something in between: a proxy, load
+    balancer or TLS terminator that is misconfigured, or a server that is not the web node.
+
+    :param status: the status received.
+    :param what: the request, ``METHOD /path``.
+    :param base_url: the server's base URL.
+    """
+    return MrsDeployProtocolError(
+        f"{what} -> the server at {base_url} answered with the unexpected informational status "
+        f"{status} instead of a final answer; something between Airflow and the web node (a "
+        "proxy, load balancer or TLS terminator) may be misbehaving, or the connection may "
+        "point at another service: check the connection's host, port and any proxy"
+    )
+
+
 class TokenRenewal(Exception):
     """The call needs a new token (the cached one is stale, or the server refused it with a
     401): run it again holding the token cache's renewal lock (``locked=True``).
@@ -169,10 +188,26 @@ class Authenticator:
         return response
 
     def _send(self, outgoing: Outgoing) -> Generator[Message, Answer, RawResponse]:
-        """Send one request; a redirect is an error, never followed."""
+        """Send one request; a redirect is an error, never followed, and so is an answer with
+        an informational (1xx) status.
+
+        Only ``2xx`` may pass as success, and the callers map ``4xx``/``5xx`` to errors; a
+        ``1xx`` is never this API's answer (nothing here asks to switch protocols or sends
+        ``Expect``), and has no body: taken as success, a file list would read as empty and a
+        cancel as done. It is refused here, in the flow both transports drive, so the blocking
+        and the async path fail alike (each transport hands over the first ``1xx`` other than
+        ``100 Continue``, which both skip).
+
+        :raises MrsDeployProtocolError: for a ``1xx`` answer (not retried: nothing shows that
+            sending the request again would be answered otherwise).
+        """
         response = yield outgoing
         if not isinstance(response, RawResponse):
             raise TypeError(f"a request was answered with {type(response).__name__}")
+        if response.status < 200:
+            raise informational_error(
+                response.status, outgoing.request.describe, self.credentials.base_url
+            )
         if 300 <= response.status < 400:
             request = outgoing.request
             raise redirect_error(

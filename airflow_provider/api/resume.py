@@ -50,7 +50,20 @@ from airflow_provider.api.limits import ByteBudget, announced_length, check_anno
 from airflow_provider.api.logs import LogLike
 from airflow_provider.api.retry import RetryRules
 
-_CONTENT_RANGE = re.compile(r"^\s*bytes\s+(\d+)-(\d+)/(\d+|\*)\s*$", re.IGNORECASE)
+#: Most digits a ``Content-Range`` number may have: 19 reach past any real file size (2**63 has
+#: 19), while a longer number (a hostile or broken server) would make ``int()`` refuse it with a
+#: bare ``ValueError`` beyond 4300 digits, or cost time converting; it does not match, so the
+#: answer takes the usual "unexpected range" error. ``re.ASCII`` keeps ``\s`` and the digits to
+#: ASCII ones, as HTTP says (``int()`` would also take other scripts' digits).
+_RANGE_DIGITS = 19
+_CONTENT_RANGE = re.compile(
+    rf"^\s*bytes\s+([0-9]{{1,{_RANGE_DIGITS}}})-([0-9]{{1,{_RANGE_DIGITS}}})"
+    rf"/([0-9]{{1,{_RANGE_DIGITS}}}|\*)\s*$",
+    re.IGNORECASE | re.ASCII,
+)
+
+#: Characters of a ``Content-Range`` quoted in an error message.
+_SHOWN_CHARS = 80
 
 #: Why a download fails when the answer to a resume is of another version of the file.
 CHANGED = "the file changed on the server while it was being downloaded"
@@ -210,7 +223,7 @@ class ResumeState:
             if not whole:
                 raise MrsDeployProtocolError(
                     f"{self.what}: asked for the whole file, the server answered with part of it "
-                    f"(HTTP 206, range {content_range!r}); a proxy or cache in between may "
+                    f"(HTTP 206, range {_shown(content_range)}); a proxy or cache in between may "
                     "serve ranges on its own: download it again, or bypass it"
                 )
         self.identity = FileIdentity.of(first.headers)
@@ -355,18 +368,18 @@ class ResumeState:
         content_range = header_value(headers, "Content-Range")
         match = _CONTENT_RANGE.match(content_range or "")
         if start is None:
-            return f"asked for the whole file, the server sent range {content_range!r}"
+            return f"asked for the whole file, the server sent range {_shown(content_range)}"
         if match is None or int(match.group(1)) != start:
-            return f"asked to resume at byte {start}, the server sent range {content_range!r}"
+            return f"asked to resume at byte {start}, the server sent range {_shown(content_range)}"
         total = match.group(3)
         if int(match.group(2)) < start or (total != "*" and int(match.group(2)) >= int(total)):
-            return f"the server sent an impossible range {content_range!r}"
+            return f"the server sent an impossible range {_shown(content_range)}"
         if identity.length is not None and total not in ("*", str(identity.length)):
             return f"the file's size changed from {identity.length} to {total} bytes"
         if identity.length is None and total == "*":
             # Neither answer says where the file ends: the range's end would pass for it.
             return (
-                f"the server's range {content_range!r} names no total length, nor did its "
+                f"the server's range {_shown(content_range)} names no total length, nor did its "
                 "first answer, so the end of the file cannot be told"
             )
         if identity.etag is not None and header_value(headers, "ETag") is None:
@@ -375,6 +388,14 @@ class ResumeState:
         if not identity.same_version(headers):
             return CHANGED
         return None
+
+
+def _shown(content_range: str | None) -> str:
+    """``Content-Range`` quoted for a message, cut after :data:`_SHOWN_CHARS` characters: a
+    refused header may be kilobytes of digits, which would bury the message."""
+    if content_range is None or len(content_range) <= _SHOWN_CHARS:
+        return repr(content_range)
+    return f"{content_range[:_SHOWN_CHARS]!r}..."
 
 
 def _content_range_total(headers: Mapping[str, str]) -> int | None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import ipaddress
+import logging
 import math
 import os
 import re
@@ -15,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from airflow_provider.api.errors import MrsDeployConfigurationError
 from airflow_provider.api.identifiers import shown, token_problem
 from airflow_provider.hooks.azure_ad_settings import (
+    AZURE_EXTRAS,
     AzureAdSettings,
     azure_ad_settings,
     azure_extras_given,
@@ -22,6 +25,9 @@ from airflow_provider.hooks.azure_ad_settings import (
 )
 from airflow_provider.hooks.extra_values import flag, spelled_flag
 from airflow_provider.hooks.tls import SYSTEM_STORE, CaSource, ca_source
+from airflow_provider.provider_info import CONN_FIELDS
+
+log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MAX_RETRIES = 5
@@ -50,6 +56,21 @@ PASSWORD = "password"
 BEARER_TOKEN = "bearer_token"
 AZURE_AD = "azure_ad"
 AUTH_KINDS = (PASSWORD, BEARER_TOKEN, AZURE_AD)
+
+
+#: Every extra the provider reads: the form's fields (Azure AD's among them), the ones only
+#: given in JSON or a URI (``trust_env``), and older names still read (``token_refresh_lead``).
+#: A name added to the form is known at once; one read outside it must be added here (a test
+#: checks that every name this package reads is).
+KNOWN_EXTRAS = (
+    frozenset(CONN_FIELDS) | frozenset(AZURE_EXTRAS) | {"trust_env", "token_refresh_lead"}
+)
+
+#: How alike (``difflib`` ratio) an unknown extra's name must be to a known one to be taken
+#: for a misspelling of it. Catches ``timout``, ``max_retry``, ``trust_enviroment``,
+#: ``cabundle``; 0.6 (difflib's default) would also refuse unrelated keys people keep in
+#: extras, such as ``version`` (for ``verify``) or ``timezone`` (for ``timeout``).
+_MISSPELLING_CUTOFF = 0.7
 
 
 class ConnectionLike(Protocol):
@@ -486,6 +507,58 @@ def _check_bearer_token(conn: ConnectionLike, token: str) -> None:
     )
 
 
+def _meant(name: str) -> str | None:
+    """The known extra ``name`` is a misspelling of (None: it looks like none of them).
+
+    Names are compared as written (``Timeout`` is not ``timeout``, which is what is read), so
+    a name differing only in case, surrounding spaces or ``-`` for ``_`` is a misspelling too.
+    """
+    plain = name.strip().lower().replace("-", "_")
+    if plain in KNOWN_EXTRAS:
+        return plain
+    close = difflib.get_close_matches(plain, KNOWN_EXTRAS, n=1, cutoff=_MISSPELLING_CUTOFF)
+    return close[0] if close else None
+
+
+def _check_extra_names(conn: ConnectionLike, extras: dict[str, Any]) -> None:
+    """Refuse an extra whose name is a misspelling of one the provider reads; warn of others.
+
+    Extras are looked up by exact name, so a misspelt one (``trust_enviroment: false``,
+    ``timout``, ``Timeout``) would be ignored without a word and its default used instead:
+    a login sent through the environment's proxy the user meant to bypass, a timeout or a
+    retry count other than the one set. Such a name (one with a value: an empty one changes
+    nothing) fails before anything is sent, naming the extra it looks like. Any other unknown
+    name is only logged, once per reading of the connection (not per request): extras may
+    hold keys meant for something else. Names only are shown, never values.
+
+    :raises MrsDeployConfigurationError: naming every misspelt extra and what it looks like.
+    """
+    unknown = sorted(str(name) for name in extras if name not in KNOWN_EXTRAS)
+    if not unknown:
+        return
+    misspelt: list[str] = []
+    ignored: list[str] = []
+    for name in unknown:
+        meant = _meant(name)
+        if meant is not None and extras[name] not in (None, ""):
+            misspelt.append(f"{shown(name)} (did you mean {meant!r}?)")
+        else:
+            ignored.append(shown(name))
+    if misspelt:
+        what = "extra" if len(misspelt) == 1 else "extras"
+        raise MrsDeployConfigurationError(
+            f"connection {conn.conn_id!r}: unknown {what} {', '.join(misspelt)}; extra names "
+            "are case-sensitive and a misspelt one would be ignored, its default used instead. "
+            "Rename it to the extra meant (see the connection's extras in the docs), or, if it "
+            "is not meant for this provider, to a name that does not look like one of its own"
+        )
+    log.warning(
+        "Connection %r: ignoring extras the provider does not read: %s",
+        conn.conn_id,
+        ", ".join(ignored),
+    )
+
+
 def settings_from_connection(
     conn: ConnectionLike,
     *,
@@ -497,10 +570,12 @@ def settings_from_connection(
     :param conn: the Airflow connection.
     :param timeout: overrides the ``timeout`` extra when given.
     :param max_retries: overrides the ``max_retries`` extra when given.
-    :raises MrsDeployConfigurationError: when the host or the credentials are missing, or an
-        extra has a wrong type.
+    :raises MrsDeployConfigurationError: when the host or the credentials are missing, an
+        extra has a wrong type, or an extra's name is a misspelling of one the provider reads
+        (any other unknown extra is logged as a warning and ignored).
     """
     extras = dict(conn.extra_dejson or {})
+    _check_extra_names(conn, extras)
     base_url = _base_url(conn, extras)
     bearer_token = extras.get("bearer_token") or None
     if bearer_token is not None and not isinstance(bearer_token, str):

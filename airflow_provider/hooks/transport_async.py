@@ -64,6 +64,52 @@ async def tls_option(settings: MrsDeployConnectionSettings) -> ssl.SSLContext | 
     return await asyncio.to_thread(tls.verifying_context, source, tls.AIOHTTP)
 
 
+class _Informational(Exception):
+    """An informational (``1xx``) answer, carried out of aiohttp to become the exchange's answer.
+
+    Internal: :func:`send` always catches it.
+    """
+
+    def __init__(self, status: int, headers: dict[str, str]) -> None:
+        super().__init__(f"informational answer {status}")
+        self.status = status
+        self.headers = headers
+
+
+class _StopAtInformational(aiohttp.ClientResponse):
+    """aiohttp's response, except that it hands over an informational (``1xx``) answer other
+    than ``100 Continue`` instead of waiting past it for a final one.
+
+    The blocking transport (``http.client``) skips a ``100`` and takes any other ``1xx`` as the
+    final answer; aiohttp skips every ``1xx`` but ``101`` and waits for another answer, which a
+    misbehaving server or proxy may never send. The same answer would then be an error at once
+    on one path and a timeout, retried, on the other. Handing the status over lets the call flow
+    (``api.auth_flow``) refuse it identically on both.
+
+    aiohttp reads each answer's head with the connection protocol's ``read()`` (3.x); it is
+    wrapped for this response only, and the connection, whose socket may still hold the rest of
+    the exchange, is closed by aiohttp when :meth:`start` fails.
+    """
+
+    async def start(self, connection: aiohttp.connector.Connection) -> aiohttp.ClientResponse:
+        protocol = connection.protocol
+        if protocol is None:  # pragma: no cover - aiohttp starts on an open connection
+            return await super().start(connection)
+        read = protocol.read
+
+        async def read_stopping_at_informational() -> Any:
+            message, payload = await read()
+            if 100 < message.code < 200:
+                raise _Informational(message.code, dict(message.headers))
+            return message, payload
+
+        protocol.read = read_stopping_at_informational  # type: ignore[method-assign]
+        try:
+            return await super().start(connection)
+        finally:
+            del protocol.read  # the class's method again, for the connection's next answer
+
+
 def build_session(
     settings: MrsDeployConnectionSettings,
     tls: ssl.SSLContext | bool,
@@ -85,6 +131,7 @@ def build_session(
         # session serves one server: see async_sessions.SessionKey), by the blocking session's
         # rules (hooks.proxies.route), instead of by aiohttp in a worker thread per request.
         trust_env=False,
+        response_class=_StopAtInformational,
     )
     # aiohttp resends an idempotent request once, without a word, when a kept-alive connection
     # drops; the retry rules already resend it (logged, counted, with backoff), so a server
@@ -133,17 +180,21 @@ async def send(
     try:
         # The whole exchange, not each read: a server dripping bytes cannot stretch it.
         async with coarse_timeout(seconds):
-            response = await session.request(
-                request.method,
-                _wire_url(url, settings.base_url, request.path),
-                proxy=_proxy(session, settings, url),
-                params=request.params or None,
-                json=request.json,
-                headers=headers,
-                timeout=_connect_timeout(seconds),
-                # Never: a redirect would carry the password, tokens or records elsewhere.
-                allow_redirects=False,
-            )
+            try:
+                response = await session.request(
+                    request.method,
+                    _wire_url(url, settings.base_url, request.path),
+                    proxy=_proxy(session, settings, url),
+                    params=request.params or None,
+                    json=request.json,
+                    headers=headers,
+                    timeout=_connect_timeout(seconds),
+                    # Never: a redirect would carry the password, tokens or records elsewhere.
+                    allow_redirects=False,
+                )
+            except _Informational as informational:
+                # A 1xx has no body; the call flow refuses it (as on the blocking path).
+                return RawResponse(informational.status, informational.headers, b"")
             if request.stream and 200 <= response.status < 300:
                 return RawResponse(response.status, response.headers, stream=response)
             if response.status == proxies.PROXY_AUTHENTICATION_REQUIRED:
