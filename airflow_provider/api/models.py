@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -165,17 +167,24 @@ def decode_output_file(content: str, where: str) -> bytes:
 
 
 def _number(value: Any, key: str, what: str) -> float:
-    """Accept an int, a float or a numeric string (some servers send ``expires_on`` quoted)."""
-    if isinstance(value, bool):
-        raise MrsDeployProtocolError(f"{what}: {key!r} must be a number (got {value!r})")
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            pass
-    raise MrsDeployProtocolError(f"{what}: {key!r} must be a number (got {value!r})")
+    """Accept an int, a float or a numeric string (some servers send ``expires_on`` quoted).
+
+    Only a finite number: ``NaN`` (JSON's decoder takes it, and ``"nan"`` reads as one) would
+    never compare as expiring, so the token would be renewed only after a 401, and an
+    infinity the same; an integer too large for a float is no time either.
+    """
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):
+            number = float(value)
+    elif isinstance(value, str):
+        with contextlib.suppress(ValueError, OverflowError):
+            number = float(value.strip())
+    if number is None or not math.isfinite(number):
+        raise MrsDeployProtocolError(
+            f"{what}: {key!r} must be a finite number of seconds (got {shown(value, 40)})"
+        )
+    return number
 
 
 @dataclass(frozen=True)

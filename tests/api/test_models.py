@@ -125,6 +125,10 @@ def test_token_pair_repr_hides_tokens() -> None:
         {"access_token": "t"},
         {"access_token": "t", "expires_on": "tomorrow"},
         {"access_token": "t", "expires_on": True},
+        {"access_token": "t", "expires_in": float("nan")},  # never "expiring": never renewed
+        {"access_token": "t", "expires_in": "Infinity"},
+        {"access_token": "t", "expires_on": "-inf"},
+        {"access_token": "t", "expires_on": 10**400},  # no float holds it
         "token",
     ],
 )
