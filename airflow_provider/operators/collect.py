@@ -16,6 +16,7 @@ from airflow_provider.operators.collecting import (
     CollectOptions,
     Collector,
     apply_failure_policy,
+    check_failure_limits,
     check_same_records,
     new_table,
     refuse_gone_repairs,
@@ -111,6 +112,7 @@ class MrsDeployCollectBatchOperator(RecordsTemplating):
         options = CollectOptions(
             include_files, file_listing, max_concurrent_downloads, progress_interval
         )
+        check_failure_limits(max_failed_rows, max_failed_ratio)
         if not is_template(output_format):
             # A wrong format fails when the DAG is parsed, not after the batch has run; a
             # template is checked when rendered, before anything is fetched.

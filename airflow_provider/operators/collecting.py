@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow_provider.api import (
     BatchStatus,
     ExecutionResult,
+    MrsDeployConfigurationError,
     MrsDeployError,
     MrsDeployNotFoundError,
     MrsDeployProtocolError,
@@ -41,6 +42,13 @@ from airflow_provider.exceptions import (
     MrsDeployFailedRowsError,
     MrsDeployOutputsError,
     MrsDeployRecordsError,
+)
+from airflow_provider.operators.parameters import (
+    flag,
+    optional_share,
+    optional_whole_number,
+    positive_seconds,
+    whole_number,
 )
 from airflow_provider.outputs import (
     OutputFormat,
@@ -101,12 +109,23 @@ class CollectOptions:
 
     def __post_init__(self) -> None:
         """Checked when built, which the operators do when the DAG is parsed."""
-        if self.max_concurrent_downloads < 1:
-            raise ValueError("max_concurrent_downloads must be at least 1")
+        whole_number("max_concurrent_downloads", self.max_concurrent_downloads, 1)
+        flag("include_files", self.include_files)
         if self.file_listing not in ("auto", "always"):
-            raise ValueError("file_listing must be 'auto' or 'always'")
-        if not self.progress_interval > 0:
-            raise ValueError("progress_interval must be a positive number of seconds")
+            raise MrsDeployConfigurationError("file_listing must be 'auto' or 'always'")
+        positive_seconds("progress_interval", self.progress_interval)
+
+
+def check_failure_limits(max_failed_rows: object, max_failed_ratio: object) -> None:
+    """Refuse, when the DAG is parsed, failure limits that cannot mean what they say:
+    ``max_failed_ratio=2`` or ``nan`` would let every row fail without failing the task, ``-1``
+    would fail every run, and ``"0.1"`` failed with a bare ``TypeError`` once the outputs were
+    written.
+
+    :raises MrsDeployConfigurationError: naming the parameter and the value.
+    """
+    optional_whole_number("max_failed_rows", max_failed_rows, 0)
+    optional_share("max_failed_ratio", max_failed_ratio)
 
 
 @dataclass

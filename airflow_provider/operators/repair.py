@@ -20,10 +20,12 @@ from airflow_provider.operators.collecting import (
     CollectOptions,
     Collector,
     apply_failure_policy,
+    check_failure_limits,
     check_same_records,
     new_table,
     refuse_gone_repairs,
 )
+from airflow_provider.operators.parameters import optional_whole_number, whole_number
 from airflow_provider.operators.submission import (
     StartedBatches,
     SubmissionStore,
@@ -140,10 +142,8 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-            raise ValueError(f"max_attempts must be a whole number >= 1, got {max_attempts!r}")
-        if max_records_per_batch is not None and max_records_per_batch < 1:
-            raise ValueError("max_records_per_batch must be at least 1")
+        whole_number("max_attempts", max_attempts, 1)
+        optional_whole_number("max_records_per_batch", max_records_per_batch, 1)
         if not is_template(parallel_count):
             check_parallel_count(parallel_count)
         self.destination = destination
@@ -166,6 +166,7 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
             max_concurrent_downloads=max_concurrent_downloads,
             progress_interval=progress_interval,
         )
+        check_failure_limits(max_failed_rows, max_failed_ratio)
         self.max_failed_rows = max_failed_rows
         self.max_failed_ratio = max_failed_ratio
         self.mrsdeploy_conn_id = mrsdeploy_conn_id

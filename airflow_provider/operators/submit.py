@@ -12,6 +12,7 @@ from airflow_provider.batch_set import XCOM_BATCH_SET, BatchSet
 from airflow_provider.exceptions import MrsDeployRecordsError
 from airflow_provider.links import XCOM_STATUS_URL, MrsDeployBatchLink, batch_status_url
 from airflow_provider.operators.batch_wait import BatchWaitingOperator
+from airflow_provider.operators.parameters import optional_whole_number
 from airflow_provider.operators.submission import (
     MrsDeploySubmissionKilledError,
     StartedBatches,
@@ -125,8 +126,7 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
         self.records_sql = records_sql
         self.sql_conn_id = sql_conn_id
         self.sql_chunk_rows = sql_chunk_rows
-        if max_records_per_batch is not None and max_records_per_batch < 1:
-            raise ValueError("max_records_per_batch must be at least 1")
+        optional_whole_number("max_records_per_batch", max_records_per_batch, 1)
         if not is_template(parallel_count):
             # Checked now, while the DAG is parsed; a template is checked once rendered,
             # before anything is read or sent (run_time_parallel_count).
