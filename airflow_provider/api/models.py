@@ -352,6 +352,23 @@ class ExecutionResult:
         )
 
 
+def count_problem(state: MrsDeployBatchState, completed: int, total: int) -> str | None:
+    """Why a batch's counts break the API contract, or None.
+
+    ``completedItemCount`` counts the rows finished, succeeded or failed, of the
+    ``totalItemCount`` submitted, all of them once the batch is ``Complete``. A ``Complete``
+    batch with rows unfinished would end a wait as a success that Collect then refuses (fewer
+    results than rows). Odd counts of a batch still running are tolerated (progress is shown
+    capped): the state, not the counts, ends a wait.
+    """
+    if state is MrsDeployBatchState.COMPLETE and completed != total:
+        return (
+            f"the batch is Complete with {completed} of its {total} rows finished; the server "
+            "breaks the API contract (a complete batch has finished every row)"
+        )
+    return None
+
+
 @dataclass(frozen=True)
 class BatchStatus:
     """State, progress and (possibly partial) per-row results of a batch execution."""
@@ -362,24 +379,31 @@ class BatchStatus:
     results: tuple[ExecutionResult, ...] = ()
 
     @classmethod
-    def from_json(cls, obj: Any) -> BatchStatus:
+    def from_json(cls, obj: Any, *, with_results: bool = True) -> BatchStatus:
         """Build from a ``BatchWebServiceResult`` object.
 
         :param obj: decoded JSON.
-        :raises MrsDeployProtocolError: on a missing or unknown ``state``.
+        :param with_results: build (and check) the row results; without, only the state and
+            counts are read, as waiting needs (building 100,000 results takes a second).
+        :raises MrsDeployProtocolError: on a missing or unknown ``state``, or counts that break
+            the API contract (see :func:`count_problem`).
         """
         what = "batch status"
         fields = _fields(obj, what)
         if "state" not in fields:
             raise MrsDeployProtocolError(f"{what}: missing 'state'")
+        state = MrsDeployBatchState.parse(fields["state"])
+        completed = _count(fields, "completedItemCount", what)
+        total = _count(fields, "totalItemCount", what)
+        problem = count_problem(state, completed, total)
+        if problem is not None:
+            raise MrsDeployProtocolError(f"{what}: {problem}")
+        results = _list(fields, "batchExecutionResults", what) if with_results else []
         return cls(
-            state=MrsDeployBatchState.parse(fields["state"]),
-            completed_item_count=_count(fields, "completedItemCount", what),
-            total_item_count=_count(fields, "totalItemCount", what),
-            results=tuple(
-                ExecutionResult.from_json(item, row)
-                for row, item in enumerate(_list(fields, "batchExecutionResults", what))
-            ),
+            state=state,
+            completed_item_count=completed,
+            total_item_count=total,
+            results=tuple(ExecutionResult.from_json(item, row) for row, item in enumerate(results)),
         )
 
     @property

@@ -11,8 +11,9 @@ from airflow.sdk import BaseOperator
 
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import AirflowTaskTimeout, default_deferrable
+from airflow_provider.operators.parameters import flag
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
-from airflow_provider.waiting.deadlines import check_interval
+from airflow_provider.waiting.deadlines import check_interval, check_timeout
 from airflow_provider.waiting.tasks import (
     cancel_through_a_copy,
     cancel_unfinished,
@@ -48,9 +49,9 @@ class BatchWaitingOperator(BaseOperator):
             if max_poll_interval is None
             else check_interval(max_poll_interval, "max_poll_interval")
         )
-        self.timeout = timeout
-        self.cancel_on_timeout = cancel_on_timeout
-        self.cancel_on_kill = cancel_on_kill
+        self.timeout = check_timeout(timeout)
+        self.cancel_on_timeout = flag("cancel_on_timeout", cancel_on_timeout)
+        self.cancel_on_kill = flag("cancel_on_kill", cancel_on_kill)
         #: A timeout ended the wait and was acted on (``on_kill`` must not cancel again).
         self._timeout_handled = False
 

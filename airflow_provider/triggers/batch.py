@@ -20,6 +20,7 @@ from airflow_provider.compat import async_timeout_at
 from airflow_provider.safe_text import printable, redacted
 from airflow_provider.waiting.deadlines import (
     calls_end_by,
+    check_deadline,
     check_interval,
     checks_end_by,
     is_last_check,
@@ -123,7 +124,7 @@ class MrsDeployBatchTrigger(BaseTrigger):
                 if max_poll_interval is None
                 else check_interval(max_poll_interval, "max_poll_interval"),
             )
-            self.deadline = None if deadline is None else float(deadline)
+            self.deadline = check_deadline(deadline)
         except Exception as err:  # reported by run(), see above
             self.problem = f"the wait cannot start: {err}"
 

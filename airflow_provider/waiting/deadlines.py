@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 _DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar(
     "mrsdeploy_calls_deadline", default=None
@@ -49,6 +50,46 @@ def check_interval(value: object, name: str) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{name} must be a finite number of seconds >= 0 (got {value!r})")
     return seconds
+
+
+def check_timeout(value: object, name: str = "timeout") -> float | timedelta | None:
+    """A wait's timeout: None (no limit), a ``timedelta`` or a number of seconds, finite and
+    >= 0.
+
+    Checked while the DAG is parsed: NaN made a deadline no time ever passes (the wait polled
+    forever), and text failed the wait after the batches had started, leaving them running.
+
+    :raises ValueError: naming the parameter and the value given.
+    """
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(
+            f"{name} must be None, a timedelta or a finite number of seconds >= 0 (got {value!r})"
+        )
+    return value if isinstance(value, timedelta) else seconds
+
+
+def check_deadline(value: object) -> float | None:
+    """A trigger's absolute deadline (epoch seconds): None or a finite number.
+
+    :raises ValueError: for anything else (NaN is a deadline that never comes).
+    """
+    if value is None:
+        return None
+    try:
+        deadline = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        deadline = math.nan
+    if not math.isfinite(deadline):
+        raise ValueError(f"deadline must be None or finite epoch seconds (got {value!r})")
+    return deadline
 
 
 def checks_end_by(deadline: float | None, started: float) -> float | None:
