@@ -591,7 +591,10 @@ def read_table_inputs(
     Each service input is read back by its declared type (see
     :func:`~airflow_provider.outputs.table.decode_input_columns`): a vector, matrix or data
     frame from its JSON text, and, in a CSV table, a ``character`` input as the text written
-    (CSV holds no types: ``007`` would read as the number 7, ``NA`` as missing).
+    (CSV holds no types: ``007`` would read as the number 7, ``NA`` as missing). A CSV table's
+    other record columns, which the service does not take, are kept as the text written too:
+    they are written back beside every row, and read by type inference a zip code ``00501``
+    came back as ``501`` and ``NA`` as an empty cell, in rows the repair never touched.
     """
     from airflow_provider.records.check import text_inputs
 
@@ -599,9 +602,11 @@ def read_table_inputs(
     if inputs is None:
         return None
     if run.output_format is OutputFormat.CSV:
-        characters = [name for name in text_inputs(service.input_parameters) if name in inputs]
-        if characters:
-            inputs = _with_csv_text(inputs, destination / run.table_path, characters, run.rows)
+        taken = {p.name for p in service.input_parameters}
+        as_written = [name for name in text_inputs(service.input_parameters) if name in inputs]
+        as_written += [str(name) for name in inputs.columns if name not in taken]
+        if as_written:
+            inputs = _with_csv_text(inputs, destination / run.table_path, as_written, run.rows)
     return decode_input_columns(inputs, {p.name: p.type for p in service.input_parameters})
 
 
