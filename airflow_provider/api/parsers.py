@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from enum import Enum
@@ -35,7 +36,7 @@ def decode_json(body: bytes, what: str = "response", *, quote: bool = True) -> A
     if not body or not body.strip():
         return None
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_no_constant, parse_float=_finite_float)
     except (ValueError, UnicodeDecodeError, RecursionError) as err:
         if isinstance(err, RecursionError):
             err = ValueError("nested too deeply")
@@ -44,6 +45,22 @@ def decode_json(body: bytes, what: str = "response", *, quote: bool = True) -> A
             excerpt += CUT_MARK  # marked, so a secret cut in two can still be found and hidden
         shown_body = f": {excerpt!r}" if quote else " (its text is not shown: it may hold secrets)"
         raise MrsDeployProtocolError(f"{what} is not valid JSON ({err}){shown_body}") from None
+
+
+def _no_constant(name: str) -> Any:
+    """``NaN``, ``Infinity`` and ``-Infinity``, which Python's decoder takes and JSON has not:
+    refused as the strict decoder of the streamed results refuses them, so an answer is not
+    read one way or the other depending on which decoder its layout sends it to."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent; refused when no float holds it (``1e400``
+    would read as infinity, and be written to a table as ``inf``, or as ``null``)."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:40]} is too large for a 64-bit float")
+    return value
 
 
 def parse_token_pair(obj: Any, now: float) -> TokenPair:
