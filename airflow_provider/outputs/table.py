@@ -9,8 +9,10 @@ Column rules (documented in docs/outputs.md):
 - An output whose name is one of the table's own columns, or starts with ``input_`` or
   ``output_``, is written as ``output_<name>``: it can never overwrite ``index``, ``success``,
   ``error_message`` or an input column, and no two outputs can end under one name.
-- Scalars stay values; vectors, matrices and data frames (and every value of an output the
-  service declares as one of those types) become JSON text.
+- Scalars stay values; vectors, matrices and data frames become JSON text, and so does every
+  value of an output the service declares as one of those types, or of which any row returned
+  one (a text ``'{"a":1}'`` is then ``"{\\"a\\":1}"``, the object ``{"a":1}``: one column
+  type, and each value read back as it was sent).
 - The records put beside the outputs (``input_<name>``) stay as given, except that a column
   holding a vector, matrix or data frame in any row has every value written as JSON text:
   Parquet would otherwise store nested lists, CSV Python's ``repr``, and a repair re-sends
@@ -178,14 +180,9 @@ def _plain_json(value: Any) -> Any:
     return value
 
 
-def _cell(value: Any) -> Any:
-    """Scalars stay as they are; vectors, matrices and data frames become JSON text."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return _json_text(value)
-
-
 _KIND_OF_TYPE: dict[type, str] = {bool: "logical", int: "integer", float: "number", str: "text"}
+#: The types of the values a column keeps as they are (JSON's scalars, and no value).
+_SCALAR_TYPES = {type(None), *_KIND_OF_TYPE}
 
 
 def _kind(value: Any) -> str:
@@ -251,15 +248,18 @@ class OutputsTable:
         self._success.extend([r.success for r in results])
         self._errors.extend([r.error_message or None for r in results])
         for name, column in self._outputs.items():
+            values = [r.output_parameters.get(name) for r in results]
+            if name not in self._json_outputs and not set(map(type, values)) <= _SCALAR_TYPES:
+                # A composite among scalars (R writes a vector of one as a scalar): as JSON
+                # text the composite would equal a text holding the same characters, and the
+                # column's type check could not tell them apart. Every value becomes JSON text,
+                # the rows before included, as for a declared vector.
+                column[:] = [None if v is None else _json_text(v) for v in column]
+                self._json_outputs.add(name)
             if name in self._json_outputs:
-                column.extend(
-                    [
-                        None if (v := r.output_parameters.get(name)) is None else _json_text(v)
-                        for r in results
-                    ]
-                )
+                column.extend([None if v is None else _json_text(v) for v in values])
             else:
-                column.extend([_cell(r.output_parameters.get(name)) for r in results])
+                column.extend(values)  # scalars only, kept as they are
         self._rows += len(results)
 
     def build(self, inputs: pd.DataFrame | None = None) -> pd.DataFrame:

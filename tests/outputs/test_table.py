@@ -172,6 +172,25 @@ def test_declared_vectors_are_json_text_even_when_a_row_returns_a_scalar() -> No
     assert built["v"].tolist()[:2] == ["[1,2]", "3"] and pd.isna(built["v"][2])
 
 
+def test_a_text_and_an_object_of_the_same_characters_stay_apart() -> None:
+    """Before, the object became the JSON text ``{"a":1}`` and the text stayed itself: two
+    values the server sent apart were written alike, in every format."""
+    built = table_of([ok(v='{"a":1}'), ok(v={"a": 1}), ok(v=None)], ["v"])
+    values = built["v"].tolist()
+    assert [json.loads(v) for v in values[:2]] == ['{"a":1}', {"a": 1}]
+    assert pd.isna(values[2])
+
+
+def test_a_composite_in_a_later_batch_makes_the_earlier_rows_json_text() -> None:
+    """A vector of one value comes as a scalar (as R writes it), a longer one as a list."""
+    table = OutputsTable(["v"])
+    table.add([ok(v=3), ok(v="x"), ok(v=None)])
+    table.add([ok(v=[1, 2]), ok(v=True)])
+    values = table.build()["v"].tolist()
+    assert values[:2] == ["3", '"x"'] and pd.isna(values[2])
+    assert values[3:] == ["[1,2]", "true"]
+
+
 def test_mixed_booleans_and_numbers_are_refused() -> None:
     table = OutputsTable(["flag"])
     table.add([ok(flag=True), ok(flag=1)])
