@@ -166,6 +166,7 @@ def _written(entry: Any) -> WrittenFile:
         path=path,
         size=_count(entry["size"]),
         sha256=str(entry["sha256"]),
+        server_name=None if entry.get("server_name") is None else str(entry["server_name"]),
     )
 
 

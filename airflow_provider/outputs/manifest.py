@@ -29,6 +29,10 @@ class WrittenFile:
     path: str
     size: int
     sha256: str
+    #: The name the server gave the file, when it is not ``name``: made safe (a path
+    #: component, a reserved character) or renamed apart from another file of the row (names
+    #: differing in case or Unicode form). Which file got which name is then still known.
+    server_name: str | None = None
 
 
 #: The manifest's order of files: by row, then name (a key in C: no tuple built in Python per
@@ -71,10 +75,7 @@ def build_manifest(
             "files": len(files),
             "bytes": sum(f.size for f in files),
         },
-        "files": [
-            {"index": f.index, "name": f.name, "path": f.path, "size": f.size, "sha256": f.sha256}
-            for f in sorted(files, key=_ROW_AND_NAME)
-        ],
+        "files": [_file_entry(f) for f in sorted(files, key=_ROW_AND_NAME)],
         "created": datetime.now(UTC).isoformat(),
     }
     if failed_row_indexes is not None:
@@ -82,6 +83,19 @@ def build_manifest(
     if renamed_outputs:
         manifest["renamed_outputs"] = dict(renamed_outputs)
     return manifest
+
+
+def _file_entry(written: WrittenFile) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "index": written.index,
+        "name": written.name,
+        "path": written.path,
+        "size": written.size,
+        "sha256": written.sha256,
+    }
+    if written.server_name is not None and written.server_name != written.name:
+        entry["server_name"] = written.server_name
+    return entry
 
 
 def encode_manifest(manifest: Mapping[str, Any]) -> bytes:

@@ -461,7 +461,12 @@ class OutputWriter:
         target.upload.commit()
         planned = target.planned
         return WrittenFile(
-            planned.index, planned.safe, planned.path, target.size, target.digest.hexdigest()
+            planned.index,
+            planned.safe,
+            planned.path,
+            target.size,
+            target.digest.hexdigest(),
+            None if planned.name == planned.safe else planned.name,
         )
 
     def _discard(self, target: _FileTarget) -> None:

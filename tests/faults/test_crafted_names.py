@@ -78,3 +78,22 @@ def test_a_changed_file_no_request_can_name_is_refused_before_anything_lands(
     # Without files, the outputs are collected.
     collect(task_context, "b1", destination, include_files=False)
     assert (destination / "manifest.json").is_file()
+
+
+def test_a_file_landed_under_another_name_keeps_the_servers_name_in_the_manifest(
+    crafted: CraftedServer, task_context: Any, tmp_path: Path
+) -> None:
+    """Names differing only in case or Unicode form are renamed apart, and a name with a
+    reserved character is made safe: which server file each landed file is stays recorded."""
+    names = ["plot.png", "Plot.png", "cafe\u0301.txt", "caf\u00e9.txt", "a:b.txt"]
+    crafted.answers.status = status_answer({}, changed_files=names)
+    destination = tmp_path / "out"
+    collect(task_context, "b1", destination)
+    entries = json.loads((destination / "manifest.json").read_text())["files"]
+    by_server_name = {entry.get("server_name", entry["name"]): entry for entry in entries}
+    assert sorted(by_server_name) == sorted(names)
+    assert "server_name" not in by_server_name["plot.png"]
+    for name in ("Plot.png", "caf\u00e9.txt", "a:b.txt"):
+        entry = by_server_name[name]
+        assert entry["name"] != name and entry["path"] == f"files/0/{entry['name']}"
+        assert (destination / entry["path"]).is_file()
