@@ -130,7 +130,14 @@ class BatchSet:
         :param service: the service name and version.
         :param batch_ids: the ids, in input order.
         :param planned: batches planned, when more than were started.
+        :raises MrsDeployBatchSetError: ``batch_ids`` is one string (its characters would be
+            taken for ids: ``"b1"`` for the batches ``b`` and ``1``).
         """
+        if isinstance(batch_ids, (str, bytes)):
+            raise MrsDeployBatchSetError(
+                f"batch ids must be a list of ids, got the single text {shown(batch_ids)}; "
+                f"pass [{shown(batch_ids)}]"
+            )
         parts = tuple(BatchPart(batch_id) for batch_id in batch_ids)
         return cls(service[0], service[1], parts, planned)
 

@@ -27,6 +27,7 @@ from airflow_provider.operators import (
     MrsDeployRepairFailedRowsOperator,
     MrsDeploySubmitBatchOperator,
 )
+from airflow_provider.triggers import MrsDeployBatchTrigger
 from tests.faults.crafted import MT, CraftedServer
 from tests.faults.helpers import batch_trigger, poll_once, run_trigger
 
@@ -104,3 +105,10 @@ def test_a_flag_given_as_text_is_refused() -> None:
             records=[{"a": 1}],
             cancel_on_kill="false",  # type: ignore[arg-type]
         )
+
+
+def test_a_trigger_given_one_id_as_text_reports_an_error_not_its_characters() -> None:
+    """``batch_ids="b1"`` polled the batches ``b`` and ``1``."""
+    trigger = MrsDeployBatchTrigger(batch_ids="b1", service_name=MT[0], service_version=MT[1])  # type: ignore[arg-type]
+    payload = run_trigger(trigger, timeout=30)
+    assert payload["status"] == "error" and "must be a list of ids" in payload["message"]
