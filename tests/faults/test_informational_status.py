@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
 
 from airflow_provider.api.errors import MrsDeployProtocolError
 from airflow_provider.hooks import MrsDeployHook
-from tests.support.loopback import LoopbackHTTPServer, LoopbackServer
+from tests.faults.conftest import connection_json
+from tests.faults.raw_server import RawServer, raw_answer
 
 PATHS = ("sync", "async")
 BATCH = ("svc", "v1", "b1")
@@ -31,78 +29,9 @@ FILES_PATH = "/api/svc/v1/batch/b1/0/files"
 CONN_ID = "mrsdeploy_informational"
 
 
-def _token() -> bytes:
-    return json.dumps(
-        {
-            "token_type": "Bearer",
-            "access_token": "access-1",
-            "refresh_token": "refresh-1",
-            "expires_in": 3600,
-            "expires_on": int(time.time()) + 3600,
-        }
-    ).encode()
-
-
-def answer(status: int, body: bytes = b"", *headers: str) -> bytes:
-    """A raw HTTP/1.1 answer with its ``Content-Length``."""
-    lines = [f"HTTP/1.1 {status} X", *headers, f"Content-Length: {len(body)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
-
-
 def interim(status: int) -> bytes:
     """A raw informational head (no body, as HTTP defines it)."""
     return f"HTTP/1.1 {status} Informational\r\n\r\n".encode("latin-1")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Keep the test output clean."""
-
-    def _reply(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        if self.path.startswith("/login"):
-            self.wfile.write(answer(200, _token(), "Content-Type: application/json"))
-            return
-        with self.server.lock:
-            self.server.requests.append((self.command, self.path.split("?")[0]))
-            raw = self.server.reply
-        self.wfile.write(raw)
-        self.wfile.flush()
-
-    do_GET = do_POST = do_DELETE = _reply
-
-
-class _Server(LoopbackHTTPServer):
-    reply: bytes
-    requests: list[tuple[str, str]]
-    lock: threading.Lock
-
-
-class RawServer(LoopbackServer):
-    """Answers every request but the login with the raw bytes of :attr:`reply`."""
-
-    def __init__(self) -> None:
-        server = _Server(_Handler)
-        server.reply = b""
-        server.requests = []
-        server.lock = threading.Lock()
-        self._raw = server
-        super().__init__(server)
-
-    @property
-    def requests(self) -> list[tuple[str, str]]:
-        """``(method, path)`` of every request but the login, in order."""
-        return self._raw.requests
-
-    def answer_with(self, raw: bytes) -> None:
-        """Answer from now on with ``raw``."""
-        with self._raw.lock:
-            self._raw.reply = raw
 
 
 @pytest.fixture
@@ -112,20 +41,13 @@ def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[RawServer]:
     with RawServer() as running:
         monkeypatch.setenv(
             f"AIRFLOW_CONN_{CONN_ID.upper()}",
-            json.dumps(
-                {
-                    "conn_type": "mrsdeploy",
-                    "host": "127.0.0.1",
-                    "port": running.port,
-                    "login": "admin",
-                    "password": "pw-123456",
-                    "extra": {
-                        "max_retries": 1,
-                        "retry_min_wait": 0.01,
-                        "retry_max_wait": 0.02,
-                        "timeout": 2,
-                    },
-                }
+            connection_json(
+                running.port,
+                "pw-123456",
+                max_retries=1,
+                retry_min_wait=0.01,
+                retry_max_wait=0.02,
+                timeout=2,
             ),
         )
         yield running
@@ -200,7 +122,7 @@ def _assert_informational_error(outcome: Any, status: int, what: str) -> None:
 def test_a_file_list_answered_informational_fails_instead_of_reading_as_empty(
     path: str, status: int, server: RawServer
 ) -> None:
-    server.answer_with(answer(status, b'["a.txt"]'))
+    server.answer_with(raw_answer(status, b'["a.txt"]'))
     started = time.monotonic()
     [outcome] = run_calls(path, _list_files(path))
     _assert_informational_error(outcome, status, f"GET {FILES_PATH}")
@@ -213,7 +135,7 @@ def test_a_file_list_answered_informational_fails_instead_of_reading_as_empty(
 def test_a_cancel_answered_informational_is_not_taken_as_done(
     path: str, status: int, server: RawServer
 ) -> None:
-    server.answer_with(answer(status))
+    server.answer_with(raw_answer(status))
     [outcome] = run_calls(path, _cancel(path))
     _assert_informational_error(outcome, status, "DELETE /api/svc/v1/batch/b1")
     assert server.requests == [("DELETE", "/api/svc/v1/batch/b1")]
@@ -221,7 +143,7 @@ def test_a_cancel_answered_informational_is_not_taken_as_done(
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_file_download_answered_informational_fails(path: str, server: RawServer) -> None:
-    server.answer_with(answer(150, b"not the file"))
+    server.answer_with(raw_answer(150, b"not the file"))
     [outcome] = run_calls(path, _download(path))
     _assert_informational_error(outcome, 150, f"GET {FILES_PATH}/f.txt")
     assert len(server.requests) == 1
@@ -233,10 +155,10 @@ def test_an_informational_head_before_a_final_answer_fails_alike_and_desyncs_not
 ) -> None:
     """A ``150`` then a final ``200``: the blocking path cannot see past the ``150``, so both
     refuse it; the ``200`` left on that connection must not become the next call's answer."""
-    server.answer_with(interim(150) + answer(200, b'["stale.txt"]'))
+    server.answer_with(interim(150) + raw_answer(200, b'["stale.txt"]'))
 
     def fresh_answer(hook: MrsDeployHook) -> None:
-        server.answer_with(answer(200, b'["fresh.txt"]'))
+        server.answer_with(raw_answer(200, b'["fresh.txt"]'))
 
     first, _, second = run_calls(path, _list_files(path), fresh_answer, _list_files(path))
     _assert_informational_error(first, 150, f"GET {FILES_PATH}")
@@ -248,5 +170,5 @@ def test_a_100_continue_before_the_answer_is_skipped_on_both_paths(
     path: str, server: RawServer
 ) -> None:
     """``100 Continue`` is the one informational head both HTTP clients skip, alike."""
-    server.answer_with(interim(100) + answer(200, b'["a.txt"]'))
+    server.answer_with(interim(100) + raw_answer(200, b'["a.txt"]'))
     assert run_calls(path, _list_files(path)) == [["a.txt"]]
