@@ -54,13 +54,6 @@ def first_try_dies(operator: MrsDeploySubmitBatchOperator, context: dict[str, An
     return recorded
 
 
-@pytest.fixture
-def slow_store(task_context: dict[str, Any], faults: Any) -> MemoryStateStore:
-    faults({"rowDelaySeconds": 1.0})  # the first try's batches still run at the retry
-    task_context["task_state_store"] = MemoryStateStore()
-    return task_context["task_state_store"]
-
-
 DIES = {"wait_for_completion": True, "timeout": 0.1, "cancel_on_timeout": False}
 
 

@@ -12,44 +12,27 @@ import pytest
 
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.exceptions import MrsDeployBatchSetError
-from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeploySubmitBatchOperator
 from airflow_provider.operators.submission import STATE_KEY, named_batches
+from tests.operators.test_retry_with_changed_records import (
+    DIES,
+    ROWS,
+    first_try_dies,
+    server_batches,
+)
+from tests.operators.test_retry_with_changed_records import submit as echo_submit
 from tests.support.state_store import MemoryStateStore
-
-ROWS = [{"text": "a", "n": 1}, {"text": "b", "n": 2}, {"text": "c", "n": 3}]
 
 
 def submit(**kwargs: Any) -> MrsDeploySubmitBatchOperator:
-    return MrsDeploySubmitBatchOperator(
-        task_id="submit",
-        service_name="echoService",
-        service_version="v1.0.0",
-        records=ROWS,
-        parallel_count=1,
-        max_records_per_batch=2,
-        **kwargs,
-    )
-
-
-def server_batches() -> set[str]:
-    hook = MrsDeployHook()
-    try:
-        return set(hook.list_batches("echoService", "v1.0.0"))
-    finally:
-        hook.close()
+    return echo_submit(ROWS, max_records_per_batch=2, **kwargs)
 
 
 @pytest.fixture
-def recorded(task_context: dict[str, Any], faults: Any) -> dict[str, Any]:
+def recorded(task_context: dict[str, Any], slow_store: MemoryStateStore) -> dict[str, Any]:
     """The entry of a first try that started two batches and died while they ran on."""
-    faults({"rowDelaySeconds": 1.0})
-    task_context["task_state_store"] = MemoryStateStore()
-    first = submit(wait_for_completion=True, timeout=0.1, cancel_on_timeout=False)
-    with pytest.raises(Exception, match="deadline"):
-        first.execute(task_context)
-    entry: dict[str, Any] = task_context["task_state_store"].values[STATE_KEY]
-    assert set(BatchSet.from_json(entry).batch_ids) <= server_batches()
+    first_try_dies(submit(**DIES), task_context)
+    entry: dict[str, Any] = slow_store.values[STATE_KEY]
     return entry
 
 
