@@ -197,13 +197,11 @@ def test_batch_progress_refuses_what_the_full_parser_refuses(body: bytes, messag
             ]
         ),
         # Answers only the generic decoder reads: other key case, an extra key, a number where
-        # text is expected, a count as text, a value plain JSON does not allow.
+        # text is expected, a count as text.
         _status_body(batchExecutionResults=[{"Success": True, "ErrorMessage": "x"}]),
         _status_body(batchExecutionResults=[{"success": True, "elapsed": 3}]),
         _status_body(batchExecutionResults=[{"success": False, "errorMessage": 42}]),
         _status_body(totalItemCount="2"),
-        b'{"state": "Complete", "completedItemCount": 1, "totalItemCount": 1, '
-        b'"batchExecutionResults": [{"success": true, "outputParameters": {"v": NaN}}]}',
     ],
 )
 def test_status_body_reads_what_the_generic_parse_reads(body: bytes) -> None:
@@ -211,7 +209,22 @@ def test_status_body_reads_what_the_generic_parse_reads(body: bytes) -> None:
 
     direct = parse_batch_status_body(body)
     generic = parse_batch_status(decode_json(body))
-    assert repr(direct) == repr(generic)  # repr: NaN is not equal to itself
+    assert repr(direct) == repr(generic)
+
+
+@pytest.mark.parametrize("value", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
+def test_status_body_and_generic_parse_both_refuse_what_json_cannot_hold(value: bytes) -> None:
+    """Python's decoder takes these (``1e400`` as infinity); JSON has none of them."""
+    from airflow_provider.api import parse_batch_status_body
+
+    body = (
+        b'{"state": "Complete", "completedItemCount": 1, "totalItemCount": 1, '
+        b'"batchExecutionResults": [{"success": true, "outputParameters": {"v": ' + value + b"}}]}"
+    )
+    with pytest.raises(MrsDeployProtocolError, match="not valid JSON"):
+        parse_batch_status_body(body)
+    with pytest.raises(MrsDeployProtocolError, match="not valid JSON"):
+        decode_json(body)
 
 
 @pytest.mark.parametrize(
