@@ -18,6 +18,7 @@ from airflow_provider.compat import (
     AirflowTaskTimeout,
     default_deferrable,
 )
+from airflow_provider.operators.parameters import flag
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
 from airflow_provider.waiting.deadlines import check_interval, checks_end_by
 from airflow_provider.waiting.events import BatchEvent
@@ -95,8 +96,8 @@ class MrsDeployBatchSensor(BaseSensorOperator):
             if max_poll_interval is None
             else check_interval(max_poll_interval, "max_poll_interval")
         )
-        self.cancel_on_timeout = cancel_on_timeout
-        self.cancel_on_kill = cancel_on_kill
+        self.cancel_on_timeout = flag("cancel_on_timeout", cancel_on_timeout)
+        self.cancel_on_kill = flag("cancel_on_kill", cancel_on_kill)
         self._ref: BatchSet | None = None
         #: When poking: the end of the sensor's timeout, which no check may run past.
         self._poke_deadline: float | None = None

@@ -27,6 +27,7 @@ from airflow_provider.operators import (
     MrsDeployRepairFailedRowsOperator,
     MrsDeploySubmitBatchOperator,
 )
+from airflow_provider.sensors import MrsDeployBatchSensor
 from airflow_provider.triggers import MrsDeployBatchTrigger
 from tests.faults.crafted import MT, CraftedServer
 from tests.faults.helpers import batch_trigger, poll_once, run_trigger
@@ -112,3 +113,12 @@ def test_a_trigger_given_one_id_as_text_reports_an_error_not_its_characters() ->
     trigger = MrsDeployBatchTrigger(batch_ids="b1", service_name=MT[0], service_version=MT[1])  # type: ignore[arg-type]
     payload = run_trigger(trigger, timeout=30)
     assert payload["status"] == "error" and "must be a list of ids" in payload["message"]
+
+
+@pytest.mark.parametrize("name", ["cancel_on_kill", "cancel_on_timeout"])
+def test_the_sensor_refuses_a_flag_given_as_text(name: str) -> None:
+    """``"false"`` counted as true: the batch was cancelled when the user meant to keep it."""
+    with pytest.raises(ValueError, match=f"{name} must be True or False"):
+        MrsDeployBatchSensor(
+            task_id="w", batch_id="b1", service_name="s", service_version="v", **{name: "false"}
+        )
