@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow.sdk import Connection
 
 import airflow_provider.hooks
 from airflow_provider.api.errors import MrsDeployConfigurationError
 from airflow_provider.hooks import MrsDeployHook
-from airflow_provider.hooks.settings import KNOWN_EXTRAS, settings_from_connection
+from airflow_provider.hooks.settings import KNOWN_EXTRAS
 from airflow_provider.provider_info import CONN_FIELDS
+from tests.hooks.test_azure_ad_settings import read as read_connection
 from tests.support.loopback import LoopbackHTTPServer, LoopbackServer
 
 PATHS = ("sync", "async")
@@ -208,14 +208,8 @@ def test_the_test_button_reports_the_misspelling_and_sends_nothing(
 
 
 def read(extra: dict[str, Any], **fields: Any) -> Any:
-    conn = Connection(
-        conn_id="mrsdeploy_names",
-        conn_type="mrsdeploy",
-        host="ml.example.com",
-        extra=json.dumps(extra),
-        **{"login": "admin", "password": "pw", **fields},
-    )
-    return settings_from_connection(conn)
+    """The settings of a connection with ``extra`` (a login by default)."""
+    return read_connection(extra, **{"login": "admin", "password": "pw", **fields})
 
 
 @pytest.mark.parametrize("name", sorted(KNOWN_EXTRAS))
