@@ -6,7 +6,6 @@ from typing import TYPE_CHECKING
 
 from airflow_provider.api import MrsDeployError
 from airflow_provider.exceptions import MrsDeployRecordsError
-from airflow_provider.records.decimals import decimals_as_numbers, holds_decimals
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,13 +32,11 @@ def read_sql_records(
         )
     try:
         # coerce_float=False: pandas would turn DECIMAL/NUMERIC values into floats, rounding
-        # whole numbers beyond 2**53 (ids, amounts in cents) without a word.
-        chunks = [
-            exact_decimals(chunk)
-            for chunk in hook.get_df_by_chunks(
-                sql, chunksize=chunk_rows, df_type="pandas", coerce_float=False
-            )
-        ]
+        # whole numbers beyond 2**53 (ids, amounts in cents) without a word. The Decimal values
+        # are made exact ints or floats by the records check, for the inputs that take numbers.
+        chunks = list(
+            hook.get_df_by_chunks(sql, chunksize=chunk_rows, df_type="pandas", coerce_float=False)
+        )
     except TypeError as err:
         # pandas reads the result's columns from the cursor, which has none for a statement
         # that returns no rows (UPDATE, CREATE ...): its own message says only "NoneType".
@@ -52,14 +49,3 @@ def read_sql_records(
     import pandas as pd  # at run time only: parsing a DAG must not import pandas
 
     return pd.concat(chunks, ignore_index=True)
-
-
-def exact_decimals(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with the ``Decimal`` values of DECIMAL/NUMERIC columns made plain numbers:
-    whole ones become ``int`` exactly (an ``integer`` input then takes them, and the 64-bit
-    check sees their true value), others ``float`` (what a ``numeric`` input holds)."""
-    for position in range(frame.shape[1]):
-        column = frame.iloc[:, position]  # by position: a query may name two columns alike
-        if holds_decimals(column):
-            frame.isetitem(position, decimals_as_numbers(column))
-    return frame

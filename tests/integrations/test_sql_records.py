@@ -18,7 +18,7 @@ from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeploySubmitBatchOperator
 from airflow_provider.records.check import prepare_records
 from airflow_provider.records.encode import iter_encoded_records
-from airflow_provider.records.sql import exact_decimals, read_sql_records
+from airflow_provider.records.sql import read_sql_records
 from airflow_provider.sample_data import mtcars_csv_path
 
 
@@ -78,25 +78,25 @@ def test_a_statement_that_returns_no_rows_is_named(cars_db: str, statement: str)
 
 
 def test_decimal_values_keep_their_exact_value() -> None:
-    """A DECIMAL/NUMERIC column arrives as ``Decimal`` (pandas is told not to make floats of
-    them): whole numbers beyond 2**53 reach the body unrounded, others become floats, and one
-    beyond 64 bits is refused by the integer check with its row."""
+    """A DECIMAL/NUMERIC column arrives as ``Decimal`` objects (pandas is told not to make
+    floats of them): whole numbers beyond 2**53 reach the body unrounded, others become floats,
+    a missing one is named with its row, and one beyond 64 bits is refused by the integer
+    check."""
     big = 2**53 + 1  # the first integer a float cannot hold
-    frame = exact_decimals(
-        pd.DataFrame(
-            {
-                "id": [Decimal(big), Decimal("7"), None],
-                "price": [Decimal("0.10"), Decimal("3"), Decimal("2.5")],
-                "name": ["a", "b", "c"],
-            }
-        )
+    frame = pd.DataFrame(
+        {
+            "id": [Decimal(big), Decimal("7"), None],
+            "price": [Decimal("0.10"), Decimal("3"), Decimal("2.5")],
+            "name": ["a", "b", "c"],
+        }
     )
-    assert frame["id"].tolist()[:2] == [big, 7] and frame["id"].iloc[2] is None
-    assert [type(v) for v in frame["price"]] == [float, int, float]
     inputs = [ParameterDefinition("id", "integer"), ParameterDefinition("price", "numeric")]
     prepared = prepare_records(frame.iloc[:2], inputs)
     body = json.loads(b"".join(iter_encoded_records(prepared)))
     assert body == [{"id": big, "price": 0.1}, {"id": 7, "price": 3}]
-    beyond = exact_decimals(pd.DataFrame({"id": [Decimal(2**63)], "price": [Decimal(1)]}))
+    assert [type(row["price"]) for row in body] == [float, int]
+    with pytest.raises(MrsDeployRecordsError, match=r"row 2, column 'id': value is missing"):
+        prepare_records(frame, inputs)
+    beyond = pd.DataFrame({"id": [Decimal(2**63)], "price": [Decimal(1)]})
     with pytest.raises(MrsDeployRecordsError, match="outside the 64-bit integer range"):
         prepare_records(beyond, inputs)
