@@ -25,10 +25,31 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/]*={0,2}")
 
 
 def _fields(obj: Any, what: str) -> dict[str, Any]:
-    """Return ``obj``'s keys lowercased, or raise when it is not a JSON object."""
+    """Return ``obj``'s keys lowercased, or raise when it is not a JSON object.
+
+    Two keys that differ only in case (``"state"`` and ``"STATE"``) are refused: which one to
+    read would be a guess, and the typed fast paths, which read the documented spelling, would
+    read the other one than a lookup ignoring case.
+    """
     if not isinstance(obj, Mapping):
         raise MrsDeployProtocolError(f"{what}: expected a JSON object, got {type(obj).__name__}")
-    return {str(key).lower(): value for key, value in obj.items()}
+    fields = {str(key).lower(): value for key, value in obj.items()}
+    if len(fields) < len(obj):
+        raise MrsDeployProtocolError(f"{what}: {_case_variants(obj)}")
+    return fields
+
+
+def _case_variants(obj: Mapping[Any, Any]) -> str:
+    """Which keys of ``obj`` differ only in case, as an error message's words."""
+    spellings: dict[str, list[str]] = {}
+    for key in obj:
+        spellings.setdefault(str(key).lower(), []).append(str(key))
+    named = [names for names in spellings.values() if len(names) > 1]
+    shown = "; ".join(" and ".join(repr(name) for name in names) for names in named)
+    return (
+        f"the answer names {shown}: keys that differ only in case, of which one would be read "
+        "and the other ignored"
+    )
 
 
 def _required_str(fields: Mapping[str, Any], key: str, what: str) -> str:

@@ -237,3 +237,61 @@ def test_collect_refuses_a_bad_file_before_writing_anything(
     with pytest.raises(MrsDeployProtocolError, match=r"output file 'plot\.png' is not base64"):
         collect(task_context, "b1", destination)
     assert not destination.exists() or list(destination.iterdir()) == []
+
+
+# -- keys that differ only in case ----------------------------------------------------------
+
+#: A complete status naming its state twice, the documented spelling first or last, with the
+#: other spelling saying the batch failed.
+CASE_VARIANTS = {
+    "documented-first": b'{"state": "Complete", "STATE": "Failed", ',
+    "documented-last": b'{"STATE": "Failed", "state": "Complete", ',
+}
+_COUNTS_AND_ROW = (
+    b'"completedItemCount": 1, "totalItemCount": 1, "batchExecutionResults": '
+    b'[{"success": true, "outputParameters": {"answer": 0.5}}]}'
+)
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+@pytest.mark.parametrize("order", list(CASE_VARIANTS))
+def test_a_status_naming_a_key_in_two_casings_is_refused_not_guessed(
+    crafted: CraftedServer, path: str, order: str
+) -> None:
+    """The typed decode read the documented ``state`` and the generic one, which ignores case,
+    the last of the two: the same answer was Complete or Failed depending on its layout."""
+    crafted.answers.status = CASE_VARIANTS[order] + _COUNTS_AND_ROW
+    error = fails(
+        path,
+        lambda hook: hook.get_batch_status(*MT, "b1"),
+        lambda hook: hook.aget_batch_status(*MT, "b1"),
+    )
+    assert isinstance(error, MrsDeployProtocolError)
+    assert "keys that differ only in case" in str(error)
+    assert "'state'" in str(error) and "'STATE'" in str(error)
+
+
+@pytest.mark.parametrize("order", list(CASE_VARIANTS))
+def test_collect_refuses_a_status_naming_a_key_in_two_casings_before_writing(
+    crafted: CraftedServer, task_context: Any, tmp_path: Path, order: str
+) -> None:
+    crafted.answers.status = CASE_VARIANTS[order] + _COUNTS_AND_ROW
+    destination = tmp_path / "out"
+    with pytest.raises(MrsDeployProtocolError, match="differ only in case"):
+        collect(task_context, "b1", destination)
+    assert not destination.exists() or list(destination.iterdir()) == []
+
+
+@pytest.mark.parametrize("path", ["sync", "async"])
+def test_a_row_naming_a_key_in_two_casings_is_refused(crafted: CraftedServer, path: str) -> None:
+    crafted.answers.status = (
+        b'{"state": "Complete", "completedItemCount": 1, "totalItemCount": 1, '
+        b'"batchExecutionResults": [{"success": true, "Success": false}]}'
+    )
+    error = fails(
+        path,
+        lambda hook: hook.get_batch_status(*MT, "b1"),
+        lambda hook: hook.aget_batch_status(*MT, "b1"),
+    )
+    assert isinstance(error, MrsDeployProtocolError)
+    assert "'success' and 'Success'" in str(error)
