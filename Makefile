@@ -41,7 +41,7 @@ $(MIN_STAMP): requirements/lock-airflow-min.txt $(STAMP)
 	$(BIN)/uv pip install --quiet --python $(MIN_VENV)/bin/python --no-deps -e .
 	touch $(MIN_STAMP)
 
-demo: venv
+demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 lint: venv

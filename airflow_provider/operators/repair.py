@@ -75,7 +75,7 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
     only the rows it lists as failed, waits for them (in the triggerer when deferrable), and
     rewrites the table with their new results: their files are replaced, every other row's
     files are kept as they are, and the manifest records which batch produced each row and
-    every repair attempt (see docs/repair.md). Rows that still fail are tried again, up to
+    every repair attempt (see docs/operators/repair.md). Rows that still fail are tried again, up to
     ``max_attempts`` repairs in all at this destination (counted across task runs); rows that
     keep failing stay in the table with their error and are reported.
 

@@ -172,6 +172,11 @@ def _read_format(location: Any, fmt: str, text_columns: Collection[str]) -> pd.D
         with location.open("rb", compression=compression) as lines:
             return frame_of_rows(_json_lines(lines, str(location)))
     if fmt == "parquet":
+        if compression is not None:
+            # Parquet compresses its own pages; a whole file compressed again (.parquet.gz)
+            # cannot be read in place: the reader seeks to the footer at the end.
+            with location.open("rb", compression=compression) as handle:
+                return pd.read_parquet(io.BytesIO(handle.read()))
         with location.open("rb") as handle:
             return pd.read_parquet(handle)
     sep = "\t" if fmt == "tsv" else ","
@@ -181,6 +186,7 @@ def _read_format(location: Any, fmt: str, text_columns: Collection[str]) -> pd.D
         frame = pd.read_csv(
             handle, sep=sep, compression=compression, dtype=dict.fromkeys(text_columns, str)
         )
+    _refuse_unnamed_leading_fields(frame, header, f"records file {shown(str(location), 200)}")
     frame.attrs[HEADER_DUPLICATES_ATTR] = sorted(
         {name for name in header if header.count(name) > 1}
     )
@@ -197,6 +203,24 @@ def _header(handle: Any, sep: str) -> list[str]:
         return next(csv.reader(text, delimiter=sep), [])
     finally:
         text.detach()  # the caller closes the file
+
+
+def _refuse_unnamed_leading_fields(frame: pd.DataFrame, header: list[str], where: str) -> None:
+    """Refuse a CSV or TSV file whose data lines have more fields than its header.
+
+    pandas takes the extra leading fields for row labels and the records dropped them, so the
+    other values moved to the left under the header's names: ``hp,wt`` over ``1,2,3,4`` was
+    sent as hp 3, wt 4. One extra field may be R's row names (``write.table`` writes them
+    without a header), which cannot be told from a line with a field too many.
+    """
+    if isinstance(frame.index, pd.RangeIndex):
+        return
+    raise MrsDeployRecordsError(
+        f"{where} is not well-formed: its data lines have {len(header) + frame.index.nlevels} "
+        f"fields and its header names {len(header)}, so the values do not line up with the "
+        "names. Give every column a name in the header; if the first field is R's row names, "
+        "write the file with row.names = FALSE (or with write.csv, which names that column)"
+    )
 
 
 def _refuse_joined_lines(frame: pd.DataFrame, where: str) -> None:

@@ -191,3 +191,58 @@ def test_an_unreadable_file_is_named_with_the_fix(
     assert str(info.value).startswith(f"records file {path!r} {words}")
     if cause is not None:
         assert isinstance(info.value.__cause__, cause)  # the library's error, kept
+
+
+#: Files whose every data line has more fields than the header: pandas made the extra leading
+#: fields row labels and the values moved left under the header's names.
+MORE_FIELDS_THAN_HEADER = {
+    "two extra csv": ("shifted.csv", b"hp,wt\n1,2,3,4\n5,6,7,8\n", 4),
+    "one extra csv": ("shifted.csv", b"hp,wt\n1,2,3\n", 3),
+    "r row names tsv": ("cars.tsv", b'hp\twt\n"Mazda RX4"\t110\t2.62\n', 3),
+    "gzip csv": ("shifted.csv.gz", b"hp,wt\n1,2,3,4\n", 4),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "fields"), MORE_FIELDS_THAN_HEADER.values(), ids=MORE_FIELDS_THAN_HEADER
+)
+def test_data_lines_with_more_fields_than_the_header_are_refused_not_shifted(
+    tmp_path: Path, name: str, content: bytes, fields: int
+) -> None:
+    """``hp,wt`` over ``1,2,3,4`` was sent as hp 3, wt 4 without a word."""
+    if name.endswith(".gz"):
+        import gzip
+
+        content = gzip.compress(content)
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(MrsDeployRecordsError) as info:
+        prepare_records(load_records(str(path)), HP_WT)
+    message = str(info.value)
+    assert message.startswith(f"records file {str(path)!r} is not well-formed")
+    assert f"data lines have {fields} fields and its header names 2" in message
+    assert "row.names = FALSE" in message
+
+
+def test_a_header_naming_every_field_is_read_as_written(tmp_path: Path) -> None:
+    """R's write.csv names the row names' column (``""``): nothing is shifted or refused."""
+    path = tmp_path / "cars.csv"
+    path.write_bytes(b'"","hp","wt"\n"Mazda RX4",110,2.62\n')
+    sent = json.loads(encode_records(prepare_records(load_records(str(path)), HP_WT)))
+    assert sent == [{"hp": 110, "wt": 2.62}]
+
+
+@pytest.mark.parametrize("suffix", [".gz", ".bz2", ".xz"])
+def test_a_compressed_parquet_file_is_read(tmp_path: Path, suffix: str) -> None:
+    import bz2
+    import gzip
+    import io
+    import lzma
+
+    compress = {".gz": gzip.compress, ".bz2": bz2.compress, ".xz": lzma.compress}[suffix]
+    buffer = io.BytesIO()
+    pd.DataFrame({"hp": [110, 93], "wt": [2.62, 2.32]}).to_parquet(buffer)
+    path = tmp_path / f"cars.parquet{suffix}"
+    path.write_bytes(compress(buffer.getvalue()))
+    sent = json.loads(encode_records(prepare_records(load_records(str(path)), HP_WT)))
+    assert sent == [{"hp": 110, "wt": 2.62}, {"hp": 93, "wt": 2.32}]
