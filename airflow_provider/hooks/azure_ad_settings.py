@@ -151,15 +151,37 @@ def _one_of(
     return extra if extra is not None else field_value
 
 
+#: What an authority's host and port may be written with: a DNS name, and a port.
+_AUTHORITY_NETLOC = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?(?::[0-9]{1,5})?")
+#: Its path (an AD FS authority has one, ``/adfs``): plain segments only.
+_AUTHORITY_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)*/?")
+
+
 def _authority(extras: dict[str, Any]) -> str | None:
+    """The ``authority_host`` extra as ``https://host[:port][/path]``.
+
+    Only a plain host name, port and path are taken. URL parsers disagree on anything else:
+    for ``https://evil.example\\@login.microsoftonline.com`` Python's reads the host after the
+    ``@`` (Microsoft's, which the Test button lets a client secret go to) where azure-identity's
+    HTTP stack reads ``evil.example``, and would send the secret there.
+    """
     host = _text(extras, "authority_host")
     if host is None:
         return None
     parts = urlsplit(host if "://" in host else f"https://{host}")
-    if parts.scheme != "https" or not parts.hostname or parts.query or parts.fragment:
+    if (
+        parts.scheme != "https"
+        or not _AUTHORITY_NETLOC.fullmatch(parts.netloc)
+        or not _AUTHORITY_PATH.fullmatch(parts.path)
+        or parts.query
+        or parts.fragment
+        or "?" in host
+        or "#" in host
+    ):
         raise MrsDeployConfigurationError(
-            f"connection extra 'authority_host' must be an https URL such as "
-            f"'https://login.microsoftonline.com' (got {shown(host)})"
+            f"connection extra 'authority_host' must be an https URL of a host name, such as "
+            f"'https://login.microsoftonline.com', with no user, backslash, query or other "
+            f"characters (got {shown(host)})"
         )
     return f"https://{parts.netloc}{parts.path.rstrip('/')}"
 

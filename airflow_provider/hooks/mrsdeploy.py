@@ -697,8 +697,19 @@ class MrsDeployHook(BaseHook):
                 return False, problem
             services = self.list_services()
         except Exception as err:
-            return False, str(err)
+            # The tester may see the form with its secrets masked only: a server quoting the
+            # login it was sent must not show them the stored password.
+            return False, self._without_secrets(str(err))
         return True, f"Connected to {self.base_url}: {len(services)} service(s) visible"
+
+    def _without_secrets(self, message: str) -> str:
+        """``message`` with every secret of the connection in it replaced by ``***``."""
+        from airflow_provider.ui.redaction import redact, secrets_of
+
+        secrets = [secret for secret, _ in self._settings.secrets] if self._settings else []
+        with contextlib.suppress(Exception):  # no connection: no stored secret to hide
+            secrets += secrets_of(self.get_connection(self.mrsdeploy_conn_id))
+        return redact(message, secrets)
 
     # -- async (for triggers) ----------------------------------------------------------------
 

@@ -49,7 +49,7 @@ def secrets_of(conn: Any) -> list[str]:
 
 def secret_forms(secret: str) -> set[str]:
     """The spellings of ``secret`` an echo of it can take: as it is, escaped for a log line,
-    and escaped inside a JSON string (ASCII-only or not).
+    escaped inside a JSON string (ASCII-only or not) and as a Python string's repr.
 
     :param secret: a value that must not be shown.
     """
@@ -58,6 +58,9 @@ def secret_forms(secret: str) -> set[str]:
         printable(secret),
         json.dumps(secret)[1:-1],
         json.dumps(secret, ensure_ascii=False)[1:-1],
+        # As Python writes it inside a structure (a message that is a JSON object is shown
+        # with str()): a secret holding both quote marks has one of them escaped.
+        repr(secret)[1:-1],
     }
     return {form for form in forms if form}
 

@@ -172,3 +172,36 @@ def test_proxy_mistakes_are_refused_without_showing_the_password(
     with pytest.raises(MrsDeployConfigurationError, match=expected) as raised:
         read(extra, login="a", password="b")
     assert "pw-secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "authority",
+    [
+        "https://evil.example\\@login.microsoftonline.com",
+        "https://user@login.microsoftonline.com",
+        "https://evil.example%5C@login.microsoftonline.com",
+        "https://login.microsoftonline.com\\.evil.example",
+        "https://login.microsoftonline.com/a\\b",
+        "https://[::1]",
+        "https://login.microsoftonline.com/?x=1",
+        "https:///path",
+    ],
+)
+def test_an_authority_host_url_parsers_may_read_differently_is_refused(authority: str) -> None:
+    """Only a host name, a port and plain path segments: with anything else (a user, a
+    backslash, an escape) Python's URL parser and the HTTP stack that sends the client secret
+    may name different hosts."""
+    with pytest.raises(MrsDeployConfigurationError, match="'authority_host' must be an https URL"):
+        read({**AAD, "authority_host": authority})
+
+
+@pytest.mark.parametrize(
+    ("authority", "kept"),
+    [
+        ("login.microsoftonline.us", "https://login.microsoftonline.us"),
+        ("https://adfs.contoso.example:8443/adfs/", "https://adfs.contoso.example:8443/adfs"),
+        ("https://LOGIN.microsoftonline.com", "https://LOGIN.microsoftonline.com"),
+    ],
+)
+def test_a_plain_authority_host_is_kept(authority: str, kept: str) -> None:
+    assert read({**AAD, "authority_host": authority}).azure_ad.authority_host == kept

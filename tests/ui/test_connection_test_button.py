@@ -161,3 +161,80 @@ def test_a_client_secret_goes_only_to_azure_ads_own_hosts(
 def test_a_plain_connection_may_be_tested() -> None:
     assert refused_by_test_button(_settings({}, login="admin", password=SECRET)) is None
     assert refused_by_test_button(_settings({"bearer_token": "tok-123456"})) is None
+
+
+def test_an_authority_host_parsers_read_differently_never_receives_the_secret(
+    api_server: Any, capture: tuple[int, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Python's URL parser reads ``https://evil\\@login.microsoftonline.com`` as Microsoft's
+    host, which the Test button allows; azure-identity's HTTP stack reads ``evil``, and the
+    stored client secret (or a password connection's password, which stands in for it) went
+    there. Such an authority is refused before any request."""
+    monkeypatch.setenv("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
+    port, seen = capture
+    body = {
+        "connection_id": "mrs_backslash_authority",
+        "conn_type": "mrsdeploy",
+        "host": "127.0.0.1",
+        "port": port,
+        "extra": json.dumps(
+            {
+                **AAD,
+                "client_secret": SECRET,
+                "scheme": "http",
+                "authority_host": f"https://127.0.0.1:{port}\\@login.microsoftonline.com",
+            }
+        ),
+    }
+    result = _test(api_server, body)
+    assert result["status"] is False
+    assert "authority_host" in result["message"] and "backslash" in result["message"]
+    assert SECRET not in result["message"]
+    assert seen == []
+
+
+class _Echo(_Capture):
+    """Answers 401 quoting the request it was sent, password included."""
+
+    def _any(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+        self.seen.append(f"{self.command} {self.path} {body}")
+        answer = json.dumps({"message": {"refused": json.loads(body or "{}")}}).encode()
+        self.send_response(401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    do_GET = do_POST = _any
+
+
+@pytest.mark.parametrize("password", [SECRET, 'it\'s-a "quoted" pw'])
+def test_a_server_quoting_the_login_does_not_show_the_tester_the_stored_password(
+    api_server: Any, monkeypatch: pytest.MonkeyPatch, password: str
+) -> None:
+    """The tester sees the form with the password masked; the message the button shows is the
+    server's answer, which here quotes the login body (as a JSON object, shown by Python's
+    ``str``: a password holding both quote marks is written with one escaped)."""
+    monkeypatch.setenv("AIRFLOW__CORE__TEST_CONNECTION", "Enabled")
+    seen: list[str] = []
+    handler = type("Echo", (_Echo,), {"seen": seen})
+    headers = {"Authorization": f"Bearer {api_server.tokens['admin']}"}
+    with LoopbackServer(LoopbackHTTPServer(handler)) as server:
+        stored = {
+            "connection_id": f"mrs_echo_{len(password)}",
+            "conn_type": "mrsdeploy",
+            "host": "127.0.0.1",
+            "port": server.port,
+            "login": "admin",
+            "password": password,
+            "extra": json.dumps({"scheme": "http", "max_retries": 0}),
+        }
+        created = api_server.client.post("/api/v2/connections", json=stored, headers=headers)
+        assert created.status_code in (201, 409), created.text
+        result = _test(api_server, {**stored, "password": "***"})
+    assert result["status"] is False
+    assert len(seen) == 1 and password.split()[0] in seen[0]  # the server did get it
+    assert "refused" in result["message"] and "***" in result["message"]
+    for piece in ("stored-Pw", "it's-a", "quoted"):
+        assert piece not in result["message"], result["message"]
