@@ -80,14 +80,8 @@ class BatchRun:
     def _run(self) -> None:
         ex = self._executor
         try:
-            while not ex.slots.acquire(timeout=0.2):
-                if self.halt.is_set():
-                    return
-            try:
-                if not self.halt.is_set():
-                    self._execute()
-            finally:
-                ex.slots.release()
+            if not self.halt.is_set():
+                self._execute()
         except Exception as exc:
             log.exception("batch %s failed", self.batch_id)
             ex.store.set_state(self.batch_id, "Failed", f"Internal error: {exc}")
@@ -129,10 +123,21 @@ class BatchRun:
             )
             for i in range(count)
         ]
-        for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join()
+        started = []
+        try:
+            for worker in workers:
+                worker.start()
+                started.append(worker)
+        except RuntimeError as exc:  # "can't start new thread": out of threads or memory
+            log.error("batch %s: %s", self.batch_id, exc)
+            if not started:
+                raise
+        for worker in started:
+            # A finished row's result is saved within FLUSH_SECONDS even when no other row
+            # finishes after it (slow rows): a status shows it, and a crash does not lose it.
+            while worker.is_alive():
+                worker.join(FLUSH_SECONDS)
+                self._flush(force=False)
         self._flush(force=True)
         if self.halt.is_set():
             return
@@ -202,9 +207,14 @@ class Executor:
         self.store = store
         self.registry = registry
         self.faults = faults
-        self.slots = threading.Semaphore(settings.max_concurrent_batches)
+        self._max_running = settings.max_concurrent_batches
         self._files_dir = settings.files_dir
+        #: Every run not finished, waiting or running, by batch id.
         self._runs: dict[str, BatchRun] = {}
+        #: Runs waiting for a slot, oldest first; a waiting batch holds no thread, so any
+        #: number of them can wait.
+        self._waiting: deque[BatchRun] = deque()
+        self._running = 0
         self._lock = threading.Lock()
         self._stopping = False
 
@@ -217,14 +227,39 @@ class Executor:
         return self._files_dir / batch_id
 
     def start(self, batch_id: str, resumed: bool = False) -> None:
-        """Mark a stored batch ``Ready`` and schedule it."""
+        """Mark a stored batch ``Ready`` and schedule it: it runs when fewer than
+        ``max_concurrent_batches`` are running, in the order batches were started."""
         self.store.set_state(batch_id, "Ready")
         run = BatchRun(self, batch_id, resumed)
         with self._lock:
             if self._stopping:
                 return
             self._runs[batch_id] = run
-        run.thread.start()
+            self._waiting.append(run)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Start waiting runs while a slot is free.
+
+        A run whose thread cannot start (the process is out of threads or memory) fails its
+        batch with the reason, instead of leaving it ``Ready`` with nothing to run it.
+        """
+        while True:
+            with self._lock:
+                if self._stopping or not self._waiting or self._running >= self._max_running:
+                    return
+                run = self._waiting.popleft()
+                self._running += 1
+            try:
+                run.thread.start()
+            except RuntimeError as exc:
+                log.error("batch %s could not start: %s", run.batch_id, exc)
+                with self._lock:
+                    self._running -= 1
+                    self._runs.pop(run.batch_id, None)
+                self.store.set_state(
+                    run.batch_id, "Failed", f"The server could not start the batch: {exc}"
+                )
 
     def resume_unfinished(self) -> list[str]:
         """Schedule every batch that was not finished when the server last stopped."""
@@ -242,6 +277,10 @@ class Executor:
         self.store.delete_batch(batch_id)
         with self._lock:
             run = self._runs.get(batch_id)
+            if run is not None and run in self._waiting:
+                self._waiting.remove(run)  # never started: nothing of it is running
+                self._runs.pop(batch_id)
+                run = None
             if run is not None:
                 run.cancelled = True
                 run.halt.set()
@@ -252,9 +291,11 @@ class Executor:
         """Called by a run when its threads are done."""
         with self._lock:
             self._runs.pop(run.batch_id, None)
+            self._running -= 1
             cancelled = run.cancelled
         if cancelled:
             shutil.rmtree(self.batch_dir(run.batch_id), ignore_errors=True)
+        self._dispatch()
 
     def shutdown(self, timeout: float = 10.0) -> None:
         """Stop taking rows, let running rows finish, and save their results.
@@ -263,9 +304,11 @@ class Executor:
         """
         with self._lock:
             self._stopping = True
+            self._waiting.clear()  # still Ready in the database: they run on the next start
             runs = list(self._runs.values())
         for run in runs:
             run.halt.set()
+        runs = [run for run in runs if run.thread.ident is not None]  # started: join them
         deadline = time.monotonic() + timeout
         for run in runs:
             run.thread.join(max(0.0, deadline - time.monotonic()))

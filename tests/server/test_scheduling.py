@@ -1,0 +1,126 @@
+"""How the reference server schedules batches: waiting batches hold no thread, a batch that
+cannot be started fails with the reason instead of staying ``Ready``, and a finished row's
+result is saved while slower rows of its batch still run."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider.server.process import ReferenceServer
+from tests.conftest import ServerFactory
+from tests.support.api import Api
+
+ECHO = ("echoService", "v1.0.0")
+
+
+def _threads(server: ReferenceServer) -> int:
+    """The threads of the server's process."""
+    process = server._process
+    assert process is not None
+    status = Path(f"/proc/{process.pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("Threads")))
+
+
+def _rows(count: int) -> list[dict[str, Any]]:
+    return [{"text": f"row {i}", "n": i} for i in range(count)]
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
+def test_batches_waiting_for_a_slot_hold_no_thread_and_all_run(
+    server_factory: ServerFactory,
+) -> None:
+    """Each waiting batch kept a thread polling for a slot: enough of them exhausted the
+    process's threads, and the next batch was stored but never started (``Ready`` for ever)."""
+    server = server_factory("--enable-fault-hooks", "--max-concurrent-batches", "1")
+    api = Api(server)
+    with server.faults(rowDelaySeconds=1.0, service=ECHO[0]):
+        running = api.start_batch(_rows(1), *ECHO)
+        api.wait(running, *ECHO, until=lambda s: s["state"] == "InProgress", timeout=30)
+        before = _threads(server)
+        waiting = [api.start_batch(_rows(1), *ECHO) for _ in range(30)]
+        assert _threads(server) < before + 10  # was one more per waiting batch
+        assert {api.status(b, *ECHO)["state"] for b in waiting} == {"Ready"}
+        cancelled = waiting.pop(5)
+        assert api.delete(f"/api/{ECHO[0]}/{ECHO[1]}/batch/{cancelled}").status_code == 200
+    for batch_id in [running, *waiting]:
+        status = api.wait(batch_id, *ECHO, timeout=60)
+        assert status["state"] == "Complete", status
+    assert api.get(f"/api/{ECHO[0]}/{ECHO[1]}/batch/{cancelled}").status_code == 404
+
+
+def test_a_finished_row_is_saved_while_the_other_rows_still_run(
+    server_factory: ServerFactory,
+) -> None:
+    """Results were saved only when another row finished 0.1 s after the last save: of two
+    rows finishing together, the second waited for the next row to end (here 3 s later), so
+    the status under-counted and a crash in between lost it."""
+    server = server_factory("--enable-fault-hooks")
+    api = Api(server)
+    with server.faults(rowDelaySeconds=3.0, service=ECHO[0]):
+        batch_id = api.start_batch(_rows(4), *ECHO, parallel=2)
+        first = api.wait(
+            batch_id, *ECHO, until=lambda s: s["completedItemCount"] >= 1, timeout=30, partial=True
+        )
+        assert first["state"] == "InProgress"
+        # Both rows of the first pair ended within moments of each other; the next pair runs
+        # for 3 s more.
+        both = api.wait(
+            batch_id, *ECHO, until=lambda s: s["completedItemCount"] >= 2, timeout=1.5, partial=True
+        )
+        assert both["state"] == "InProgress" and both["completedItemCount"] == 2
+    assert api.wait(batch_id, *ECHO, timeout=30)["state"] == "Complete"
+
+
+def test_a_batch_whose_thread_cannot_start_fails_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process out of threads (a fault no real server produces on demand, so the thread's
+    start is made to fail): the batch was left ``Ready`` with nothing to run it, and shutting
+    down then failed joining a thread that never started."""
+    from airflow_provider.server.app import _build_state
+    from airflow_provider.server.settings import ServerSettings
+
+    state = _build_state(ServerSettings(data_dir=tmp_path, admin_password="pw"))
+    record = _stored_batch(state)
+    original = threading.Thread.start
+
+    def refuse(thread: threading.Thread) -> None:
+        if thread.name.startswith("batch-"):
+            raise RuntimeError("can't start new thread")
+        original(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    state.executor.start(record)
+    batch = state.store.get_batch(record)
+    assert batch is not None and batch.state == "Failed"
+    assert batch.error_message == "The server could not start the batch: can't start new thread"
+    monkeypatch.setattr(threading.Thread, "start", original)
+    state.executor.shutdown(timeout=5)  # nothing to join, no error
+    state.store.close()
+
+
+def _stored_batch(state: Any) -> str:
+    """A one-row echo batch stored as the API stores it, not started."""
+    from airflow_provider.server.db import BatchRecord
+
+    batch_id = "b-" + str(time.time_ns())
+    record = BatchRecord(
+        id=batch_id,
+        service_name=ECHO[0],
+        service_version=ECHO[1],
+        owner="admin",
+        state="Pending",
+        parallel_count=1,
+        total=1,
+        completed=0,
+        created_at=time.time(),
+        error_message=None,
+        injected_failure=None,
+    )
+    state.store.create_batch(record, ['{"text": "a", "n": 1}'])
+    return batch_id
