@@ -6,6 +6,7 @@ import base64
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import time
@@ -17,7 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -35,6 +36,7 @@ from airflow_provider.server.middleware import (
     AccessLogMiddleware,
     BodyLimitMiddleware,
 )
+from airflow_provider.server.responses import JSONResponse
 from airflow_provider.server.row_files import RowFilesFastPath, file_names, media_type
 from airflow_provider.server.services import ServiceDefinition
 from airflow_provider.server.settings import ServerSettings
@@ -262,10 +264,16 @@ def _parallel_count(request: Request, settings: ServerSettings) -> int:
         try:
             count = int(raw)
         except ValueError as exc:
-            raise ApiError(
-                400, f"Query parameter 'parallelCount' must be an integer, got {raw!r}."
-            ) from exc
+            if not _WHOLE_NUMBER.fullmatch(raw):
+                raise ApiError(
+                    400, f"Query parameter 'parallelCount' must be an integer, got {raw!r}."
+                ) from exc
+            # Digits beyond what int() reads (4,300): clamped as any other number is.
+            count = 0 if raw.strip().startswith("-") else settings.max_parallel_count
     return max(1, min(count, settings.max_parallel_count))
+
+
+_WHOLE_NUMBER = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 def _create_batch(

@@ -38,7 +38,11 @@ AAD_USER_CLAIMS = ("upn", "unique_name", "preferred_username", "appid", "azp", "
 def hash_password(password: str, salt: str | None = None) -> str:
     """PBKDF2-SHA256 hash, stored as ``salt$hexdigest``."""
     salt = salt or secrets.token_hex(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), _PBKDF2_ITERATIONS)
+    # surrogatepass: JSON may carry half of a UTF-16 pair alone ("\ud800"), which no stored
+    # password holds; it must be a wrong password (401), not a failure to hash it (500).
+    digest = hashlib.pbkdf2_hmac(
+        "sha256", password.encode("utf-8", "surrogatepass"), salt.encode(), _PBKDF2_ITERATIONS
+    )
     return f"{salt}${digest.hex()}"
 
 
@@ -50,7 +54,7 @@ def verify_password(password: str, stored: str) -> bool:
 
 def token_hash(token: str) -> str:
     """The form in which a token is stored."""
-    return hashlib.sha256(token.encode()).hexdigest()
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -153,7 +157,10 @@ class Authenticator:
 
     def login(self, username: str, password: str) -> TokenPair:
         """Issue a pair for valid credentials, else raise 401."""
-        stored = self._store.password_hash(username)
+        # A name holding half a UTF-16 pair ("\ud800" in JSON) names no user, and the database
+        # cannot be asked about it.
+        known = username.encode("utf-8", "surrogatepass").decode("utf-8", "replace") == username
+        stored = self._store.password_hash(username) if known else None
         if stored is None or not verify_password(password, stored):
             raise ApiError(401, "Invalid username or password.", "AuthenticationException")
         return self._issue(username, chain_started=time.time())

@@ -8,13 +8,14 @@ Nothing here is part of the operationalization API; the wire routes only ask the
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from airflow_provider.server.dependencies import Admin, parse_json_body
 from airflow_provider.server.errors import error_body
 from airflow_provider.server.faults import Faults
 from airflow_provider.server.middleware import send_json
+from airflow_provider.server.responses import JSONResponse
 
 
 def install_fault_hooks(app: FastAPI, faults: Faults) -> None:

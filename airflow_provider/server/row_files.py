@@ -27,11 +27,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from airflow_provider.server.invocation import is_plain_file_name
 from airflow_provider.server.middleware import log_access
+from airflow_provider.server.responses import JSONResponse
 
 if TYPE_CHECKING:
     from airflow_provider.server.state import ServerState

@@ -131,8 +131,13 @@ def batch_row_texts(body: bytes, inputs: list[tuple[str, str]]) -> list[str] | N
         count = len(checked)
         del checked
         rows = _RAW_ROWS.decode(body)
-    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
-        return None  # the general path says what is wrong (too deep: see parse_json_body)
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+        # The general path says what is wrong (too deep: see parse_json_body; bytes that are
+        # not UTF-8 in a string, which msgspec reports as UnicodeDecodeError or not at all).
+        return None
     if not count or len(rows) != count:
         return None
-    return [bytes(row).decode("utf-8") for row in rows]
+    try:
+        return [bytes(row).decode("utf-8") for row in rows]
+    except UnicodeDecodeError:
+        return None
