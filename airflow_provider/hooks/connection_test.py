@@ -4,8 +4,8 @@ connection would not.
 The Test button runs in Airflow's API server (or, queued, on a worker), for any user who may
 create connections, and Airflow reuses the *stored* password or secret extras of a connection
 when the tested one keeps its host and port (3.3.2 compares them; earlier releases reuse them
-whatever the host). Airflow compares only the host and port, though, and some extras of this connection
-change where credentials go, or whose credentials they are:
+whatever the host). Airflow compares only the host and port, though, and some extras of this
+connection change where credentials go, or whose credentials they are:
 
 - ``proxy``: the login (password included) would go through a proxy the tester names;
 - ``authority_host``: the Azure AD client secret would go to the host the tester names;
