@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import cached_property, partial
@@ -201,29 +203,51 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
         if not failed or attempt > self.max_attempts:
             return self._report(run, failed)
         self._refuse_gone_repairs(destination, run)
+        base = base_of(run)
         repair_set = self._start_attempt(context, destination, run, failed, attempt)
         context["ti"].xcom_push(key=XCOM_REPAIR_BATCH_SET, value=repair_set.to_json())
         self._handed_over = True
-        self._wait_for(repair_set, resume_kwargs={"attempt": attempt})
-        return self._merge_and_go_on(context, attempt, repair_set)
+        self._wait_for(repair_set, resume_kwargs={"attempt": attempt, "base": base})
+        return self._merge_and_go_on(context, attempt, repair_set, base)
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, attempt: int = 1
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        attempt: int = 1,
+        base: str | None = None,
     ) -> dict[str, Any]:
         """Resume after deferral: merge the attempt's rows, then start the next attempt."""
         parsed = BatchEvent.from_payload(event)
         pushed = context["ti"].xcom_pull(task_ids=self.task_id, key=XCOM_REPAIR_BATCH_SET)
         repair_set = parsed.batch_set or BatchSet.from_json(pushed)
         complete_from_event(self.hook, repair_set, parsed, cancel_on_timeout=self.cancel_on_timeout)
-        return self._merge_and_go_on(context, attempt, repair_set)
+        return self._merge_and_go_on(context, attempt, repair_set, base)
 
     def _merge_and_go_on(
-        self, context: Context, attempt: int, repair_set: BatchSet
+        self, context: Context, attempt: int, repair_set: BatchSet, base: str | None
     ) -> dict[str, Any]:
+        """Merge the attempt's rows into the destination, then start the next attempt.
+
+        :param base: :func:`base_of` the run the attempt re-scored rows of (None when resumed
+            from a deferral made before it was recorded).
+        """
         destination = self._destination()
         run = self._read_run(destination)
         done = len(run.repairs)
         recorded = run.repairs[attempt - 1] if done >= attempt else None
+        if base is not None and base_of(run) != base:
+            # Another collect replaced the run meanwhile (a re-run of the DAG): the rows this
+            # attempt re-scored are another run's, and merged by index they would put those
+            # results beside this run's inputs.
+            cancel_quietly(self.hook, repair_set)
+            self._store(context, attempt, base).forget()
+            raise MrsDeployOutputsError(
+                f"{destination} changed while repair attempt {attempt} ran: it now holds the "
+                f"outputs of other batches ({', '.join(run.batch_set.base_batch_ids)}), "
+                "collected meanwhile. This attempt's batches were not merged; run the repair "
+                "again to repair what is there now."
+            )
         if recorded is not None and recorded.get("batch_ids") == list(repair_set.batch_ids):
             self.log.info("Repair attempt %d is already merged into %s", attempt, destination)
         elif done != attempt - 1:
@@ -235,7 +259,7 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
             )
         else:
             self._merge(destination, run, attempt, repair_set)
-        self._store(context, attempt).forget()
+        self._store(context, attempt, base or base_of(run)).forget()
         self._handed_over = False
         return self._next_attempt(context)
 
@@ -268,7 +292,7 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
     ) -> BatchSet:
         """The attempt's batches: those a previous try started for the same rows when they are
         still alive, else new ones."""
-        store = self._store(context, attempt)
+        store = self._store(context, attempt, base_of(run))
         service = (run.batch_set.service_name, run.batch_set.service_version)
         self._started = StartedBatches(service)
         previous = store.load(self.hook)
@@ -512,8 +536,11 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
         refuse_link(destination / run.table_path)  # before anything is sent, records or not
         return run
 
-    def _store(self, context: Context, attempt: int) -> SubmissionStore:
-        return SubmissionStore(context, warn=False, key=f"{STATE_KEY_PREFIX}{attempt}")
+    def _store(self, context: Context, attempt: int, base: str) -> SubmissionStore:
+        """Where an attempt's batches are recorded for a retry to re-attach to: per attempt,
+        and per run repaired (``base``), so that a retry after another collect replaced the
+        run does not take the batches re-scoring the earlier run's rows for this one's."""
+        return SubmissionStore(context, warn=False, key=f"{STATE_KEY_PREFIX}{attempt}_{base}")
 
     def resume_execution(
         self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
@@ -661,3 +688,11 @@ def _quoted_rows(rows: Sequence[int], shown: int = 20) -> str:
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def base_of(run: CollectedRun) -> str:
+    """What identifies the run a repair attempt re-scores rows of: its service and the batches
+    collected (not the repairs), as a short digest fit for a key."""
+    batch_set = run.batch_set
+    identity = [batch_set.service_name, batch_set.service_version, *batch_set.base_batch_ids]
+    return hashlib.sha256(json.dumps(identity).encode()).hexdigest()[:16]

@@ -334,7 +334,7 @@ def test_a_destination_repaired_meanwhile_by_another_task_is_not_overwritten(
     op = repair(destination, records=CARS)
     op._started = StartedBatches(SERVICE)
     with pytest.raises(MrsDeployOutputsError, match="another task repaired it meanwhile"):
-        op._merge_and_go_on(task_context, 1, late)
+        op._merge_and_go_on(task_context, 1, late, None)
     assert (destination / MANIFEST_NAME).read_text() == merged
 
 
@@ -378,3 +378,82 @@ def test_records_that_changed_since_submit_are_refused_before_anything_is_sent(
     with pytest.raises(MrsDeployRecordsError, match="not the rows submitted"):
         repair(destination, records=changed).execute(task_context)
     assert server_batches() == batches
+
+
+#: Other cars, submitted by a later run of the DAG into the same destination.
+OTHER_CARS = [{"hp": 300 + 10 * i, "wt": 5.0 + i / 10} for i in range(len(CARS))]
+
+
+def collect_other_run(context: Any, destination: Path) -> pd.DataFrame:
+    """A later run's clean collect of OTHER_CARS into ``destination``; its table."""
+    batch_set = submit(
+        context,
+        OTHER_CARS,
+        SERVICE,
+        wait_for_completion=True,
+        poll_interval=0.1,
+        max_records_per_batch=3,
+    )
+    MrsDeployCollectBatchOperator(
+        task_id="collect", batch_id=batch_set, destination=str(destination), records=OTHER_CARS
+    ).execute(context)
+    return pd.read_parquet(destination / "outputs.parquet")
+
+
+def test_a_deferred_attempt_is_not_merged_into_a_run_collected_meanwhile(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+) -> None:
+    """Rows of the first run failed; while their repair ran, a later run's collect
+    replaced the destination. Merged by index, the first run's re-scored rows 1 and 3 went into
+    the later run's table beside its inputs, and the task reported no failed row."""
+    faults({"service": "mtService", "failRows": [1, 3], "failOnce": True})
+    destination = tmp_path / "scores"
+    scored(task_context, destination, records_in_table=True)
+    op = repair(destination, deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(task_context)
+    other = collect_other_run(task_context, destination)
+    manifest = (destination / MANIFEST_NAME).read_text()
+    payload = run_trigger(deferred.value.trigger)
+    with pytest.raises(MrsDeployOutputsError, match="changed while repair attempt 1 ran"):
+        getattr(op, deferred.value.method_name)(
+            task_context, event=payload, **(deferred.value.kwargs or {})
+        )
+    assert (destination / MANIFEST_NAME).read_text() == manifest
+    pd.testing.assert_frame_equal(pd.read_parquet(destination / "outputs.parquet"), other)
+
+
+def test_a_retry_does_not_take_an_earlier_runs_attempt_for_the_run_there_now(
+    mrsdeploy_conn: str,
+    task_context: Any,
+    faults: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The try that started attempt 1 for the first run died; a later run's collect, with the
+    same row numbers failing, replaced the destination. The retry re-attached to the recorded
+    attempt (same row numbers) and merged the first run's results into the later run's rows."""
+    task_context["task_state_store"] = MemoryStateStore()
+    faults({"service": "mtService", "failRows": [1, 3], "failOnce": True})
+    destination = tmp_path / "scores"
+    scored(task_context, destination, records_in_table=True)
+
+    def crash(self: OutputWriter, table: Any) -> str:
+        raise OSError("worker lost")
+
+    real_write_table = OutputWriter.write_table
+    monkeypatch.setattr(OutputWriter, "write_table", crash)
+    with pytest.raises(OSError, match="worker lost"):
+        repair(destination).execute(task_context)
+    monkeypatch.setattr(OutputWriter, "write_table", real_write_table)
+    faults({"service": "mtService", "failRows": [1, 3], "failOnce": True})
+    collect_other_run(task_context, destination)
+    batches = server_batches()
+    summary = repair(destination).execute(task_context)
+    assert summary["failed_rows"] == 0
+    assert len(server_batches() - batches) == 1  # re-scored afresh, for this run's rows
+    table = pd.read_parquet(destination / "outputs.parquet")
+    assert list(table["input_hp"]) == [car["hp"] for car in OTHER_CARS]
+    faults({})
+    clean = collect_other_run(task_context, tmp_path / "clean")
+    pd.testing.assert_frame_equal(table, clean)
