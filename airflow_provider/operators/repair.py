@@ -201,6 +201,14 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
         failed = failed_rows_of_table(destination, run)
         attempt = len(run.repairs) + 1
         if not failed or attempt > self.max_attempts:
+            if run.interrupted:
+                # Nothing to merge, so nothing would publish a manifest again: the table and
+                # files there may be those of the run that did not finish.
+                raise MrsDeployOutputsError(
+                    f"{destination} has no manifest: the last collect or repair into it did "
+                    "not finish, so what it holds may be part of another run. Collect into it "
+                    "again (then repair, if rows fail)."
+                )
             return self._report(run, failed)
         self._refuse_gone_repairs(destination, run)
         base = base_of(run)

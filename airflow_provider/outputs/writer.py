@@ -95,7 +95,30 @@ def check_destination(destination: str) -> str:
             "(for example /data/scores instead of /data/tmp/../scores)"
         )
     _check_local_is_absolute(text)
+    _check_store_segments(text)
     return text
+
+
+def _check_store_segments(text: str) -> None:
+    """Refuse an object-store destination with an empty or ``.`` segment (``s3://b//out``,
+    ``s3://b/./out``).
+
+    A store keeps such a segment in its keys (``/out/...``) while its listings drop it
+    (``out/...``): the writer would then never see what the destination already holds, and
+    would overwrite a user's files there, leave an old manifest visible while replacing the
+    files, and never remove the files an earlier run left. An empty template value
+    (``s3://b/{{ var }}/out``) writes it.
+    """
+    scheme = _SCHEME.match(text)
+    if scheme is None or scheme.group(1).lower() in _LOCAL_SCHEMES:
+        return
+    segments = text.split("://", 1)[-1].rstrip("/").split("/")
+    if any(segment in ("", ".") for segment in segments[1:]):
+        raise MrsDeployDestinationError(
+            f"destination {text!r} has an empty or '.' segment ('//' or '/./'); object "
+            "stores keep it in their keys but not in their listings, so what is there could not "
+            "be checked. Write the path without it (a template value may have rendered empty)"
+        )
 
 
 #: A URL scheme (``s3:``, ``file:``); one letter is a Windows drive (``C:``), not a scheme.

@@ -225,3 +225,27 @@ def test_collect_to_s3_replaces_only_what_collect_wrote(
         collect(scored(task_context, 2), "jsonl")
     after = {k: s3.get_object(Bucket=BUCKET, Key=k)["ETag"] for k in keys(s3, prefix)}
     assert after == before
+
+
+@pytest.mark.parametrize("gap", ["//", "/./"])
+def test_a_destination_with_an_empty_segment_is_refused_before_anything_is_written(
+    s3: Any, mrsdeploy_conn: str, task_context: Any, gap: str
+) -> None:
+    """``s3://lake//out`` wrote keys ``/out/...`` while the store listed them as ``out/...``:
+    the writer saw an empty destination, and overwrote what a user kept there."""
+    theirs = "/gap/outputs.csv" if gap == "//" else "./gap/outputs.csv"
+    s3.put_object(Bucket=BUCKET, Key=theirs, Body=b"theirs")
+    before = keys(s3, "")
+    batch_set = MrsDeploySubmitBatchOperator(
+        task_id="submit",
+        service_name="mtService",
+        service_version="v1.0.0",
+        records=[{"hp": 110, "wt": 2.62}],
+        wait_for_completion=True,
+        poll_interval=0.1,
+    ).execute(task_context)
+    with pytest.raises(Exception, match=r"has an empty or '\.' segment") as info:
+        collect_to(task_context, batch_set, f"s3://moto_s3@{BUCKET}{gap}gap/", "csv")
+    assert type(info.value).__name__ == "MrsDeployDestinationError"
+    assert keys(s3, "") == before
+    assert s3.get_object(Bucket=BUCKET, Key=theirs)["Body"].read() == b"theirs"

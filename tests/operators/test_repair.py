@@ -457,3 +457,30 @@ def test_a_retry_does_not_take_an_earlier_runs_attempt_for_the_run_there_now(
     faults({})
     clean = collect_other_run(task_context, tmp_path / "clean")
     pd.testing.assert_frame_equal(table, clean)
+
+
+def test_a_destination_whose_last_collect_did_not_finish_is_not_reported_repaired(
+    mrsdeploy_conn: str,
+    task_context: Any,
+    faults: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A later run's collect died after landing its table, before its manifest: the repair read
+    the earlier run from the journal, found nothing to repair and reported the destination
+    complete, without a manifest, holding the other run's table."""
+    destination = tmp_path / "scores"
+    scored(task_context, destination, records_in_table=True)
+
+    def crash(self: OutputWriter, manifest: Any) -> str:
+        raise OSError("worker lost")
+
+    monkeypatch.setattr(OutputWriter, "finish", crash)
+    with pytest.raises(OSError, match="worker lost"):
+        collect_other_run(task_context, destination)
+    assert not (destination / MANIFEST_NAME).exists() and (destination / JOURNAL_NAME).exists()
+    batches = server_batches()
+    with pytest.raises(MrsDeployOutputsError, match="has no manifest: the last collect"):
+        repair(destination).execute(task_context)
+    assert server_batches() == batches  # nothing sent
+    assert not (destination / MANIFEST_NAME).exists()

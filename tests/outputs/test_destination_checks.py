@@ -88,3 +88,21 @@ def test_what_cannot_be_a_folder_is_refused(tmp_path: Path, kind: str) -> None:
         check_destination_folder(ObjectStoragePath(str(target)))
     assert (tmp_path / "a-file").read_text() == "mine"
     assert not (tmp_path / "nothing").exists()
+
+
+@pytest.mark.parametrize(
+    "destination",
+    ["s3://lake//scores", "s3://conn@lake/a//b/", "gs://lake/./scores", "s3://lake/a/."],
+)
+def test_object_store_destinations_with_an_empty_or_dot_segment_are_refused(
+    destination: str,
+) -> None:
+    """A store keeps such a segment in its keys but drops it from listings: what is there
+    could not be checked before writing."""
+    with pytest.raises(MrsDeployDestinationError, match=r"has an empty or '\.' segment"):
+        check_destination(destination)
+
+
+@pytest.mark.parametrize("destination", ["/data//scores", "file:///data//scores", "s3://b/a/"])
+def test_a_doubled_slash_on_the_local_disk_or_at_the_end_is_kept(destination: str) -> None:
+    assert check_destination(destination) == destination
