@@ -316,6 +316,13 @@ def to_batch_set(
     :param service_version: the task's ``service_version`` argument.
     :raises MrsDeployBatchSetError: saying what was given and what to pass instead.
     """
+    if isinstance(value, str) and value.strip() == "None":
+        # What Jinja renders for an xcom_pull that found nothing (a task_id misspelt, or the
+        # task pushed no value): sent to the server, it would fail as "batch None not found".
+        raise MrsDeployBatchSetError(
+            "batch_id rendered as 'None': the template's xcom_pull found no value. Check its "
+            "task_id (and key), or pass the Submit task's output (batch_id=submit.output)"
+        )
     if isinstance(value, str) and value.strip()[:1] in ("{", "["):
         value = _from_text(value.strip())
     if isinstance(value, BatchSet):

@@ -40,7 +40,10 @@ class BatchWaitingOperator(BaseOperator):
         cancel_on_kill: bool,
     ) -> None:
         """Keep the wait's parameters (``deferrable`` defaults to Airflow's setting)."""
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        # "false" (a template in a field that is not one) would count as true.
+        self.deferrable = (
+            default_deferrable() if deferrable is None else flag("deferrable", deferrable)
+        )
         # Checked while the DAG is parsed: after the batches started, a bad interval would fail
         # the wait (and every retry) with the batches left running.
         self.poll_interval = check_interval(poll_interval, "poll_interval")

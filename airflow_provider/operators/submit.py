@@ -12,7 +12,7 @@ from airflow_provider.batch_set import XCOM_BATCH_SET, BatchSet
 from airflow_provider.exceptions import MrsDeployRecordsError
 from airflow_provider.links import XCOM_STATUS_URL, MrsDeployBatchLink, batch_status_url
 from airflow_provider.operators.batch_wait import BatchWaitingOperator
-from airflow_provider.operators.parameters import optional_whole_number
+from airflow_provider.operators.parameters import flag, optional_whole_number, whole_number
 from airflow_provider.operators.submission import (
     MrsDeploySubmissionKilledError,
     StartedBatches,
@@ -125,7 +125,7 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
         self.records_format = records_format
         self.records_sql = records_sql
         self.sql_conn_id = sql_conn_id
-        self.sql_chunk_rows = sql_chunk_rows
+        self.sql_chunk_rows = whole_number("sql_chunk_rows", sql_chunk_rows, 1)
         optional_whole_number("max_records_per_batch", max_records_per_batch, 1)
         if not is_template(parallel_count):
             # Checked now, while the DAG is parsed; a template is checked once rendered,
@@ -134,7 +134,7 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
         self.parallel_count = parallel_count
         self.max_records_per_batch = max_records_per_batch
         self.mrsdeploy_conn_id = mrsdeploy_conn_id
-        self.wait_for_completion = wait_for_completion
+        self.wait_for_completion = flag("wait_for_completion", wait_for_completion)
         self._init_wait(
             deferrable=deferrable,
             poll_interval=poll_interval,

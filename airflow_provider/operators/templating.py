@@ -18,8 +18,13 @@ RECORDS_FIELD = "records"
 
 
 def is_template(value: object) -> bool:
-    """Whether ``value`` is a Jinja template, known only once rendered (checked then)."""
-    return isinstance(value, str) and "{{" in value
+    """Whether ``value`` is known only once Airflow renders the task's templates (checked
+    then): a Jinja template (an expression ``{{ ... }}`` or a statement ``{% ... %}``), or
+    something Airflow resolves while rendering (an ``XComArg`` such as ``upstream.output``, a
+    DAG param)."""
+    if isinstance(value, str):
+        return "{{" in value or "{%" in value
+    return callable(getattr(type(value), "resolve", None))
 
 
 def renders_records(value: object) -> bool:

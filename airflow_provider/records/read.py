@@ -80,7 +80,16 @@ def read_records_file(
     """
     from airflow.sdk import ObjectStoragePath
 
-    location = ObjectStoragePath(os.fspath(path))
+    text = os.fspath(path)
+    if text.lstrip()[:1] in ("[", "{"):
+        # Rows an upstream task returned, rendered to text by a template ("{{ ti.xcom_pull(...)
+        # }}"): not a path at all.
+        raise MrsDeployRecordsError(
+            f"records {shown(text, 120)} look like rows rendered to text by a template, not a "
+            "file's path: pass the upstream task's output itself (records=upstream.output), or "
+            "set render_template_as_native_obj=True on the DAG"
+        )
+    location = ObjectStoragePath(text)
     fmt = (records_format or infer_format(str(location))).lower()
     if fmt not in SUPPORTED_FORMATS:
         raise MrsDeployRecordsError(

@@ -90,7 +90,10 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         self.service_name = service_name
         self.service_version = service_version
         self.mrsdeploy_conn_id = mrsdeploy_conn_id
-        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        # "false" (a template in a field that is not one) would count as true.
+        self.deferrable = (
+            default_deferrable() if deferrable is None else flag("deferrable", deferrable)
+        )
         self.max_poll_interval = (
             None
             if max_poll_interval is None

@@ -233,7 +233,8 @@ def handle_timeout(hook: Any, ref: BatchSet, progress_text: str, cancel_on_timeo
         outcome = "the batch was left running on the server (cancel_on_timeout=False)"
     raise MrsDeployBatchTimeoutError(
         f"{ref.describe()} did not finish before the deadline ({progress_text}); {outcome}. "
-        "Raise the sensor's timeout or the task's execution_timeout if the batch needs longer."
+        "Raise the waiting task's timeout (the sensor's, or the operator's timeout) or its "
+        "execution_timeout if the batch needs longer."
     )
 
 

@@ -53,7 +53,7 @@ fractions = st.floats(allow_nan=False)  # any number, infinities included
 @given(
     fraction=fractions,
     poll_interval=intervals,
-    max_poll_interval=st.none() | st.floats(min_value=0.0, max_value=1e7, allow_nan=False),
+    max_poll_interval=st.none() | st.floats(min_value=0.001, max_value=1e7, allow_nan=False),
 )
 @example(fraction=3.0, poll_interval=0.5, max_poll_interval=2.0)  # more rows done than exist
 @example(fraction=-1.0, poll_interval=0.5, max_poll_interval=2.0)
