@@ -644,8 +644,18 @@ class FsspecFileOps:
         self.fs.mv(source, target)
 
     def remove(self, path: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
+        try:
             self.fs.rm_file(path)
+        except FileNotFoundError:
+            pass
+        except PermissionError as exc:
+            # A store's own words ("Access Denied") name neither the object nor the call.
+            raise MrsDeployDestinationError(
+                f"the store refused to delete {path} ({exc}): Collect and Repair delete under "
+                "their destination (the manifest they replace, the journal once done, files "
+                "earlier runs wrote and this one does not). Allow deleting objects there for "
+                "these credentials"
+            ) from exc
 
     def close(self) -> None:
         """Nothing is held open between calls."""

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from fsspec.implementations.local import LocalFileSystem
 
+from airflow_provider.api.identifiers import shown
 from airflow_provider.outputs.formats import RenderedTable
 from airflow_provider.outputs.manifest import MANIFEST_NAME, WrittenFile, encode_manifest
 from airflow_provider.outputs.names import FILES_DIR, PlannedFile
@@ -227,12 +228,36 @@ def check_bucket(destination: ObjectStoragePath) -> None:
     if not protocols(fs) & BUCKET_PROTOCOLS:
         return
     bucket = destination.path.lstrip("/").split("/", 1)[0]
-    if not bucket or not fs.exists(bucket):
+    if bucket and fs.exists(bucket):
+        return
+    unanswered = _unanswered_probe(fs, bucket) if bucket else None
+    if unanswered is not None:
         raise MrsDeployDestinationError(
-            f"the bucket {bucket!r} of destination {destination} does not exist, or these "
-            "credentials cannot see it; Collect does not create buckets: create it (with the "
-            "settings it needs) or correct the destination. Nothing was written."
+            f"the bucket {bucket!r} of destination {destination} could not be checked: the "
+            f"store answered {unanswered}. This may pass (a throttled or busy store): retry. "
+            "Nothing was written."
         )
+    raise MrsDeployDestinationError(
+        f"the bucket {bucket!r} of destination {destination} does not exist, or these "
+        "credentials cannot see it; Collect does not create buckets: create it (with the "
+        "settings it needs) or correct the destination. Nothing was written."
+    )
+
+
+def _unanswered_probe(fs: Any, bucket: str) -> str | None:
+    """Why the store did not say whether ``bucket`` exists, or None when it did say no.
+
+    A store's ``exists`` answers False for any error, a throttled request (503 SlowDown) too:
+    asked again for the bucket's details, "not found" or "access denied" is an answer, anything
+    else is not.
+    """
+    try:
+        fs.info(bucket)
+    except (FileNotFoundError, PermissionError):
+        return None
+    except Exception as exc:  # the store's own error types: each says what it could not do
+        return f"{type(exc).__name__}: {shown(str(exc), 200)}"
+    return None
 
 
 class _FileTarget:

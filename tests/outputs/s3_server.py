@@ -27,6 +27,10 @@ _INTERNAL_ERROR = (
     b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>'
     b"<Message>injected fault</Message></Error>"
 )
+_ACCESS_DENIED = (
+    b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+    b"<Message>Access Denied</Message></Error>"
+)
 
 
 def operation(environ: dict[str, Any]) -> str:
@@ -70,6 +74,7 @@ class _Counting:
         self.counts: Counter[str] = Counter()
         self.keys: list[tuple[str, str]] = []
         self.fault: Fault | None = None
+        self.answer: tuple[str, bytes] = ("500 Internal Server Error", _INTERNAL_ERROR)
         self.lock = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -86,14 +91,14 @@ class _Counting:
         with self.lock:
             self.counts[name] += 1
             self.keys.append((name, key))
-            fault = self.fault
+            fault, answer = self.fault, self.answer
         if fault is not None and fault(name, key):
             stream = environ.get("wsgi.input")
             length = int(environ.get("CONTENT_LENGTH") or 0)
             if stream is not None and length:
                 stream.read(length)
-            start_response("500 Internal Server Error", [("Content-Type", "application/xml")])
-            return [_INTERNAL_ERROR]
+            start_response(answer[0], [("Content-Type", "application/xml")])
+            return [answer[1]]
         return self.app(environ, start_response)
 
 
@@ -146,13 +151,17 @@ class CountingS3Server:
             self._counting.keys.clear()
 
     @contextmanager
-    def failing(self, fault: Fault) -> Iterator[None]:
-        """Answer requests ``fault`` picks with ``500 InternalError`` while in the block."""
+    def failing(self, fault: Fault, *, denied: bool = False) -> Iterator[None]:
+        """Answer requests ``fault`` picks with ``500 InternalError`` (``403 AccessDenied``
+        when ``denied``: what a bucket policy refusing the call answers) while in the block."""
         self._counting.fault = fault
+        if denied:
+            self._counting.answer = ("403 Forbidden", _ACCESS_DENIED)
         try:
             yield
         finally:
             self._counting.fault = None
+            self._counting.answer = ("500 Internal Server Error", _INTERNAL_ERROR)
 
     def __enter__(self) -> CountingS3Server:
         self._thread.start()

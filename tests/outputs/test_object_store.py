@@ -30,6 +30,7 @@ from airflow_provider.api import ExecutionResult
 from airflow_provider.outputs import (
     JOURNAL_NAME,
     MANIFEST_NAME,
+    MrsDeployDestinationError,
     OutputFormat,
     OutputsTable,
     OutputWriter,
@@ -443,3 +444,21 @@ def test_the_generic_path_moves_names_with_glob_characters_and_drops_emptied_fol
     assert fs.cat_file(f"{base}/files/0/a[1].csv") == content(0, "a[1].csv")
     run(destination, {0: ["a[1].csv"]}, path=path)
     assert [p.removeprefix(f"{base}/") for p in fs.ls(f"{base}/files", detail=False)] == ["files/0"]
+
+
+def test_a_store_that_refuses_deletes_is_named_with_the_object_and_the_fix(
+    s3: Any, server: CountingS3Server, prefix: str
+) -> None:
+    """A bucket policy allowing writes but not deletes: the first run's manifest landed, then
+    removing its journal failed with the store's bare "Access Denied", which named neither the
+    object nor the call; every retry failed the same way withdrawing the manifest."""
+    where = destination(prefix, ONCE_CONN)
+    with (
+        server.failing(lambda name, key: name in ("DeleteObject", "DeleteObjects"), denied=True),
+        pytest.raises(MrsDeployDestinationError) as info,
+    ):
+        run(where, {0: ["a.csv"]})
+    message = str(info.value)
+    assert "refused to delete" in message and f"{prefix}/" in message
+    assert "Allow deleting objects" in message
+    assert "manifest.json" in keys(s3, prefix)  # what landed stays

@@ -75,3 +75,23 @@ def test_an_object_at_the_destination_is_refused_before_anything_is_written(
     with pytest.raises(MrsDeployDestinationError, match="existing file, not a folder"):
         check_destination_folder(ObjectStoragePath(f"s3://{CONN}@{BUCKET}/{prefix}"))
     assert s3.get_object(Bucket=BUCKET, Key=prefix)["Body"].read() == b"mine"
+
+
+def test_a_bucket_probe_the_store_did_not_answer_is_not_called_missing(
+    s3: Any, server: CountingS3Server, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store's ``exists`` answers False for any error: a throttled probe was reported as a
+    bucket that does not exist, with the advice to create it."""
+    once = "moto_buckets_once"  # a file system of its own, that does not retry
+    for name, value in server_environment(server.endpoint, once, attempts=1).items():
+        monkeypatch.setenv(name, value)
+    where = ObjectStoragePath(f"s3://{once}@{BUCKET}/{prefix}/")
+    with (
+        server.failing(lambda name, key: "/" not in key.strip("/")),  # bucket-level requests
+        pytest.raises(MrsDeployDestinationError) as info,
+    ):
+        check_destination_folder(where)
+    message = str(info.value)
+    assert f"bucket '{BUCKET}'" in message and "could not be checked" in message
+    assert "does not exist" not in message and "retry" in message
+    check_destination_folder(where)  # answered again: the bucket is there
