@@ -73,6 +73,11 @@ def repair(destination: Path, **kwargs: Any) -> MrsDeployRepairFailedRowsOperato
     )
 
 
+def worker_lost(writer: OutputWriter, *args: Any) -> str:
+    """A writer step that dies as a worker lost mid-task does."""
+    raise OSError("worker lost")
+
+
 def manifest_of(destination: Path) -> dict[str, Any]:
     return dict(json.loads((destination / MANIFEST_NAME).read_text()))
 
@@ -252,10 +257,7 @@ def test_a_retry_after_a_crash_while_merging_reattaches_and_merges(
     batches = server_batches()
     real_write_table = OutputWriter.write_table
 
-    def crash(self: OutputWriter, table: Any) -> str:
-        raise OSError("worker lost")
-
-    monkeypatch.setattr(OutputWriter, "write_table", crash)
+    monkeypatch.setattr(OutputWriter, "write_table", worker_lost)
     with pytest.raises(OSError, match="worker lost"):
         repair(destination, records=CARS).execute(task_context)
     assert not (destination / MANIFEST_NAME).exists()  # withdrawn while merging
@@ -438,11 +440,8 @@ def test_a_retry_does_not_take_an_earlier_runs_attempt_for_the_run_there_now(
     destination = tmp_path / "scores"
     scored(task_context, destination, records_in_table=True)
 
-    def crash(self: OutputWriter, table: Any) -> str:
-        raise OSError("worker lost")
-
     real_write_table = OutputWriter.write_table
-    monkeypatch.setattr(OutputWriter, "write_table", crash)
+    monkeypatch.setattr(OutputWriter, "write_table", worker_lost)
     with pytest.raises(OSError, match="worker lost"):
         repair(destination).execute(task_context)
     monkeypatch.setattr(OutputWriter, "write_table", real_write_table)
@@ -472,10 +471,7 @@ def test_a_destination_whose_last_collect_did_not_finish_is_not_reported_repaire
     destination = tmp_path / "scores"
     scored(task_context, destination, records_in_table=True)
 
-    def crash(self: OutputWriter, manifest: Any) -> str:
-        raise OSError("worker lost")
-
-    monkeypatch.setattr(OutputWriter, "finish", crash)
+    monkeypatch.setattr(OutputWriter, "finish", worker_lost)
     with pytest.raises(OSError, match="worker lost"):
         collect_other_run(task_context, destination)
     assert not (destination / MANIFEST_NAME).exists() and (destination / JOURNAL_NAME).exists()
