@@ -33,6 +33,7 @@ from airflow_provider.waiting.progress import (
     evaluate_batches,
     is_transient_poll_error,
 )
+from airflow_provider.waiting.task_state import task_state
 
 
 def _batch_set_of(
@@ -60,6 +61,18 @@ class _Seen:
     rate: RateEstimator = field(default_factory=RateEstimator)
 
 
+#: How long one cancel may take in :meth:`MrsDeployBatchTrigger.on_kill`, whose batches are
+#: cancelled at once: with the task's state asked first (``task_state.ASK_SECONDS``), within
+#: Airflow's default ``[triggerer] on_kill_timeout`` of 30 s.
+CANCEL_SECONDS = 20.0
+
+#: Task states in which ``on_kill`` leaves the batches alone, and why.
+_KEEP_BATCHES = {
+    "deferred": "another triggerer waits for it now",
+    "success": "marked successful: its batches are kept for the tasks after it",
+}
+
+
 class MrsDeployBatchTrigger(BaseTrigger):
     """Poll one or more batch executions until all are complete, one failed, or the deadline.
 
@@ -77,7 +90,7 @@ class MrsDeployBatchTrigger(BaseTrigger):
     :param max_poll_interval: Upper bound of the poll interval while a batch is far from done;
         the interval grows from ``poll_interval`` towards it and never past the deadline.
     :param cancel_on_kill: Cancel the batches when a user marks the deferred task failed or
-        clears it.
+        clears it (Airflow 3.3 and later; not when it is marked successful).
     """
 
     def __init__(
@@ -305,13 +318,39 @@ class MrsDeployBatchTrigger(BaseTrigger):
         return TriggerEvent(event.to_payload())
 
     async def on_kill(self) -> None:
-        """Cancel the batches when a user kills the deferred task (never on a restart)."""
+        """Cancel the batches when a user marks the deferred task failed or clears it (never on
+        a restart, nor when the task is still deferred or was marked successful)."""
         if not self.cancel_on_kill or self.batch_set is None:
+            return
+        state = await task_state(self.task_instance)
+        if state in _KEEP_BATCHES:
+            self.log.info(
+                "Not cancelling %s: the task is %s (%s)",
+                self.batch_set.describe(),
+                state,
+                _KEEP_BATCHES[state],
+            )
             return
         hook = await self._ahook()
         try:
-            for batch_id in self.batch_ids:
-                self.log.info("Task killed by a user: cancelling batch %s", batch_id)
-                await hook.acancel_batch(self.service_name, self.service_version, batch_id)
+            await asyncio.gather(*(self._cancel(hook, batch_id) for batch_id in self.batch_ids))
         finally:
             await hook.aclose()
+
+    async def _cancel(self, hook: Any, batch_id: str) -> None:
+        """Cancel one batch, within :data:`CANCEL_SECONDS` (all of them at once: Airflow gives
+        ``on_kill`` 30 s, which one slow cancel after another would use up)."""
+        self.log.info("Task killed by a user: cancelling batch %s", batch_id)
+        try:
+            await asyncio.wait_for(
+                hook.acancel_batch(self.service_name, self.service_version, batch_id),
+                timeout=CANCEL_SECONDS,
+            )
+        except TimeoutError:
+            self.log.warning(
+                "Batch %s was not cancelled within %.0f s: it may still be running on the server",
+                batch_id,
+                CANCEL_SECONDS,
+            )
+        except MrsDeployError as err:
+            self.log.warning("Batch %s could not be cancelled: %s", batch_id, err)
