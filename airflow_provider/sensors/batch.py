@@ -94,6 +94,9 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         self.deferrable = (
             default_deferrable() if deferrable is None else flag("deferrable", deferrable)
         )
+        # Airflow takes 0; the trigger, which polls at this interval when deferred, does not
+        # (it would poll as fast as the server answers): refused here, not when deferring.
+        check_interval(self.poke_interval_seconds(), "poke_interval")
         self.max_poll_interval = (
             None
             if max_poll_interval is None

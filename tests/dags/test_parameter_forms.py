@@ -189,3 +189,10 @@ def test_rows_rendered_to_text_are_not_taken_for_a_path() -> None:
     """Was "cannot tell the format of ... from its suffix; pass records_format"."""
     with pytest.raises(MrsDeployRecordsError, match=r"records=upstream\.output"):
         load_records(str(CARS))
+
+
+@pytest.mark.parametrize("interval", [0, 0.0])
+def test_a_sensor_poke_interval_of_zero_is_refused_before_it_defers(interval: float) -> None:
+    """Airflow takes 0; the trigger would then end the wait with an error when deferred."""
+    with pytest.raises(ValueError, match="poke_interval must be a finite number of seconds above"):
+        MrsDeployBatchSensor(task_id="w", batch_id="b1", poke_interval=interval, **SERVICE)
