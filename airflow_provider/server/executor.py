@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 FETCH_CHUNK = 1000
 FLUSH_ROWS = 256
 FLUSH_SECONDS = 0.1
+#: How long the last results of a batch are tried to be saved before it is given up as failed.
+SAVE_PATIENCE = 60.0
 
 
 class _RowFeeder:
@@ -84,7 +87,10 @@ class BatchRun:
                 self._execute()
         except Exception as exc:
             log.exception("batch %s failed", self.batch_id)
-            ex.store.set_state(self.batch_id, "Failed", f"Internal error: {exc}")
+            try:
+                ex.store.set_state(self.batch_id, "Failed", f"Internal error: {exc}")
+            except sqlite3.Error:  # the database cannot be written: resumed on restart
+                log.exception("batch %s could not be marked Failed", self.batch_id)
         finally:
             ex.finished(self)
 
@@ -138,7 +144,7 @@ class BatchRun:
             while worker.is_alive():
                 worker.join(FLUSH_SECONDS)
                 self._flush(force=False)
-        self._flush(force=True)
+        self._save_the_rest()
         if self.halt.is_set():
             return
         final = ex.store.get_batch(self.batch_id)
@@ -177,6 +183,14 @@ class BatchRun:
         self._flush(force=False)
 
     def _flush(self, force: bool) -> None:
+        """Save the finished rows' results when enough wait, or some have waited long enough
+        (``force``: whatever waits).
+
+        A save that fails (a full disk, for a moment) puts the results back, to be saved by
+        the next flush: a row thread must not die of it, nor its finished rows be lost.
+
+        :raises sqlite3.Error: with ``force``, the save failed (the results are kept).
+        """
         with self._pending_lock:
             due = len(self._pending) >= FLUSH_ROWS or (
                 time.monotonic() - self._last_flush >= FLUSH_SECONDS
@@ -185,7 +199,52 @@ class BatchRun:
                 return
             chunk, self._pending = self._pending, []
             self._last_flush = time.monotonic()
-        self._executor.store.save_results(self.batch_id, chunk)
+        try:
+            self._save(chunk)
+        except sqlite3.Error as exc:
+            with self._pending_lock:
+                self._pending[:0] = chunk
+            if force:
+                raise
+            log.warning("batch %s: %d results not saved yet: %s", self.batch_id, len(chunk), exc)
+
+    def _save(self, chunk: list[tuple[int, str]]) -> None:
+        """Save results; a row whose result the database cannot hold (larger than SQLite
+        stores) is saved as a failed row saying so, as the API has rows fail one by one."""
+        store = self._executor.store
+        try:
+            store.save_results(self.batch_id, chunk)
+            return
+        except sqlite3.DataError:
+            pass
+        for idx, text in chunk:
+            try:
+                store.save_results(self.batch_id, [(idx, text)])
+            except sqlite3.DataError as exc:
+                failed = failure_result(
+                    f"The row's result ({len(text):,} characters) could not be stored: {exc}."
+                )
+                store.save_results(
+                    self.batch_id, [(idx, json.dumps(failed, separators=(",", ":")))]
+                )
+
+    def _save_the_rest(self) -> None:
+        """Save what is left once the rows are done, trying again for a while when the save
+        fails (a disk full for a moment), so that the batch can still complete.
+
+        :raises sqlite3.Error: the results could not be saved in :data:`SAVE_PATIENCE`
+            seconds; they are lost, and the rows run again when the server restarts.
+        """
+        deadline = time.monotonic() + SAVE_PATIENCE
+        while True:
+            try:
+                self._flush(force=True)
+                return
+            except sqlite3.Error as exc:
+                if time.monotonic() >= deadline or self.halt.is_set():
+                    raise
+                log.warning("batch %s: saving results failed, trying again: %s", self.batch_id, exc)
+                self.halt.wait(1.0)
 
 
 class Executor:

@@ -4,6 +4,7 @@ result is saved while slower rows of its batch still run."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -124,3 +125,83 @@ def _stored_batch(state: Any) -> str:
     )
     state.store.create_batch(record, ['{"text": "a", "n": 1}'])
     return batch_id
+
+
+def _run_stored(state: Any, texts: list[str], timeout: float = 30) -> Any:
+    """Store a batch of echo rows, run it on the executor, wait until it ends; its record."""
+    from airflow_provider.server.db import BatchRecord
+
+    batch_id = "b-" + str(time.time_ns())
+    record = BatchRecord(
+        id=batch_id,
+        service_name=ECHO[0],
+        service_version=ECHO[1],
+        owner="admin",
+        state="Pending",
+        parallel_count=4,
+        total=len(texts),
+        completed=0,
+        created_at=time.time(),
+        error_message=None,
+        injected_failure=None,
+    )
+    state.store.create_batch(record, texts)
+    state.executor.start(batch_id)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch = state.store.get_batch(batch_id)
+        if batch is not None and batch.state in ("Complete", "Failed"):
+            return batch
+        time.sleep(0.05)
+    raise AssertionError(f"batch {batch_id} did not end: {state.store.get_batch(batch_id)}")
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Any:
+    from airflow_provider.server.app import _build_state
+    from airflow_provider.server.settings import ServerSettings
+
+    built = _build_state(ServerSettings(data_dir=tmp_path, admin_password="pw"))
+    yield built
+    built.executor.shutdown(timeout=5)
+    built.store.close()
+
+
+def test_a_row_result_too_large_to_store_fails_that_row_only(state: Any) -> None:
+    """A result larger than SQLite stores failed the save of every result queued with it, and
+    the batch as a whole (its other rows went on running, counted on a Failed batch)."""
+    import sqlite3
+
+    state.store._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 20_000)  # 1e9 by default
+    texts = ['{"text": "x", "n": 1}'] * 6 + ['{"text": "' + "y" * 100 + '", "n": 300}']
+    batch = _run_stored(state, texts)
+    assert (batch.state, batch.completed) == ("Complete", 7)
+    results = [json.loads(text) for text in state.store.finished_results(batch.id)]
+    assert [r["success"] for r in results] == [True] * 6 + [False]
+    assert "could not be stored" in results[6]["errorMessage"]
+
+
+def test_results_whose_save_fails_for_a_moment_are_saved_later(
+    state: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk full for a moment (a fault no test can cause on any machine on demand): the
+    results being saved were dropped, the batch stayed InProgress with nothing running it."""
+    import sqlite3
+
+    original = state.store.save_results
+    failures = {"left": 5}
+
+    def full_for_a_moment(batch_id: str, results: list[tuple[int, str]]) -> int:
+        if failures["left"]:
+            failures["left"] -= 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return int(original(batch_id, results))
+
+    monkeypatch.setattr(state.store, "save_results", full_for_a_moment)
+    batch = _run_stored(state, [json.dumps({"text": "a", "n": i}) for i in range(40)])
+    assert (batch.state, batch.completed, batch.total) == ("Complete", 40, 40)
+    assert failures["left"] == 0
+    results = [json.loads(text) for text in state.store.finished_results(batch.id)]
+    assert [r["outputParameters"]["length"] for r in results] == [
+        len(" ".join(["a"] * i)) for i in range(40)
+    ]
