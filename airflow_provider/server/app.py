@@ -354,11 +354,16 @@ def _add_batch_routes(app: FastAPI, state: ServerState) -> None:
         show_partial = _flag(request, "showPartialResults", "showPartialResult")
         batch = _owned_batch(state, name, version, batch_id, user)
         results: list[str] = []
+        completed = batch.completed
         if batch.state == "Complete" or (show_partial and batch.completed):
             results = state.store.finished_results(batch_id)
+            if batch.state != "Complete":
+                # Read after the count, while rows go on finishing: the rows listed are the
+                # ones finished, and the count says so.
+                completed = len(results)
         head: dict[str, Any] = {
             "state": batch.state,
-            "completedItemCount": batch.completed,
+            "completedItemCount": completed,
             "totalItemCount": batch.total,
         }
         if batch.state == "Failed":
