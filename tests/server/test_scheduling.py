@@ -105,8 +105,10 @@ def test_a_batch_whose_thread_cannot_start_fails_with_the_reason(
     state.store.close()
 
 
-def _stored_batch(state: Any) -> str:
-    """A one-row echo batch stored as the API stores it, not started."""
+def _stored_batch(
+    state: Any, texts: tuple[str, ...] | list[str] = ('{"text": "a", "n": 1}',), parallel: int = 1
+) -> str:
+    """A batch of echo rows stored as the API stores it, not started; its id."""
     from airflow_provider.server.db import BatchRecord
 
     batch_id = "b-" + str(time.time_ns())
@@ -116,36 +118,20 @@ def _stored_batch(state: Any) -> str:
         service_version=ECHO[1],
         owner="admin",
         state="Pending",
-        parallel_count=1,
-        total=1,
-        completed=0,
-        created_at=time.time(),
-        error_message=None,
-        injected_failure=None,
-    )
-    state.store.create_batch(record, ['{"text": "a", "n": 1}'])
-    return batch_id
-
-
-def _run_stored(state: Any, texts: list[str], timeout: float = 30) -> Any:
-    """Store a batch of echo rows, run it on the executor, wait until it ends; its record."""
-    from airflow_provider.server.db import BatchRecord
-
-    batch_id = "b-" + str(time.time_ns())
-    record = BatchRecord(
-        id=batch_id,
-        service_name=ECHO[0],
-        service_version=ECHO[1],
-        owner="admin",
-        state="Pending",
-        parallel_count=4,
+        parallel_count=parallel,
         total=len(texts),
         completed=0,
         created_at=time.time(),
         error_message=None,
         injected_failure=None,
     )
-    state.store.create_batch(record, texts)
+    state.store.create_batch(record, list(texts))
+    return batch_id
+
+
+def _run_stored(state: Any, texts: list[str], timeout: float = 30) -> Any:
+    """Store a batch of echo rows, run it on the executor, wait until it ends; its record."""
+    batch_id = _stored_batch(state, texts, parallel=4)
     state.executor.start(batch_id)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
