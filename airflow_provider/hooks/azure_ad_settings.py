@@ -173,9 +173,7 @@ def _authority(extras: dict[str, Any]) -> str | None:
         parts.scheme != "https"
         or not _AUTHORITY_NETLOC.fullmatch(parts.netloc)
         or not _AUTHORITY_PATH.fullmatch(parts.path)
-        or parts.query
-        or parts.fragment
-        or "?" in host
+        or "?" in host  # a query or fragment, even an empty one
         or "#" in host
     ):
         raise MrsDeployConfigurationError(

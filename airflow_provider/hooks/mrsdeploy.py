@@ -706,9 +706,11 @@ class MrsDeployHook(BaseHook):
         """``message`` with every secret of the connection in it replaced by ``***``."""
         from airflow_provider.ui.redaction import redact, secrets_of
 
-        secrets = [secret for secret, _ in self._settings.secrets] if self._settings else []
+        if self._settings is not None:
+            return redact(message, [secret for secret, _ in self._settings.secrets])
+        secrets: list[str] = []  # the settings could not be read: the connection's own
         with contextlib.suppress(Exception):  # no connection: no stored secret to hide
-            secrets += secrets_of(self.get_connection(self.mrsdeploy_conn_id))
+            secrets = secrets_of(self.get_connection(self.mrsdeploy_conn_id))
         return redact(message, secrets)
 
     # -- async (for triggers) ----------------------------------------------------------------

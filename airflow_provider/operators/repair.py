@@ -212,7 +212,7 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
             return self._report(run, failed)
         self._refuse_gone_repairs(destination, run)
         base = base_of(run)
-        repair_set = self._start_attempt(context, destination, run, failed, attempt)
+        repair_set = self._start_attempt(context, destination, run, failed, attempt, base)
         context["ti"].xcom_push(key=XCOM_REPAIR_BATCH_SET, value=repair_set.to_json())
         self._handed_over = True
         self._wait_for(repair_set, resume_kwargs={"attempt": attempt, "base": base})
@@ -297,10 +297,11 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
         run: CollectedRun,
         failed: Sequence[int],
         attempt: int,
+        base: str,
     ) -> BatchSet:
         """The attempt's batches: those a previous try started for the same rows when they are
         still alive, else new ones."""
-        store = self._store(context, attempt, base_of(run))
+        store = self._store(context, attempt, base)
         service = (run.batch_set.service_name, run.batch_set.service_version)
         self._started = StartedBatches(service)
         previous = store.load(self.hook)

@@ -24,6 +24,13 @@ def is_template(value: object) -> bool:
     DAG param)."""
     if isinstance(value, str):
         return "{{" in value or "{%" in value
+    return _resolved_by_airflow(value)
+
+
+def _resolved_by_airflow(value: object) -> bool:
+    """Whether Airflow resolves ``value`` while rendering (an ``XComArg``, a DAG param, an
+    ``ObjectStoragePath``): found on the value's class, so a DataFrame column named
+    ``resolve`` does not count."""
     return callable(getattr(type(value), "resolve", None))
 
 
@@ -39,7 +46,7 @@ def renders_records(value: object) -> bool:
     ``"x = 42"`` and failing on a value holding ``{{``, while the same rows as a DataFrame are
     sent as they are. Rows are data: they are sent as given, whatever their form.
     """
-    return isinstance(value, str) or callable(getattr(type(value), "resolve", None))
+    return isinstance(value, str) or _resolved_by_airflow(value)
 
 
 def fields_to_render(operator: object, parent: object, template_fields: Iterable[str]) -> list[str]:

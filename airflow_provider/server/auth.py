@@ -157,10 +157,10 @@ class Authenticator:
 
     def login(self, username: str, password: str) -> TokenPair:
         """Issue a pair for valid credentials, else raise 401."""
-        # A name holding half a UTF-16 pair ("\ud800" in JSON) names no user, and the database
-        # cannot be asked about it.
-        known = username.encode("utf-8", "surrogatepass").decode("utf-8", "replace") == username
-        stored = self._store.password_hash(username) if known else None
+        try:
+            stored = self._store.password_hash(username)
+        except UnicodeEncodeError:  # half a UTF-16 pair ("\ud800" in JSON) names no user
+            stored = None
         if stored is None or not verify_password(password, stored):
             raise ApiError(401, "Invalid username or password.", "AuthenticationException")
         return self._issue(username, chain_started=time.time())
