@@ -87,7 +87,6 @@ def test_a_batch_whose_thread_cannot_start_fails_with_the_reason(
     from airflow_provider.server.settings import ServerSettings
 
     state = _build_state(ServerSettings(data_dir=tmp_path, admin_password="pw"))
-    record = _stored_batch(state)
     original = threading.Thread.start
 
     def refuse(thread: threading.Thread) -> None:
@@ -96,7 +95,7 @@ def test_a_batch_whose_thread_cannot_start_fails_with_the_reason(
         original(thread)
 
     monkeypatch.setattr(threading.Thread, "start", refuse)
-    state.executor.start(record)
+    record = _started_batch(state, ['{"text": "a", "n": 1}'], parallel=1)
     batch = state.store.get_batch(record)
     assert batch is not None and batch.state == "Failed"
     assert batch.error_message == "The server could not start the batch: can't start new thread"
@@ -105,34 +104,17 @@ def test_a_batch_whose_thread_cannot_start_fails_with_the_reason(
     state.store.close()
 
 
-def _stored_batch(
-    state: Any, texts: tuple[str, ...] | list[str] = ('{"text": "a", "n": 1}',), parallel: int = 1
-) -> str:
-    """A batch of echo rows stored as the API stores it, not started; its id."""
-    from airflow_provider.server.db import BatchRecord
+def _started_batch(state: Any, texts: list[str], parallel: int) -> str:
+    """A batch of echo rows created and started as the API does it; its id."""
+    from airflow_provider.server.app import _create_batch
 
-    batch_id = "b-" + str(time.time_ns())
-    record = BatchRecord(
-        id=batch_id,
-        service_name=ECHO[0],
-        service_version=ECHO[1],
-        owner="admin",
-        state="Pending",
-        parallel_count=parallel,
-        total=len(texts),
-        completed=0,
-        created_at=time.time(),
-        error_message=None,
-        injected_failure=None,
-    )
-    state.store.create_batch(record, list(texts))
-    return batch_id
+    body = ("[" + ",".join(texts) + "]").encode()
+    return _create_batch(state, state.registry.get(*ECHO), "admin", body, parallel)
 
 
 def _run_stored(state: Any, texts: list[str], timeout: float = 30) -> Any:
-    """Store a batch of echo rows, run it on the executor, wait until it ends; its record."""
-    batch_id = _stored_batch(state, texts, parallel=4)
-    state.executor.start(batch_id)
+    """Create and start a batch of echo rows, wait until it ends; its record."""
+    batch_id = _started_batch(state, texts, parallel=4)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         batch = state.store.get_batch(batch_id)
