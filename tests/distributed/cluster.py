@@ -17,7 +17,6 @@ Components can be killed and restarted one by one, as a lost host would be.
 from __future__ import annotations
 
 import contextlib
-import json
 import shutil
 import sys
 from collections.abc import Iterable, Mapping
@@ -32,6 +31,7 @@ from tests.distributed.identity import HOST_NAME_VARIABLE
 from tests.distributed.processes import deployment_processes
 from tests.e2e.cluster import MARKER, START_TIMEOUT, AirflowCluster
 from tests.e2e.processes import ManagedProcess
+from tests.e2e.trigger_logs import JSON_LOGS, fired_in_output, merged_records, trigger_files
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WORKERS = ("worker-1", "worker-2")
@@ -134,6 +134,8 @@ class DistributedCluster(AirflowCluster):
                 HOST_NAME_VARIABLE: name,
             }
         )
+        if name in TRIGGERERS:
+            env.update(JSON_LOGS)
         command = [sys.executable, "-m", "airflow"]
         if name in TRIGGERERS:
             command += ["triggerer", "--skip-serve-logs"]
@@ -235,19 +237,21 @@ class DistributedCluster(AirflowCluster):
         """What each triggerer logged for a task's triggers, on every triggerer "host".
 
         ``{(map_index, try_number, triggerer job id): records}``; an unmapped task has map
-        index -1. A triggerer writes the log of a trigger it runs beside the task's log, as
-        ``attempt=<try>.log.trigger.<triggerer job id>.log`` (JSON lines).
+        index -1 (see :mod:`tests.e2e.trigger_logs`).
         """
         found: dict[tuple[int, int, int], list[dict[str, Any]]] = {}
-        for home in self._homes(TRIGGERERS):
-            folder = home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-            for path in folder.glob("**/attempt=*.log.trigger.*.log"):
-                parts = path.name.split(".")  # attempt=<try>.log.trigger.<job>.log
-                attempt, job = parts[0].removeprefix("attempt="), parts[-2]
-                parent = path.parent.name
-                map_index = int(parent.split("=", 1)[1]) if parent.startswith("map_index=") else -1
-                records = found.setdefault((map_index, int(attempt), int(job)), [])
-                for line in path.read_text(errors="replace").splitlines():
-                    with contextlib.suppress(ValueError):
-                        records.append(json.loads(line))
+        for name in TRIGGERERS:
+            folder = (
+                self.host_home(name)
+                / "logs"
+                / f"dag_id={dag_id}"
+                / f"run_id={run_id}"
+                / f"task_id={task_id}"
+            )
+            output = self.processes[name].log_text()
+            merged = merged_records(
+                trigger_files(folder), fired_in_output(output, dag_id, run_id, task_id)
+            )
+            for key, records in merged.items():
+                found.setdefault((key.map_index, key.try_number, key.job_id), []).extend(records)
         return found

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import secrets
 import shutil
@@ -30,6 +29,7 @@ import requests
 
 from tests.e2e.airflow_api import AirflowApi, AirflowApiError
 from tests.e2e.processes import ManagedProcess, kill_processes, marked_processes, wait_gone
+from tests.e2e.trigger_logs import JSON_LOGS, fired_in_output, merged_records, trigger_files
 
 T = TypeVar("T")
 
@@ -164,7 +164,8 @@ class AirflowCluster:
             command.append("--skip-serve-logs")
         if name == "api-server":
             command += ["--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]
-        return ManagedProcess(name, command, self.env, self.log_dir, cwd=self.root)
+        env = {**self.env, **JSON_LOGS} if name == "triggerer" else self.env
+        return ManagedProcess(name, command, env, self.log_dir, cwd=self.root)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -372,21 +373,16 @@ class AirflowCluster:
     def trigger_events(
         self, dag_id: str, run_id: str, task_id: str, try_number: int = 1
     ) -> dict[int, list[dict[str, Any]]]:
-        """What each triggerer logged for the task's trigger: ``{triggerer job id: records}``.
-
-        A triggerer writes the log of a trigger it runs beside the task's log, as
-        ``attempt=<n>.log.trigger.<triggerer job id>.log`` (JSON lines).
-        """
+        """What each triggerer job logged for the task's trigger: ``{triggerer job id: records}``
+        (see :mod:`tests.e2e.trigger_logs`)."""
         folder = self.home / "logs" / f"dag_id={dag_id}" / f"run_id={run_id}" / f"task_id={task_id}"
-        found: dict[int, list[dict[str, Any]]] = {}
-        for path in folder.glob(f"attempt={try_number}.log.trigger.*.log"):
-            job_id = int(path.name.rsplit(".", 2)[-2])
-            records = []
-            for line in path.read_text(errors="replace").splitlines():
-                with contextlib.suppress(ValueError):
-                    records.append(json.loads(line))
-            found[job_id] = records
-        return found
+        output = self.processes["triggerer"].log_text()
+        merged = merged_records(
+            trigger_files(folder), fired_in_output(output, dag_id, run_id, task_id)
+        )
+        return {
+            key.job_id: records for key, records in merged.items() if key.try_number == try_number
+        }
 
     # -- diagnostics -------------------------------------------------------------------------
 
