@@ -219,9 +219,10 @@ def test_execution_timeout_follows_cancel_on_timeout_not_cancel_on_kill(
     task: str, cancel_on_timeout: bool, mrsdeploy_conn: str, faults: Any, task_context: Any
 ) -> None:
     """Airflow raises its execution timeout in the task, then calls on_kill: the timeout decides."""
-    faults({"rowDelaySeconds": 3.0})
+    # The timeout leaves a busy machine time to read, send and push the batch first.
+    faults({"rowDelaySeconds": 10.0})
     options = {
-        "execution_timeout": timedelta(seconds=1.5),
+        "execution_timeout": timedelta(seconds=4),
         "cancel_on_timeout": cancel_on_timeout,
         "cancel_on_kill": not cancel_on_timeout,
     }
