@@ -73,8 +73,12 @@ class RecordingTaskInstance:
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed[key] = value
 
-    def xcom_pull(self, task_ids: str, key: str = "return_value") -> Any:
-        return self.store.get((task_ids, key))
+    def xcom_pull(self, task_ids: str, key: str = "return_value", map_indexes: Any = None) -> Any:
+        """What ``store`` holds for another task; else what this one pushed (a task that
+        resumes after deferral reads back what it pushed before)."""
+        if (task_ids, key) in self.store:
+            return self.store[(task_ids, key)]
+        return self.pushed.get(key)
 
 
 @pytest.fixture

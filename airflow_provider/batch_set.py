@@ -182,6 +182,16 @@ class BatchSet:
             self.records_sha256,
         )
 
+    def for_polling(self) -> BatchSet:
+        """What a wait needs of this set: the service and the batch ids, in order.
+
+        A trigger is given only this: Airflow stores a trigger's arguments in a text column
+        (64 KB on MySQL), which a repair's row maps (a number per failed row) would overflow.
+        The task that resumes takes the whole set from its XCom (see :func:`resumed_set`).
+        """
+        parts = tuple(BatchPart(part.batch_id) for part in self.parts)
+        return BatchSet(self.service_name, self.service_version, parts, self.planned_batches)
+
     @property
     def base_parts(self) -> tuple[BatchPart, ...]:
         """The batches that hold the input's rows in order (without a row map)."""

@@ -33,6 +33,7 @@ from airflow_provider.operators.submission import (
     SubmissionStore,
     cancel_pushed,
     cancel_quietly,
+    pushed_before,
     reusable,
     start_batches,
 )
@@ -227,8 +228,15 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
     ) -> dict[str, Any]:
         """Resume after deferral: merge the attempt's rows, then start the next attempt."""
         parsed = BatchEvent.from_payload(event)
-        pushed = context["ti"].xcom_pull(task_ids=self.task_id, key=XCOM_REPAIR_BATCH_SET)
-        repair_set = parsed.batch_set or BatchSet.from_json(pushed)
+        pushed = pushed_before(context, self.task_id, XCOM_REPAIR_BATCH_SET)
+        repair_set = parsed.whole_set(pushed)
+        if repair_set is None or not all(part.replaces_rows for part in repair_set.parts):
+            raise MrsDeployOutputsError(
+                f"repair attempt {attempt} cannot tell which rows its batches "
+                f"({', '.join(parsed.batch_ids)}) re-scored: the batch set it pushed to XCom "
+                f"({XCOM_REPAIR_BATCH_SET}) before it deferred is gone. Nothing was merged; "
+                "clear the task to run the repair again."
+            )
         complete_from_event(self.hook, repair_set, parsed, cancel_on_timeout=self.cancel_on_timeout)
         return self._merge_and_go_on(context, attempt, repair_set, base)
 

@@ -216,6 +216,19 @@ def cancel_quietly(hook: Any, ref: BatchSet) -> None:
             log.warning("Could not cancel batch %s: %s", batch_id, exc)
 
 
+def pushed_before(context: Any, task_id: str, key: str) -> Any:
+    """What this task instance pushed to XCom under ``key`` before it deferred, or None.
+
+    Its own map index is asked for: without one, Airflow returns the values of every mapped
+    instance of the task, as a list.
+    """
+    ti = context["ti"]
+    map_index = getattr(ti, "map_index", None)
+    return ti.xcom_pull(
+        task_ids=task_id, key=key, map_indexes=-1 if map_index is None else map_index
+    )
+
+
 def cancel_pushed(context: Any, task_id: str, key: str, hook: Any) -> None:
     """Cancel the batch set a task pushed to XCom under ``key`` (when Airflow's deferral
     backstop ended its wait: the trigger never reported, so the task cancels as the deadline
@@ -223,10 +236,16 @@ def cancel_pushed(context: Any, task_id: str, key: str, hook: Any) -> None:
     timeout is what the user must see."""
     from airflow_provider.waiting.tasks import cancel_unfinished
 
-    pushed = context["ti"].xcom_pull(task_ids=task_id, key=key)
-    if pushed:
-        log.error("The wait passed its deadline: cancelling the batches")
-        cancel_unfinished(hook, BatchSet.from_json(pushed), quiet=True)
+    pushed = pushed_before(context, task_id, key)
+    if not pushed:
+        return
+    try:
+        batch_set = BatchSet.from_json(pushed)
+    except MrsDeployBatchSetError as err:
+        log.warning("Could not cancel the batches: the set pushed to XCom is unusable: %s", err)
+        return
+    log.error("The wait passed its deadline: cancelling the batches")
+    cancel_unfinished(hook, batch_set, quiet=True)
 
 
 class StartedBatches:

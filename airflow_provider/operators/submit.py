@@ -18,6 +18,7 @@ from airflow_provider.operators.submission import (
     StartedBatches,
     SubmissionStore,
     cancel_pushed,
+    pushed_before,
     reusable,
     start_batches,
 )
@@ -285,7 +286,8 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
     ) -> dict[str, Any]:
         """Resume after deferral: act on the trigger's event and return the batch set."""
         parsed = BatchEvent.from_payload(event)
-        ref = parsed.batch_set or BatchSet.of_ids(
+        pushed = pushed_before(context, self.task_id, XCOM_BATCH_SET)
+        ref = parsed.whole_set(pushed) or BatchSet.of_ids(
             (self.service_name, self.service_version), parsed.batch_ids
         )
         self._ref = ref  # what lineage reports: this instance is new after deferral

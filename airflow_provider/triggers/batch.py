@@ -128,7 +128,10 @@ class MrsDeployBatchTrigger(BaseTrigger):
         #: than TypeError stops every other wait it runs.
         self.problem: str | None = None
         try:
-            self.batch_set = _batch_set_of(batch_set, batch_ids, service_name, service_version)
+            # Only what it polls: see BatchSet.for_polling.
+            self.batch_set = _batch_set_of(
+                batch_set, batch_ids, service_name, service_version
+            ).for_polling()
             self.poll_interval = check_interval(poll_interval, "poll_interval")
             # Never faster than poll_interval, whatever the slowest poll was set to.
             self.max_poll_interval = max(

@@ -46,6 +46,27 @@ class BatchEvent:
             payload["batch_set"] = self.batch_set.to_json()
         return payload
 
+    def whole_set(self, pushed: Any) -> BatchSet | None:
+        """The whole batch set this event is about, for the task that resumes.
+
+        A trigger holds only the ids it polls (:meth:`BatchSet.for_polling`), so the rows each
+        batch holds come from the set the task pushed to XCom before it deferred. Without one,
+        the event's own set (whole when sent by a trigger of an earlier release), or None.
+
+        :param pushed: the set's JSON form as pushed, or None.
+        :raises MrsDeployError: the pushed set names other batches than the event.
+        """
+        if pushed is None:
+            return self.batch_set
+        whole = BatchSet.from_json(pushed)
+        if whole.batch_ids != self.batch_ids:
+            raise MrsDeployError(
+                f"the batch set this task pushed before it deferred ({', '.join(whole.batch_ids)})"
+                f" is not the one its trigger waited for ({', '.join(self.batch_ids)}): its XCom "
+                "was replaced meanwhile. Clear the task to run it again."
+            )
+        return whole
+
     @classmethod
     def from_progress(cls, batch_set: BatchSet, progress: BatchProgress) -> BatchEvent:
         """The event for a batch set that reached a terminal outcome."""

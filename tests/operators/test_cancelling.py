@@ -633,3 +633,52 @@ def test_submit_without_any_limit_defers_without_a_backstop(
     assert deferral.trigger.deadline is None and deferral.timeout is None
     for batch_id in BatchSet.from_json(task_context["ti"].pushed["batch_set"]).batch_ids:
         server.cancel_batch(*MT, batch_id)
+
+
+class MappedTaskInstance:
+    """The XCom of a mapped task as Airflow 3 answers it: one value per map index, and, asked
+    without a map index, every instance's value in a list."""
+
+    def __init__(self, map_index: int, pushed: dict[int, Any]) -> None:
+        self.map_index = map_index
+        self.pushed = pushed
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed.setdefault(self.map_index, {})[key] = value
+
+    def xcom_pull(self, task_ids: str, key: str, map_indexes: Any = None) -> Any:
+        values = {index: value[key] for index, value in self.pushed.items()}
+        if map_indexes is None:
+            return [values[index] for index in sorted(values)]
+        return values.get(map_indexes)
+
+
+def test_a_mapped_submit_resumes_with_and_cancels_its_own_batches_only(
+    mrsdeploy_conn: str, faults: Faults, server: MrsDeployHook
+) -> None:
+    """Two mapped Submits deferred; the second resumes. It must read back the set it pushed,
+    not the list of both instances' sets, and its deferral timeout cancels its batches only."""
+    faults(SLOW_ROWS)
+    kwargs: dict[str, Any] = {"deferrable": True, "timeout": 45, "poll_interval": 1}
+    pushed: dict[int, Any] = {}
+    for index in (0, 1):
+        op = submit_operator(**kwargs)
+        try:
+            deferred(op, {"ti": MappedTaskInstance(index, pushed)})
+        finally:
+            op.hook.close()
+    mine, theirs = (BatchSet.from_json(pushed[i]["batch_set"]) for i in (1, 0))
+    context: Any = {"ti": MappedTaskInstance(1, pushed)}
+    resumed = submit_operator(**kwargs)
+    event = {"status": "complete", "batch_ids": list(mine.batch_ids), "completed": 3, "total": 3}
+    failure = {"error": TriggerFailureReason.TRIGGER_TIMEOUT}
+    try:
+        assert BatchSet.from_json(resumed.execute_complete(context, event)) == mine
+        with pytest.raises(TaskDeferralTimeout):
+            resumed.resume_execution(TRIGGER_FAIL_REPR, failure, context)
+        assert is_gone(server, mine.batch_ids[0])
+        assert not is_gone(server, theirs.batch_ids[0])
+    finally:
+        resumed.hook.close()
+        for batch_id in (*mine.batch_ids, *theirs.batch_ids):
+            server.cancel_batch(*MT, batch_id)

@@ -154,7 +154,10 @@ def test_deferred_repair_reads_inputs_from_the_table(
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(task_context)
     trigger = deferred.value.trigger
-    assert sorted(r for p in trigger.batch_set.parts for r in p.rows or ()) == [0, 2, 3]
+    # The rows go to XCom; the trigger holds only the ids it polls.
+    pushed = BatchSet.from_json(task_context["ti"].pushed["repair_batch_set"])
+    assert sorted(r for p in pushed.parts for r in p.rows or ()) == [0, 2, 3]
+    assert trigger.serialize()[1]["batch_set"] == pushed.for_polling().to_json()
     payload = run_trigger(trigger)
     summary = getattr(op, deferred.value.method_name)(
         task_context, event=payload, **(deferred.value.kwargs or {})
@@ -164,6 +167,34 @@ def test_deferred_repair_reads_inputs_from_the_table(
     assert table["success"].all()
     assert list(table["input_hp"]) == [car["hp"] for car in CARS]
     check_files(destination, manifest_of(destination))
+
+
+def test_a_resumed_repair_without_its_pushed_rows_merges_nothing(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+) -> None:
+    """Which rows the attempt's batches re-scored comes from the set it pushed before
+    deferring: without it (or with another set there), nothing is merged."""
+    faults({"service": "mtService", "failRows": [0, 2], "failOnce": True})
+    destination = tmp_path / "scores"
+    scored(task_context, destination)
+    before = {path: path.read_bytes() for path in destination.rglob("*") if path.is_file()}
+    op = repair(destination, records=CARS, deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(task_context)
+    payload = run_trigger(deferred.value.trigger)
+    resume = getattr(op, deferred.value.method_name)
+    pushed = task_context["ti"].pushed.pop("repair_batch_set")
+    with pytest.raises(MrsDeployOutputsError, match="cannot tell which rows its batches"):
+        resume(task_context, event=payload, **(deferred.value.kwargs or {}))
+    other = BatchSet.of_row_maps(SERVICE, [("another-batch", [0, 2])], 1)
+    task_context["ti"].pushed["repair_batch_set"] = other.to_json()
+    with pytest.raises(MrsDeployError, match="is not the one its trigger waited for"):
+        resume(task_context, event=payload, **(deferred.value.kwargs or {}))
+    assert {p: p.read_bytes() for p in destination.rglob("*") if p.is_file()} == before
+    # Put back, the attempt merges.
+    task_context["ti"].pushed["repair_batch_set"] = pushed
+    summary = resume(task_context, event=payload, **(deferred.value.kwargs or {}))
+    assert summary["failed_rows"] == 0 and summary["attempts"] == 1
 
 
 def test_rows_that_keep_failing_stay_reported_and_attempts_are_bounded(

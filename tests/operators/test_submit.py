@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from airflow_provider.api import MrsDeployError
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.compat import TaskDeferred
 from airflow_provider.hooks import MrsDeployHook
@@ -20,6 +21,7 @@ from airflow_provider.records import MrsDeployRecordsError
 from airflow_provider.sample_data import mtcars_csv_path
 from airflow_provider.triggers import MrsDeployBatchTrigger
 from airflow_provider.waiting.tasks import MrsDeployBatchFailedError, MrsDeployBatchTimeoutError
+from tests.faults.helpers import run_trigger
 
 
 def submit(records: Any, **kwargs: Any) -> MrsDeploySubmitBatchOperator:
@@ -120,23 +122,39 @@ def test_deferrable_submit_defers_with_a_plain_json_trigger(
     pushed = task_context["ti"].pushed["batch_set"]  # pushed before deferring
     batch_set = BatchSet.from_json(pushed)
     assert rows_of(batch_set) == [(0, 1)]
-    assert kwargs["batch_set"] == pushed and kwargs["deadline"] is not None
+    # The trigger holds what it polls; the rows come back from the pushed set on resume.
+    assert kwargs["batch_set"] == batch_set.for_polling().to_json()
+    assert kwargs["deadline"] is not None
     assert "batch_ids" not in kwargs and "service_name" not in kwargs
     assert deferred.value.method_name == "execute_complete"
     batch_id = batch_set.batch_ids[0]
-    complete = {
-        "status": "complete",
-        "batch_ids": [batch_id],
-        "completed": 1,
-        "total": 1,
-        "batch_set": pushed,
-    }
+    complete = run_trigger(trigger)
+    assert complete["status"] == "complete" and complete["batch_set"] == kwargs["batch_set"]
     assert operator.execute_complete(task_context, complete) == pushed
-    # An event of a trigger started by an earlier release names the ids only: the set is then
-    # rebuilt from the task's own service (its rows are no longer known).
+    # An event of a trigger started by an earlier release carried the whole set, or named the
+    # ids only; with the pushed set gone, the set is rebuilt from the task's own service (its
+    # rows are then no longer known).
+    assert operator.execute_complete(task_context, {**complete, "batch_set": pushed}) == pushed
+    del task_context["ti"].pushed["batch_set"]
+    assert operator.execute_complete(task_context, {**complete, "batch_set": pushed}) == pushed
     earlier = {key: value for key, value in complete.items() if key != "batch_set"}
     resumed = BatchSet.from_json(operator.execute_complete(task_context, earlier))
     assert resumed == BatchSet.of_ids(("mtService", "v1.0.0"), [batch_id])
+
+
+def test_a_resumed_submit_refuses_a_pushed_set_of_other_batches(
+    mrsdeploy_conn: str, task_context: Any
+) -> None:
+    """The rows of each batch come from the set pushed before deferring: one that names other
+    batches (its XCom replaced meanwhile) would give the batches the wrong rows."""
+    operator = submit([{"hp": 110, "wt": 2.62}], deferrable=True, poll_interval=1, timeout=60)
+    with pytest.raises(TaskDeferred) as deferred:
+        operator.execute(task_context)
+    complete = run_trigger(deferred.value.trigger)
+    other = BatchSet.of_row_counts(("mtService", "v1.0.0"), [("another-batch", 1)], 1)
+    task_context["ti"].pushed["batch_set"] = other.to_json()
+    with pytest.raises(MrsDeployError, match=r"pushed before it deferred \(another-batch\)"):
+        operator.execute_complete(task_context, complete)
 
 
 def test_failed_event_fails_and_timeout_event_cancels(

@@ -104,7 +104,7 @@ def test_the_submit_tasks_batch_set_alone_is_enough_to_wait(
     mrsdeploy_conn: str, task_context: Any, faults: Any
 ) -> None:
     """``batch_id=submit.output`` and nothing else: the set names its service, the deferred
-    wait carries it whole (rows included), and its event hands it back."""
+    wait carries what it polls (service and ids), and the resumed sensor has the set whole."""
     faults({"rowDelaySeconds": 0.3})
     output = submitted(task_context, ROWS * 2, parallel_count=1, max_records_per_batch=3)
     batch_set = BatchSet.from_json(output)
@@ -119,10 +119,11 @@ def test_the_submit_tasks_batch_set_alone_is_enough_to_wait(
         waiting.hook.close()
     trigger = deferred.value.trigger
     assert isinstance(trigger, MrsDeployBatchTrigger)
-    assert trigger.serialize()[1]["batch_set"] == output
+    assert trigger.serialize()[1]["batch_set"] == batch_set.for_polling().to_json()
     payload = json.loads(json.dumps(run_trigger(trigger)))
     event = BatchEvent.from_payload(payload)
-    assert event.status is BatchEventStatus.COMPLETE and event.batch_set == batch_set
+    assert event.status is BatchEventStatus.COMPLETE
+    assert event.batch_set == batch_set.for_polling()
     assert (event.completed, event.total) == (4, 4)
     resumed = MrsDeployBatchSensor(task_id="wait", batch_id=output, deferrable=True)
     try:

@@ -63,11 +63,35 @@ def test_serialize_round_trip_is_plain_json() -> None:
         "max_poll_interval",
         "cancel_on_kill",
     }
-    assert kwargs["batch_set"] == batch_set.to_json()  # rows included
+    # Only what it polls: the resumed task has the rest from its XCom.
+    assert kwargs["batch_set"] == {
+        "kind": "mrsdeploy_batch_set",
+        "version": 1,
+        "service_name": SERVICE[0],
+        "service_version": SERVICE[1],
+        "batches": [
+            {"batch_id": "a", "first_row": None, "row_count": None},
+            {"batch_id": "b", "first_row": None, "row_count": None},
+        ],
+        "planned_batches": 2,
+    }
     again = MrsDeployBatchTrigger(**kwargs)
     assert again.serialize() == (classpath, kwargs)
-    assert again.batch_set == batch_set
+    assert again.batch_set == batch_set.for_polling()
     assert (again.batch_ids, again.service_name, again.service_version) == (("a", "b"), *SERVICE)
+
+
+def test_a_repair_of_many_rows_fits_the_smallest_trigger_column() -> None:
+    """A repair's row maps stay out of the trigger's kwargs, which MySQL stores in 64 KB."""
+    rows = range(0, 2_000_000, 7)  # 285,715 failed rows
+    repair = BatchSet.of_row_maps(SERVICE, [("r1", rows[:150_000]), ("r2", rows[150_000:])], 2)
+    fingerprinted = BatchSet.of_row_counts(SERVICE, [("a", 16)], 1)
+    fingerprinted = BatchSet(*SERVICE, fingerprinted.parts, 1, "0" * 64)
+    for batch_set in (repair, fingerprinted):
+        _, kwargs = MrsDeployBatchTrigger(batch_set=batch_set).serialize()
+        assert len(json.dumps(kwargs)) < 1000, kwargs
+        assert kwargs["batch_set"] == batch_set.for_polling().to_json()
+        assert "rows" not in json.dumps(kwargs) and "0" * 64 not in json.dumps(kwargs)
 
 
 def test_kwargs_of_an_earlier_release_are_read_as_a_batch_set() -> None:
@@ -108,7 +132,8 @@ def test_complete_batch_yields_one_complete_event(mrsdeploy_conn: str) -> None:
         "completed": 3,
         "total": 3,
         "message": "complete: 3/3 rows (100.0%)",
-        "batch_set": batch_set.to_json(),  # handed back whole, rows included
+        # What it polled; the task that resumes has the rest (its XCom).
+        "batch_set": batch_set.for_polling().to_json(),
     }
     assert json.loads(json.dumps(event.payload)) == event.payload
 
