@@ -144,6 +144,9 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        orphaned = state.executor.remove_orphaned_files()
+        if orphaned:
+            log.info("removed the files of %d batch(es) deleted earlier", len(orphaned))
         resumed = state.executor.resume_unfinished()
         if resumed:
             log.info("resumed %d unfinished batch(es)", len(resumed))

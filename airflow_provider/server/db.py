@@ -270,6 +270,10 @@ class Store:
         )
         return [str(row[0]) for row in rows]
 
+    def all_batch_ids(self) -> set[str]:
+        """Every stored batch's id, whoever owns it."""
+        return {str(row[0]) for row in self._query("SELECT id FROM batches")}
+
     def unfinished_batch_ids(self) -> list[str]:
         """Batches that have not reached a terminal state, oldest first."""
         marks = ", ".join("?" for _ in UNFINISHED_STATES)

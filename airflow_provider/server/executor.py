@@ -19,6 +19,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import uuid
 from collections import deque
 from pathlib import Path
 
@@ -327,6 +328,24 @@ class Executor:
             self.start(batch_id, resumed=True)
         return ids
 
+    def remove_orphaned_files(self) -> list[str]:
+        """Delete the file folders of batches the database no longer holds; return their ids.
+
+        A cancel deletes the batch's rows at once and its files only once its running rows
+        are done: a server stopped in between keeps files nobody can list or fetch. Only
+        folders named like a batch id are considered.
+        """
+        if not self._files_dir.is_dir():
+            return []
+        known = self.store.all_batch_ids()
+        removed = []
+        for folder in self._files_dir.iterdir():
+            if folder.name in known or not folder.is_dir() or not _is_batch_id(folder.name):
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+        return sorted(removed)
+
     def cancel(self, batch_id: str) -> None:
         """Stop rows not yet started and delete the execution and its files.
 
@@ -371,3 +390,11 @@ class Executor:
         deadline = time.monotonic() + timeout
         for run in runs:
             run.thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _is_batch_id(name: str) -> bool:
+    """Whether ``name`` is an id as this server makes them (a UUID in its canonical form)."""
+    try:
+        return str(uuid.UUID(name)) == name
+    except ValueError:
+        return False

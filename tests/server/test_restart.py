@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from airflow_provider.server.db import Store
 from tests.conftest import ServerFactory
 from tests.support.api import Api
 
@@ -51,3 +52,36 @@ def test_tokens_survive_a_restart(server_factory: ServerFactory) -> None:
     api = Api(server)
     server.restart()
     assert api.get("/services").status_code == 200
+
+
+def test_files_of_a_batch_cancelled_just_before_a_crash_go_at_the_next_start(
+    server_factory: ServerFactory,
+) -> None:
+    """A cancel deletes the batch at once and its files once its running rows are done: a crash
+    in between left files that no call could list, fetch or delete. That state is made here by
+    deleting the batch from the stopped server's database, as the cancel's first step does."""
+    server = server_factory()
+    api = Api(server)
+    kept, cancelled = (
+        api.start_batch([{"text": text, "n": 1}], service="echoService")
+        for text in ("kept", "cancelled")
+    )
+    for batch_id in (kept, cancelled):
+        api.wait(batch_id, service="echoService")
+    server.kill()
+    store = Store(server.data_dir / "server.db")
+    try:
+        assert store.delete_batch(cancelled)
+    finally:
+        store.close()
+    files = server.data_dir / "files"
+    assert (files / cancelled / "0" / "echo.txt").is_file()
+    (files / "notes").mkdir()  # not a batch: left alone
+
+    server.start()
+    api = Api(server)
+
+    assert not (files / cancelled).exists()
+    assert (files / "notes").is_dir()
+    assert api.get(f"{ECHO}/batch").json() == [kept]
+    assert api.get(f"{ECHO}/batch/{kept}/0/files/echo.txt").content == b"kept"
