@@ -4,6 +4,7 @@ triggerer, or polled from the worker, to one absolute deadline."""
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -33,9 +34,9 @@ class BatchWaitingOperator(BaseOperator):
         self,
         *,
         deferrable: bool | None,
-        poll_interval: float,
-        max_poll_interval: float | None,
-        timeout: float | None,
+        poll_interval: float | timedelta,
+        max_poll_interval: float | timedelta | None,
+        timeout: float | timedelta | None,
         cancel_on_timeout: bool,
         cancel_on_kill: bool,
     ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -65,8 +66,8 @@ class MrsDeployCollectBatchOperator(RecordsTemplating):
     :param file_listing: ``auto`` (default) takes a row's file names from its result's
         ``changedFiles`` and lists only rows that name none while the service declares output
         files; ``always`` asks the server for every row's file list.
-    :param progress_interval: Least seconds between two progress lines while listing and
-        landing files.
+    :param progress_interval: Least seconds (or a ``timedelta``) between two progress lines
+        while listing and landing files.
     :param asset: An Airflow Asset (or its name) this task updates: added to ``outlets``, and its
         event carries the summary (destination, manifest, counts) so DAGs scheduled on the asset
         know where the outputs landed.
@@ -101,7 +102,7 @@ class MrsDeployCollectBatchOperator(RecordsTemplating):
         mrsdeploy_conn_id: str = "mrsdeploy_default",
         asset: Asset | str | None = None,
         file_listing: str = "auto",
-        progress_interval: float = DEFAULT_INTERVAL,
+        progress_interval: float | timedelta = DEFAULT_INTERVAL,
         **kwargs: Any,
     ) -> None:
         self.asset = Asset(asset) if isinstance(asset, str) else asset

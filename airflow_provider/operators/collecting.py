@@ -25,6 +25,7 @@ from collections.abc import (
 )
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider.api import (
@@ -105,7 +106,7 @@ class CollectOptions:
     include_files: bool = True
     file_listing: str = "auto"
     max_concurrent_downloads: int = 8
-    progress_interval: float = DEFAULT_INTERVAL
+    progress_interval: float | timedelta = DEFAULT_INTERVAL
 
     def __post_init__(self) -> None:
         """Checked when built, which the operators do when the DAG is parsed."""
@@ -114,6 +115,11 @@ class CollectOptions:
         if self.file_listing not in ("auto", "always"):
             raise MrsDeployConfigurationError("file_listing must be 'auto' or 'always'")
         positive_seconds("progress_interval", self.progress_interval)
+
+    @property
+    def progress_seconds(self) -> float:
+        """``progress_interval`` in seconds, whichever form it was given in."""
+        return positive_seconds("progress_interval", self.progress_interval)
 
 
 def check_failure_limits(max_failed_rows: object, max_failed_ratio: object) -> None:
@@ -425,7 +431,7 @@ class Collector:
             "rows' file names listed",
             len(to_list),
             self.log,
-            interval=self.options.progress_interval,
+            interval=self.options.progress_seconds,
         )
 
         async def list_names(position: int) -> None:
@@ -450,7 +456,7 @@ class Collector:
     ) -> list[WrittenFile]:
         total = sum(len(plan.files) for plan in plans)
         progress = ProgressLog(
-            "files landed", total, self.log, interval=self.options.progress_interval
+            "files landed", total, self.log, interval=self.options.progress_seconds
         )
         per_row: list[list[WrittenFile]] = [[] for _ in plans]
 

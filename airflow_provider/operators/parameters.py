@@ -7,6 +7,8 @@ downloads raised a bare ``TypeError`` after Collect had claimed its destination.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from airflow_provider.api import MrsDeployConfigurationError
 
 
@@ -42,16 +44,17 @@ def optional_share(name: str, value: object) -> float | None:
 
 
 def positive_seconds(name: str, value: object) -> float:
-    """``value`` when it is a real number of seconds above 0 (not NaN).
+    """``value`` in seconds when it is a real number above 0 (not NaN) or a ``timedelta``.
 
     :raises MrsDeployConfigurationError: naming the parameter and the value.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    seconds = value.total_seconds() if isinstance(value, timedelta) else value
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         # NaN is not above 0 either.
         raise MrsDeployConfigurationError(
-            f"{name} must be a positive number of seconds, got {value!r}"
+            f"{name} must be a positive number of seconds or a timedelta, got {value!r}"
         )
-    return float(value)
+    return float(seconds)
 
 
 def flag(name: str, value: object) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
@@ -95,16 +95,18 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
     :param parallel_count: ``parallelCount`` of each repair batch; templated.
     :param max_records_per_batch: Split the failed rows into batches of at most this many.
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
-    :param poll_interval: Seconds between status checks while waiting.
-    :param max_poll_interval: Slowest poll while deferred and far from done.
-    :param timeout: Seconds each attempt may wait for its batches (None: no limit besides
-        ``execution_timeout``).
+    :param poll_interval: Seconds (or a ``timedelta``) between status checks while waiting.
+    :param max_poll_interval: Slowest poll while deferred and far from done (seconds or a
+        ``timedelta``).
+    :param timeout: Seconds (or a ``timedelta``) each attempt may wait for its batches (None:
+        no limit besides ``execution_timeout``).
     :param cancel_on_timeout: Cancel an attempt's batches when its wait passes the deadline.
     :param cancel_on_kill: Cancel an attempt's batches when a user kills the task.
     :param include_files: Land the repaired rows' files.
     :param max_concurrent_downloads: Rows whose files are fetched at the same time.
     :param file_listing: ``auto`` or ``always`` (see the Collect operator).
-    :param progress_interval: Least seconds between two progress lines while landing files.
+    :param progress_interval: Least seconds (or a ``timedelta``) between two progress lines
+        while landing files.
     :param max_failed_rows: Fail the task when more rows than this still fail after the last
         attempt (None: no limit; they are logged).
     :param max_failed_ratio: Fail the task when a larger share of rows still fails.
@@ -130,15 +132,15 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
         parallel_count: int = 10,
         max_records_per_batch: int | None = None,
         deferrable: bool | None = None,
-        poll_interval: float = 10.0,
-        max_poll_interval: float | None = None,
-        timeout: float | None = None,
+        poll_interval: float | timedelta = 10.0,
+        max_poll_interval: float | timedelta | None = None,
+        timeout: float | timedelta | None = None,
         cancel_on_timeout: bool = True,
         cancel_on_kill: bool = True,
         include_files: bool = True,
         max_concurrent_downloads: int = 8,
         file_listing: str = "auto",
-        progress_interval: float = DEFAULT_INTERVAL,
+        progress_interval: float | timedelta = DEFAULT_INTERVAL,
         max_failed_rows: int | None = None,
         max_failed_ratio: float | None = None,
         mrsdeploy_conn_id: str = "mrsdeploy_default",

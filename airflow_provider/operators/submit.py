@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from datetime import timedelta
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
@@ -72,10 +73,11 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
     :param wait_for_completion: Wait in this task until the batch is complete.
     :param deferrable: Wait in the triggerer instead of the worker (implies waiting); defaults
         to ``[operators] default_deferrable``.
-    :param poll_interval: Seconds between status checks while waiting.
-    :param max_poll_interval: Slowest poll while deferred and far from done.
-    :param timeout: Seconds to wait for completion before giving up (None: no limit besides
-        ``execution_timeout``).
+    :param poll_interval: Seconds (or a ``timedelta``) between status checks while waiting.
+    :param max_poll_interval: Slowest poll while deferred and far from done (seconds or a
+        ``timedelta``).
+    :param timeout: Seconds (or a ``timedelta``) to wait for completion before giving up
+        (None: no limit besides ``execution_timeout``).
     :param cancel_on_timeout: Cancel the batch when the wait passes its deadline.
     :param cancel_on_kill: Cancel the batch when a user kills the task.
     """
@@ -108,9 +110,9 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
         mrsdeploy_conn_id: str = "mrsdeploy_default",
         wait_for_completion: bool = False,
         deferrable: bool | None = None,
-        poll_interval: float = 10.0,
-        max_poll_interval: float | None = None,
-        timeout: float | None = None,
+        poll_interval: float | timedelta = 10.0,
+        max_poll_interval: float | timedelta | None = None,
+        timeout: float | timedelta | None = None,
         cancel_on_timeout: bool = True,
         cancel_on_kill: bool = True,
         **kwargs: Any,

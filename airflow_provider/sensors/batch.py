@@ -58,8 +58,8 @@ class MrsDeployBatchSensor(BaseSensorOperator):
     :param service_version: Service version, needed with plain ids (checked against a set).
     :param mrsdeploy_conn_id: Connection to the web node.
     :param deferrable: Wait in the triggerer; defaults to ``[operators] default_deferrable``.
-    :param max_poll_interval: Slowest poll while deferred and far from done (defaults to
-        ``poke_interval``).
+    :param max_poll_interval: Slowest poll while deferred and far from done, in seconds or as a
+        ``timedelta`` (defaults to ``poke_interval``).
     :param cancel_on_timeout: Cancel the batch when the deadline passes.
     :param cancel_on_kill: Cancel the batch when a user kills the running or deferred task.
     """
@@ -80,7 +80,7 @@ class MrsDeployBatchSensor(BaseSensorOperator):
         service_version: str | None = None,
         mrsdeploy_conn_id: str = "mrsdeploy_default",
         deferrable: bool | None = None,
-        max_poll_interval: float | None = None,
+        max_poll_interval: float | timedelta | None = None,
         cancel_on_timeout: bool = True,
         cancel_on_kill: bool = True,
         **kwargs: Any,

@@ -36,7 +36,8 @@ FINAL_CHECK_GRACE = 5.0
 
 
 def check_interval(value: object, name: str) -> float:
-    """A poll interval in seconds: a finite number above 0.
+    """A poll interval in seconds: a finite number above 0, or a ``timedelta`` (as a sensor's
+    ``poke_interval`` may be).
 
     NaN or infinity would make a wait spin or never check again, and an interval of 0 or less
     would poll as fast as the server answers (a 2 s wait made 1,800 requests).
@@ -44,11 +45,15 @@ def check_interval(value: object, name: str) -> float:
     :raises ValueError: naming the parameter and the value given.
     """
     try:
-        seconds = float(value)  # type: ignore[arg-type]
+        seconds = (
+            value.total_seconds() if isinstance(value, timedelta) else float(value)  # type: ignore[arg-type]
+        )
     except (TypeError, ValueError):
         seconds = math.nan
     if not math.isfinite(seconds) or seconds <= 0:
-        raise ValueError(f"{name} must be a finite number of seconds above 0 (got {value!r})")
+        raise ValueError(
+            f"{name} must be a finite number of seconds above 0 or a timedelta (got {value!r})"
+        )
     return seconds
 
 

@@ -4,6 +4,7 @@ what it leaves alone, how it names odd outputs, and how it reports progress."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +98,7 @@ def test_long_collects_log_progress(
     mrsdeploy_conn: str, task_context: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     batch_id = finished_batch()
-    operator = collect(batch_id, tmp_path / "out", progress_interval=0.000001)
+    operator = collect(batch_id, tmp_path / "out", progress_interval=timedelta(microseconds=1))
     capsys.readouterr()
     operator.execute(task_context)
     output = capsys.readouterr().out
@@ -108,7 +109,7 @@ def test_long_collects_log_progress(
     assert any("left" in line for line in lines[:-1])
 
 
-@pytest.mark.parametrize("interval", [0, -1.0])
-def test_progress_interval_must_be_positive(interval: float) -> None:
+@pytest.mark.parametrize("interval", [0, -1.0, timedelta(0), timedelta(seconds=-1)])
+def test_progress_interval_must_be_positive(interval: float | timedelta) -> None:
     with pytest.raises(ValueError, match="progress_interval"):
         collect("b", Path("/tmp/x"), progress_interval=interval)

@@ -7,6 +7,7 @@ claimed its destination and withdrawn the manifest)."""
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -62,6 +63,7 @@ RIGHT = [
     ("max_concurrent_downloads", 1),
     ("include_files", False),
     ("progress_interval", 0.5),
+    ("progress_interval", timedelta(seconds=0.5)),
     ("max_failed_rows", 0),
     ("max_failed_ratio", 0),
     ("max_failed_ratio", 1),

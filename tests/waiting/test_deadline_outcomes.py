@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from airflow_provider.batch_set import BatchSet
-from airflow_provider.compat import AirflowSkipException, AirflowTaskTimeout
+from airflow_provider.compat import AirflowSkipException, AirflowTaskTimeout, TaskDeferred
 from airflow_provider.exceptions import MrsDeployBatchTimeoutError
 from airflow_provider.hooks import MrsDeployHook
 from airflow_provider.operators import MrsDeploySubmitBatchOperator
@@ -30,7 +30,7 @@ from airflow_provider.sensors import MrsDeployBatchSensor
 from airflow_provider.triggers import MrsDeployBatchTrigger
 from airflow_provider.waiting.deadlines import FINAL_CHECK_GRACE, checks_end_by, is_last_check
 from airflow_provider.waiting.events import BatchEvent, BatchEventStatus
-from airflow_provider.waiting.tasks import complete_from_event, wait_until_done
+from airflow_provider.waiting.tasks import cancel_unfinished, complete_from_event, wait_until_done
 
 SERVICE = ("mtService", "v1.0.0")
 ROW = [{"hp": 110, "wt": 2.62}]
@@ -255,5 +255,55 @@ def test_poll_intervals_are_checked_when_the_dag_is_parsed(value: Any) -> None:
         _submit_waiting(poll_interval=value)
     with pytest.raises(ValueError, match="max_poll_interval must be a finite number"):
         _submit_waiting(max_poll_interval=value)
+    with pytest.raises(ValueError, match="max_poll_interval must be a finite number"):
+        _sensor_poking(BatchSet.of_ids(SERVICE, ["b"]), max_poll_interval=value)
+
+
+def test_intervals_and_timeouts_may_be_timedeltas(
+    mrsdeploy_conn: str, task_context: Any, faults: Any
+) -> None:
+    """As a sensor's ``poke_interval`` may be: the wait polls at that pace and stops at that
+    deadline, and the trigger is handed seconds."""
+    faults({"rowDelaySeconds": 10.0})
+    submit = _submit_waiting(
+        poll_interval=timedelta(milliseconds=300),
+        max_poll_interval=timedelta(seconds=2),
+        timeout=timedelta(seconds=1.5),
+    )
+    assert (submit.poll_interval, submit.max_poll_interval) == (0.3, 2.0)
+    began = time.monotonic()
+    with pytest.raises(MrsDeployBatchTimeoutError, match="cancelled on the server"):
+        submit.execute(task_context)
+    assert time.monotonic() - began < 1.5 + FINAL_CHECK_GRACE + 5
+    assert not on_server(BatchSet.from_json(task_context["ti"].pushed["batch_set"]))
+
+    deferring = MrsDeploySubmitBatchOperator(
+        task_id="submit",
+        service_name=SERVICE[0],
+        service_version=SERVICE[1],
+        records=ROW,
+        poll_interval=timedelta(seconds=5),
+        max_poll_interval=timedelta(minutes=1),
+        deferrable=True,
+    )
+    sensor = _sensor_poking(BatchSet.of_ids(SERVICE, ["b"]), max_poll_interval=timedelta(1))
+    assert (deferring.poll_interval, deferring.max_poll_interval) == (5.0, 60.0)
+    assert sensor.max_poll_interval == 86400.0
+    with pytest.raises(TaskDeferred) as deferred:
+        deferring.execute(task_context)
+    kwargs = deferred.value.trigger.serialize()[1]
+    assert json.loads(json.dumps(kwargs)) == kwargs  # seconds, never a timedelta
+    assert (kwargs["poll_interval"], kwargs["max_poll_interval"]) == (5.0, 60.0)
+    hook = MrsDeployHook()
+    try:
+        cancel_unfinished(hook, BatchSet.from_json(task_context["ti"].pushed["batch_set"]))
+    finally:
+        hook.close()
+
+
+@pytest.mark.parametrize("value", [timedelta(0), timedelta(seconds=-1)])
+def test_a_timedelta_interval_must_be_above_zero(value: timedelta) -> None:
+    with pytest.raises(ValueError, match="poll_interval must be a finite number"):
+        _submit_waiting(poll_interval=value)
     with pytest.raises(ValueError, match="max_poll_interval must be a finite number"):
         _sensor_poking(BatchSet.of_ids(SERVICE, ["b"]), max_poll_interval=value)
