@@ -74,11 +74,13 @@ class RecordingTaskInstance:
         self.pushed[key] = value
 
     def xcom_pull(self, task_ids: str, key: str = "return_value", map_indexes: Any = None) -> Any:
-        """What ``store`` holds for another task; else what this one pushed (a task that
-        resumes after deferral reads back what it pushed before)."""
-        if (task_ids, key) in self.store:
-            return self.store[(task_ids, key)]
-        return self.pushed.get(key)
+        return self.store.get((task_ids, key))
+
+    def publish(self, task_id: str) -> None:
+        """Make what the task pushed visible to ``xcom_pull`` under its id, as Airflow does once
+        the task deferred (a task that resumes reads back what it pushed)."""
+        for key, value in self.pushed.items():
+            self.store[(task_id, key)] = value
 
 
 @pytest.fixture

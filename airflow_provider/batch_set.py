@@ -1,8 +1,9 @@
 """The batch set: the one value tasks hand each other about a scoring run.
 
 A Submit task returns it (its XCom ``return_value``), keeps it in the task's state store for
-retries, and gives it to its trigger, whose events carry it back; a Sensor or Collect given
-``submit.output`` receives it whole. It says which service scored the rows and which batch
+retries, pushes it to XCom before it waits (read back when it resumes after deferral), and
+gives its trigger the part the trigger polls; a Sensor or Collect given ``submit.output``
+receives it whole. It says which service scored the rows and which batch
 executions hold which rows of the input, so no task has to ask another for the service or
 recompute where a batch's rows belong.
 
@@ -187,7 +188,8 @@ class BatchSet:
 
         A trigger is given only this: Airflow stores a trigger's arguments in a text column
         (64 KB on MySQL), which a repair's row maps (a number per failed row) would overflow.
-        The task that resumes takes the whole set from its XCom (see :func:`resumed_set`).
+        The task that resumes takes the whole set from its XCom (see
+        :meth:`~airflow_provider.waiting.events.BatchEvent.whole_set`).
         """
         parts = tuple(BatchPart(part.batch_id) for part in self.parts)
         return BatchSet(self.service_name, self.service_version, parts, self.planned_batches)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider.api import MrsDeployError
 from airflow_provider.api.calls import check_parallel_count
 from airflow_provider.batch_set import BatchSet
 from airflow_provider.exceptions import (
@@ -230,6 +231,13 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
     ) -> dict[str, Any]:
         """Resume after deferral: merge the attempt's rows, then start the next attempt."""
         parsed = BatchEvent.from_payload(event)
+        # First what the event says: a timeout cancels, a failure fails, whatever XCom holds.
+        waited = parsed.waited_set()
+        if waited is None:
+            raise MrsDeployError(
+                f"repair attempt {attempt} got an event without its service: {event!r}"
+            )
+        complete_from_event(self.hook, waited, parsed, cancel_on_timeout=self.cancel_on_timeout)
         pushed = pushed_before(context, self.task_id, XCOM_REPAIR_BATCH_SET)
         repair_set = parsed.whole_set(pushed)
         if repair_set is None or not all(part.replaces_rows for part in repair_set.parts):
@@ -239,7 +247,6 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
                 f"({XCOM_REPAIR_BATCH_SET}) before it deferred is gone. Nothing was merged; "
                 "clear the task to run the repair again."
             )
-        complete_from_event(self.hook, repair_set, parsed, cancel_on_timeout=self.cancel_on_timeout)
         return self._merge_and_go_on(context, attempt, repair_set, base)
 
     def _merge_and_go_on(

@@ -288,12 +288,21 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
     ) -> dict[str, Any]:
         """Resume after deferral: act on the trigger's event and return the batch set."""
         parsed = BatchEvent.from_payload(event)
-        pushed = pushed_before(context, self.task_id, XCOM_BATCH_SET)
-        ref = parsed.whole_set(pushed) or BatchSet.of_ids(
+        # The task's own service, which the event names too.
+        waited = parsed.batch_set or BatchSet.of_ids(
             (self.service_name, self.service_version), parsed.batch_ids
         )
-        self._ref = ref  # what lineage reports: this instance is new after deferral
-        complete_from_event(self.hook, ref, parsed, cancel_on_timeout=self.cancel_on_timeout)
+        self._ref = waited  # what lineage reports: this instance is new after deferral
+        # First what the event says: a timeout cancels, a failure fails, whatever XCom holds.
+        complete_from_event(self.hook, waited, parsed, cancel_on_timeout=self.cancel_on_timeout)
+        ref = parsed.whole_set(pushed_before(context, self.task_id, XCOM_BATCH_SET))
+        if ref is None or ref.row_count is None:
+            self.log.warning(
+                "The batch set this task pushed before it deferred is gone from XCom: returning "
+                "the batch ids only (Collect numbers their rows in batch order)"
+            )
+        ref = ref or waited
+        self._ref = ref
         SubmissionStore(context, warn=False).forget()  # execute() already warned
         return ref.to_json()
 

@@ -132,6 +132,7 @@ class MrsDeployBatchTrigger(BaseTrigger):
             self.batch_set = _batch_set_of(
                 batch_set, batch_ids, service_name, service_version
             ).for_polling()
+            self._given["batch_set"] = self.batch_set.to_json()  # even if the rest is unusable
             self.poll_interval = check_interval(poll_interval, "poll_interval")
             # Never faster than poll_interval, whatever the slowest poll was set to.
             self.max_poll_interval = max(
@@ -317,7 +318,10 @@ class MrsDeployBatchTrigger(BaseTrigger):
         # The message reaches the resumed task in another process, whose masker never saw the
         # tokens this triggerer obtained: hide them here, and escape the server's text.
         text = printable(redacted(message))
-        event = BatchEvent(status, self.batch_ids, completed, total, text, self.batch_set)
+        service = None
+        if self.batch_set is not None:
+            service = (self.batch_set.service_name, self.batch_set.service_version)
+        event = BatchEvent(status, self.batch_ids, completed, total, text, None, service)
         return TriggerEvent(event.to_payload())
 
     async def on_kill(self) -> None:

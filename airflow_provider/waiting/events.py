@@ -30,8 +30,13 @@ class BatchEvent:
     completed: int
     total: int
     message: str
-    #: The batch set waited on (None in events of triggers started by earlier releases).
+    #: The batch set waited on, in events of triggers of earlier releases only. The events sent
+    #: now name the batch ids alone: a task resumed by an earlier release's code takes the set
+    #: it pushed to XCom when an event carries none, while a set carried here, reduced to what
+    #: the trigger polls (see :meth:`BatchSet.for_polling`), would be taken for the whole one.
     batch_set: BatchSet | None = None
+    #: The service name and version of the batches (None in events of earlier releases).
+    service: tuple[str, str] | None = None
 
     def to_payload(self) -> dict[str, Any]:
         """Plain JSON for ``TriggerEvent``: ids, counts and a message, never results."""
@@ -42,16 +47,27 @@ class BatchEvent:
             "total": self.total,
             "message": self.message,
         }
+        if self.service is not None:
+            payload["service_name"], payload["service_version"] = self.service
         if self.batch_set is not None:
             payload["batch_set"] = self.batch_set.to_json()
         return payload
+
+    def waited_set(self) -> BatchSet | None:
+        """The batches waited for, as far as the event tells: its set, or its service and ids
+        (None when it names no service)."""
+        if self.batch_set is not None:
+            return self.batch_set
+        if self.service is None:
+            return None
+        return BatchSet.of_ids(self.service, self.batch_ids)
 
     def whole_set(self, pushed: Any) -> BatchSet | None:
         """The whole batch set this event is about, for the task that resumes.
 
         A trigger holds only the ids it polls (:meth:`BatchSet.for_polling`), so the rows each
         batch holds come from the set the task pushed to XCom before it deferred. Without one,
-        the event's own set (whole when sent by a trigger of an earlier release), or None.
+        the event's own set (sent whole by triggers of earlier releases), or None.
 
         :param pushed: the set's JSON form as pushed, or None.
         :raises MrsDeployError: the pushed set names other batches than the event.
@@ -79,8 +95,9 @@ class BatchEvent:
             message = "batch execution failed on the server: " + ", ".join(
                 progress.failed_batch_ids
             )
+        service = (batch_set.service_name, batch_set.service_version)
         return cls(
-            status, batch_set.batch_ids, progress.completed, progress.total, message, batch_set
+            status, batch_set.batch_ids, progress.completed, progress.total, message, None, service
         )
 
     @classmethod
@@ -102,6 +119,12 @@ class BatchEvent:
         batch_set = None if raw_set is None else BatchSet.from_json(raw_set)
         if batch_set is not None and batch_set.batch_ids != tuple(batch_ids):
             raise MrsDeployError(f"batch trigger event names two different batch sets: {payload!r}")
+        name, version = payload.get("service_name"), payload.get("service_version")
+        service = None
+        if name is not None or version is not None:
+            if not (isinstance(name, str) and name and isinstance(version, str) and version):
+                raise MrsDeployError(f"batch trigger event names no usable service: {payload!r}")
+            service = (name, version)
         return cls(
             status=status,
             batch_ids=tuple(batch_ids),
@@ -109,4 +132,5 @@ class BatchEvent:
             total=int(payload.get("total") or 0),
             message=str(payload.get("message") or ""),
             batch_set=batch_set,
+            service=service,
         )

@@ -96,9 +96,7 @@ def sensor_operator(batch_id: str, **kwargs: Any) -> MrsDeployBatchSensor:
 
 def publish_xcom(context: Any, task_id: str = "submit") -> None:
     """Make what a task pushed visible to ``xcom_pull``, as after the task deferred."""
-    ti = context["ti"]
-    for key, value in ti.pushed.items():
-        ti.store[(task_id, key)] = value
+    context["ti"].publish(task_id)
 
 
 class KillDuringStarts:
@@ -646,11 +644,11 @@ class MappedTaskInstance:
     def xcom_push(self, key: str, value: Any) -> None:
         self.pushed.setdefault(self.map_index, {})[key] = value
 
-    def xcom_pull(self, task_ids: str, key: str, map_indexes: Any = None) -> Any:
+    def xcom_pull(self, task_ids: str, key: str, map_indexes: Any = NotImplemented) -> Any:
         values = {index: value[key] for index, value in self.pushed.items()}
-        if map_indexes is None:
+        if map_indexes is NotImplemented:  # not given
             return [values[index] for index in sorted(values)]
-        return values.get(map_indexes)
+        return values.get(-1 if map_indexes is None else map_indexes)
 
 
 def test_a_mapped_submit_resumes_with_and_cancels_its_own_batches_only(

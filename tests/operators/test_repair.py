@@ -27,7 +27,7 @@ from airflow_provider.operators import (
 )
 from airflow_provider.operators.submission import StartedBatches
 from airflow_provider.outputs import JOURNAL_NAME, MANIFEST_NAME, OutputWriter
-from airflow_provider.waiting.tasks import wait_until_done
+from airflow_provider.waiting.tasks import MrsDeployBatchTimeoutError, wait_until_done
 from tests.faults.helpers import run_trigger, submit
 from tests.support.state_store import MemoryStateStore
 
@@ -159,6 +159,7 @@ def test_deferred_repair_reads_inputs_from_the_table(
     assert sorted(r for p in pushed.parts for r in p.rows or ()) == [0, 2, 3]
     assert trigger.serialize()[1]["batch_set"] == pushed.for_polling().to_json()
     payload = run_trigger(trigger)
+    task_context["ti"].publish("repair")
     summary = getattr(op, deferred.value.method_name)(
         task_context, event=payload, **(deferred.value.kwargs or {})
     )
@@ -183,18 +184,48 @@ def test_a_resumed_repair_without_its_pushed_rows_merges_nothing(
         op.execute(task_context)
     payload = run_trigger(deferred.value.trigger)
     resume = getattr(op, deferred.value.method_name)
-    pushed = task_context["ti"].pushed.pop("repair_batch_set")
     with pytest.raises(MrsDeployOutputsError, match="cannot tell which rows its batches"):
         resume(task_context, event=payload, **(deferred.value.kwargs or {}))
     other = BatchSet.of_row_maps(SERVICE, [("another-batch", [0, 2])], 1)
-    task_context["ti"].pushed["repair_batch_set"] = other.to_json()
+    task_context["ti"].store[("repair", "repair_batch_set")] = other.to_json()
     with pytest.raises(MrsDeployError, match="is not the one its trigger waited for"):
         resume(task_context, event=payload, **(deferred.value.kwargs or {}))
     assert {p: p.read_bytes() for p in destination.rglob("*") if p.is_file()} == before
-    # Put back, the attempt merges.
-    task_context["ti"].pushed["repair_batch_set"] = pushed
+    # Once there, the attempt merges.
+    task_context["ti"].publish("repair")
     summary = resume(task_context, event=payload, **(deferred.value.kwargs or {}))
     assert summary["failed_rows"] == 0 and summary["attempts"] == 1
+
+
+def test_a_deferred_attempts_timeout_cancels_its_batches_without_its_pushed_rows(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+) -> None:
+    """What the event says comes first: the batches a timed-out attempt leaves are cancelled
+    even when the set it pushed is gone (the event names the service and the batches)."""
+    faults({"service": "mtService", "failRows": [0, 2], "failOnce": True})
+    destination = tmp_path / "scores"
+    scored(task_context, destination)
+    faults({"rowDelaySeconds": 10.0})
+    op = repair(destination, records=CARS, deferrable=True)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(task_context)
+    kwargs = dict(deferred.value.kwargs or {})
+    (batch_id,) = BatchSet.from_json(task_context["ti"].pushed["repair_batch_set"]).batch_ids
+    timeout = {
+        "status": "timeout",
+        "batch_ids": [batch_id],
+        "completed": 0,
+        "total": 2,
+        "service_name": SERVICE[0],
+        "service_version": SERVICE[1],
+    }
+    with pytest.raises(MrsDeployBatchTimeoutError, match="cancelled on the server"):
+        op.execute_complete(task_context, event=timeout, **kwargs)
+    assert batch_id not in server_batches()
+    # Events of earlier releases carried the set instead; one with neither cannot be acted on.
+    unnamed = {k: v for k, v in timeout.items() if not k.startswith("service_")}
+    with pytest.raises(MrsDeployError, match="event without its service"):
+        op.execute_complete(task_context, event=unnamed, **kwargs)
 
 
 def test_rows_that_keep_failing_stay_reported_and_attempts_are_bounded(
@@ -448,6 +479,7 @@ def test_a_deferred_attempt_is_not_merged_into_a_run_collected_meanwhile(
     other = collect_other_run(task_context, destination)
     manifest = (destination / MANIFEST_NAME).read_text()
     payload = run_trigger(deferred.value.trigger)
+    task_context["ti"].publish("repair")
     with pytest.raises(MrsDeployOutputsError, match="changed while repair attempt 1 ran"):
         getattr(op, deferred.value.method_name)(
             task_context, event=payload, **(deferred.value.kwargs or {})

@@ -129,16 +129,17 @@ def test_deferrable_submit_defers_with_a_plain_json_trigger(
     assert deferred.value.method_name == "execute_complete"
     batch_id = batch_set.batch_ids[0]
     complete = run_trigger(trigger)
-    assert complete["status"] == "complete" and complete["batch_set"] == kwargs["batch_set"]
+    assert complete["status"] == "complete" and complete["batch_ids"] == [batch_id]
+    assert "batch_set" not in complete  # see BatchEvent.batch_set
+    task_context["ti"].publish("submit")
     assert operator.execute_complete(task_context, complete) == pushed
     # An event of a trigger started by an earlier release carried the whole set, or named the
     # ids only; with the pushed set gone, the set is rebuilt from the task's own service (its
     # rows are then no longer known).
     assert operator.execute_complete(task_context, {**complete, "batch_set": pushed}) == pushed
-    del task_context["ti"].pushed["batch_set"]
+    task_context["ti"].store.clear()
     assert operator.execute_complete(task_context, {**complete, "batch_set": pushed}) == pushed
-    earlier = {key: value for key, value in complete.items() if key != "batch_set"}
-    resumed = BatchSet.from_json(operator.execute_complete(task_context, earlier))
+    resumed = BatchSet.from_json(operator.execute_complete(task_context, complete))
     assert resumed == BatchSet.of_ids(("mtService", "v1.0.0"), [batch_id])
 
 
@@ -152,9 +153,30 @@ def test_a_resumed_submit_refuses_a_pushed_set_of_other_batches(
         operator.execute(task_context)
     complete = run_trigger(deferred.value.trigger)
     other = BatchSet.of_row_counts(("mtService", "v1.0.0"), [("another-batch", 1)], 1)
-    task_context["ti"].pushed["batch_set"] = other.to_json()
+    task_context["ti"].store[("submit", "batch_set")] = other.to_json()
     with pytest.raises(MrsDeployError, match=r"pushed before it deferred \(another-batch\)"):
         operator.execute_complete(task_context, complete)
+
+
+def test_a_timeout_or_failure_event_is_acted_on_whatever_xcom_holds(
+    mrsdeploy_conn: str, task_context: Any, faults: Any
+) -> None:
+    """The batches a timed-out wait leaves are cancelled, and a failure is reported, even when
+    the set pushed before deferring is gone or names other batches."""
+    faults({"rowDelaySeconds": 10.0})
+    for pushed in (None, BatchSet.of_ids(("mtService", "v1.0.0"), ["another-batch"]).to_json()):
+        operator = submit([{"hp": 110, "wt": 2.62}] * 2, deferrable=True, parallel_count=1)
+        with pytest.raises(TaskDeferred):
+            operator.execute(task_context)
+        (batch_id,) = BatchSet.from_json(task_context["ti"].pushed["batch_set"]).batch_ids
+        task_context["ti"].store[("submit", "batch_set")] = pushed
+        failed = {"status": "failed", "batch_ids": [batch_id], "message": "Failed on the server"}
+        with pytest.raises(MrsDeployBatchFailedError, match="Failed on the server"):
+            operator.execute_complete(task_context, failed)
+        timeout = {"status": "timeout", "batch_ids": [batch_id], "completed": 0, "total": 2}
+        with pytest.raises(MrsDeployBatchTimeoutError, match="cancelled on the server"):
+            operator.execute_complete(task_context, timeout)
+        assert batch_id not in batches_on_server()
 
 
 def test_failed_event_fails_and_timeout_event_cancels(

@@ -104,7 +104,8 @@ def test_the_submit_tasks_batch_set_alone_is_enough_to_wait(
     mrsdeploy_conn: str, task_context: Any, faults: Any
 ) -> None:
     """``batch_id=submit.output`` and nothing else: the set names its service, the deferred
-    wait carries what it polls (service and ids), and the resumed sensor has the set whole."""
+    wait carries what it polls (service and ids), and the resumed sensor has the set whole
+    from its own ``batch_id``."""
     faults({"rowDelaySeconds": 0.3})
     output = submitted(task_context, ROWS * 2, parallel_count=1, max_records_per_batch=3)
     batch_set = BatchSet.from_json(output)
@@ -123,7 +124,7 @@ def test_the_submit_tasks_batch_set_alone_is_enough_to_wait(
     payload = json.loads(json.dumps(run_trigger(trigger)))
     event = BatchEvent.from_payload(payload)
     assert event.status is BatchEventStatus.COMPLETE
-    assert event.batch_set == batch_set.for_polling()
+    assert event.batch_ids == batch_set.batch_ids and event.batch_set is None
     assert (event.completed, event.total) == (4, 4)
     resumed = MrsDeployBatchSensor(task_id="wait", batch_id=output, deferrable=True)
     try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from typing import Any
@@ -92,6 +93,11 @@ def test_a_repair_of_many_rows_fits_the_smallest_trigger_column() -> None:
         assert len(json.dumps(kwargs)) < 1000, kwargs
         assert kwargs["batch_set"] == batch_set.for_polling().to_json()
         assert "rows" not in json.dumps(kwargs) and "0" * 64 not in json.dumps(kwargs)
+    # Arguments that cannot be used are handed back for the trigger to report: the set too is
+    # reduced to what it polls.
+    unusable = MrsDeployBatchTrigger(batch_set=repair, poll_interval=math.nan)
+    assert unusable.problem is not None
+    assert unusable.serialize()[1]["batch_set"] == repair.for_polling().to_json()
 
 
 def test_kwargs_of_an_earlier_release_are_read_as_a_batch_set() -> None:
@@ -132,8 +138,10 @@ def test_complete_batch_yields_one_complete_event(mrsdeploy_conn: str) -> None:
         "completed": 3,
         "total": 3,
         "message": "complete: 3/3 rows (100.0%)",
-        # What it polled; the task that resumes has the rest (its XCom).
-        "batch_set": batch_set.for_polling().to_json(),
+        # The service and ids: the task that resumes has the set from its XCom (see
+        # BatchEvent.batch_set).
+        "service_name": SERVICE[0],
+        "service_version": SERVICE[1],
     }
     assert json.loads(json.dumps(event.payload)) == event.payload
 
@@ -142,7 +150,7 @@ def test_a_trigger_of_an_earlier_release_still_polls_and_reports_the_batch_set(
     mrsdeploy_conn: str,
 ) -> None:
     """A triggerer restarted after the upgrade re-creates a wait deferred before it from the
-    kwargs the earlier release stored: it polls as before, and its event carries the set."""
+    kwargs the earlier release stored: it polls as before, and its event names the batches."""
     ids = [start_batch(ROWS[:2]), start_batch(ROWS[2:])]
     earlier: dict[str, Any] = {
         "batch_ids": ids,
@@ -158,10 +166,9 @@ def test_a_trigger_of_an_earlier_release_still_polls_and_reports_the_batch_set(
     payload = json.loads(json.dumps(event.payload))
     assert payload["status"] == "complete" and payload["batch_ids"] == ids
     assert (payload["completed"], payload["total"]) == (3, 3)
-    assert payload["batch_set"] == BatchSet.of_ids(SERVICE, ids).to_json()
+    assert "batch_set" not in payload
     parsed = BatchEvent.from_payload(payload)
-    assert parsed.status is BatchEventStatus.COMPLETE
-    assert parsed.batch_set == BatchSet.of_ids(SERVICE, ids)
+    assert parsed.status is BatchEventStatus.COMPLETE and parsed.batch_ids == tuple(ids)
 
 
 def test_several_batches_complete_together(mrsdeploy_conn: str) -> None:
@@ -177,7 +184,7 @@ def test_failed_batch_yields_failed_event(mrsdeploy_conn: str, faults: Any) -> N
     event = asyncio.run(first_event(make_trigger([batch_id])))
     assert event.payload["status"] == "failed"
     assert batch_id in event.payload["message"]
-    assert event.payload["batch_set"] == BatchSet.of_ids(SERVICE, [batch_id]).to_json()
+    assert "batch_set" not in event.payload
 
 
 def test_running_batch_yields_nothing_then_deadline_event(mrsdeploy_conn: str, faults: Any) -> None:
@@ -193,7 +200,7 @@ def test_running_batch_yields_nothing_then_deadline_event(mrsdeploy_conn: str, f
     event = asyncio.run(scenario())
     assert event.payload["status"] == "timeout"
     assert event.payload["total"] == 3 and event.payload["completed"] < 3
-    assert event.payload["batch_set"] == BatchSet.of_ids(SERVICE, [batch_id]).to_json()
+    assert "batch_set" not in event.payload
 
 
 def test_unknown_batch_yields_error_event(mrsdeploy_conn: str) -> None:
@@ -201,7 +208,7 @@ def test_unknown_batch_yields_error_event(mrsdeploy_conn: str) -> None:
     event = asyncio.run(first_event(make_trigger([unknown])))
     assert event.payload["status"] == "error"
     assert "404" in event.payload["message"]
-    assert event.payload["batch_set"] == BatchSet.of_ids(SERVICE, [unknown]).to_json()
+    assert "batch_set" not in event.payload
 
 
 def test_on_kill_cancels_and_cleanup_does_not(mrsdeploy_conn: str, faults: Any) -> None:

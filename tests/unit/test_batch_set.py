@@ -111,7 +111,27 @@ def test_a_set_of_a_newer_provider_says_to_upgrade() -> None:
         BatchSet.from_json(value)
 
 
-def test_events_carry_the_set_and_read_it_back() -> None:
+def test_events_name_the_service_and_batches() -> None:
+    """What a trigger sends now: the service and the ids, no set (see BatchEvent.batch_set)."""
+    event = BatchEvent(BatchEventStatus.COMPLETE, ("a", "b"), 5, 5, "done", None, SERVICE)
+    payload = json.loads(json.dumps(event.to_payload()))
+    assert "batch_set" not in payload
+    assert (payload["service_name"], payload["service_version"]) == SERVICE
+    parsed = BatchEvent.from_payload(payload)
+    assert parsed == event and parsed.waited_set() == BatchSet.of_ids(SERVICE, ["a", "b"])
+    # Neither a set nor a service (the earliest events): nothing tells what was waited for.
+    unnamed = {k: v for k, v in payload.items() if not k.startswith("service_")}
+    assert BatchEvent.from_payload(unnamed).waited_set() is None
+    for bad in (
+        {"service_name": "s"},
+        {"service_name": "", "service_version": "v"},
+        {"service_version": 3},
+    ):
+        with pytest.raises(Exception, match="no usable service"):
+            BatchEvent.from_payload(unnamed | bad)
+
+
+def test_events_of_earlier_releases_carry_the_set_and_read_it_back() -> None:
     batch_set = BatchSet.of_row_counts(SERVICE, [("a", 2), ("b", 3)], 2)
     event = BatchEvent(BatchEventStatus.COMPLETE, batch_set.batch_ids, 5, 5, "done", batch_set)
     payload = json.loads(json.dumps(event.to_payload()))
