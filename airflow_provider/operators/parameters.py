@@ -52,7 +52,8 @@ def positive_seconds(name: str, value: object) -> float:
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
         # NaN is not above 0 either.
         raise MrsDeployConfigurationError(
-            f"{name} must be a positive number of seconds or a timedelta, got {value!r}"
+            f"{name} must be a positive number of seconds, given as a number or a timedelta, "
+            f"got {value!r}"
         )
     return float(seconds)
 

@@ -231,14 +231,16 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
     ) -> dict[str, Any]:
         """Resume after deferral: merge the attempt's rows, then start the next attempt."""
         parsed = BatchEvent.from_payload(event)
-        # First what the event says: a timeout cancels, a failure fails, whatever XCom holds.
-        waited = parsed.waited_set()
+        pushed = pushed_before(context, self.task_id, XCOM_REPAIR_BATCH_SET)
+        # First what the event says (a timeout cancels, a failure fails), on the batches the
+        # trigger polled, under the service this task pushed when it can be read.
+        waited = parsed.polled_set(pushed)
         if waited is None:
             raise MrsDeployError(
-                f"repair attempt {attempt} got an event without its service: {event!r}"
+                f"repair attempt {attempt} got an event without its service, and no batch set "
+                f"in XCom ({XCOM_REPAIR_BATCH_SET}): {event!r}"
             )
         complete_from_event(self.hook, waited, parsed, cancel_on_timeout=self.cancel_on_timeout)
-        pushed = pushed_before(context, self.task_id, XCOM_REPAIR_BATCH_SET)
         repair_set = parsed.whole_set(pushed)
         if repair_set is None or not all(part.replaces_rows for part in repair_set.parts):
             raise MrsDeployOutputsError(

@@ -296,7 +296,7 @@ class MrsDeploySubmitBatchOperator(RecordsTemplating, BatchWaitingOperator):
         # First what the event says: a timeout cancels, a failure fails, whatever XCom holds.
         complete_from_event(self.hook, waited, parsed, cancel_on_timeout=self.cancel_on_timeout)
         ref = parsed.whole_set(pushed_before(context, self.task_id, XCOM_BATCH_SET))
-        if ref is None or ref.row_count is None:
+        if ref is None:
             self.log.warning(
                 "The batch set this task pushed before it deferred is gone from XCom: returning "
                 "the batch ids only (Collect numbers their rows in batch order)"

@@ -333,14 +333,17 @@ class Executor:
 
         A cancel deletes the batch's rows at once and its files only once its running rows
         are done: a server stopped in between keeps files nobody can list or fetch. Only
-        folders named like a batch id are considered.
+        folders named like a batch id are considered (not links). Runs before the server
+        serves, so no batch is being created meanwhile; one process serves a data directory.
         """
         if not self._files_dir.is_dir():
             return []
         known = self.store.all_batch_ids()
         removed = []
         for folder in self._files_dir.iterdir():
-            if folder.name in known or not folder.is_dir() or not _is_batch_id(folder.name):
+            if folder.name in known or not _is_batch_id(folder.name):
+                continue
+            if folder.is_symlink() or not folder.is_dir():
                 continue
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder.name)

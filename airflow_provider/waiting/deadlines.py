@@ -34,6 +34,11 @@ MIN_REQUEST_TIMEOUT = 0.05
 #: (a minute past the deadline).
 FINAL_CHECK_GRACE = 5.0
 
+#: The longest interval or timeout taken, seconds (about 31 years): longer ones overflowed the
+#: clock arithmetic of a wait (``time.sleep``, Airflow's deferral timeout) only once the
+#: batches had started.
+MAX_SECONDS = 1e9
+
 
 def check_interval(value: object, name: str) -> float:
     """A poll interval in seconds: a finite number above 0, or a ``timedelta`` (as a sensor's
@@ -50,9 +55,10 @@ def check_interval(value: object, name: str) -> float:
         )
     except (TypeError, ValueError):
         seconds = math.nan
-    if not math.isfinite(seconds) or seconds <= 0:
+    if not math.isfinite(seconds) or not 0 < seconds <= MAX_SECONDS:
         raise ValueError(
-            f"{name} must be a finite number of seconds above 0 or a timedelta (got {value!r})"
+            f"{name} must be a finite number of seconds above 0 and at most {MAX_SECONDS:.0e}, "
+            f"given as a number or a timedelta (got {value!r})"
         )
     return seconds
 
@@ -74,9 +80,10 @@ def check_timeout(value: object, name: str = "timeout") -> float | timedelta | N
         seconds = float(value)
     else:
         seconds = math.nan
-    if not math.isfinite(seconds) or seconds < 0:
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
         raise ValueError(
-            f"{name} must be None, a timedelta or a finite number of seconds >= 0 (got {value!r})"
+            f"{name} must be None, a timedelta or a finite number of seconds >= 0 and at most "
+            f"{MAX_SECONDS:.0e} (got {value!r})"
         )
     return value if isinstance(value, timedelta) else seconds
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -30,10 +31,10 @@ class BatchEvent:
     completed: int
     total: int
     message: str
-    #: The batch set waited on, in events of triggers of earlier releases only. The events sent
-    #: now name the batch ids alone: a task resumed by an earlier release's code takes the set
-    #: it pushed to XCom when an event carries none, while a set carried here, reduced to what
-    #: the trigger polls (see :meth:`BatchSet.for_polling`), would be taken for the whole one.
+    #: The batch set waited on, in events of triggers made by development builds before the
+    #: trigger held only what it polls (see :meth:`BatchSet.for_polling`); still read. The
+    #: events sent now name the service and the batch ids: the whole set is the one the task
+    #: pushed to XCom, never a copy that could be taken for it.
     batch_set: BatchSet | None = None
     #: The service name and version of the batches (None in events of earlier releases).
     service: tuple[str, str] | None = None
@@ -53,9 +54,18 @@ class BatchEvent:
             payload["batch_set"] = self.batch_set.to_json()
         return payload
 
-    def waited_set(self) -> BatchSet | None:
-        """The batches waited for, as far as the event tells: its set, or its service and ids
-        (None when it names no service)."""
+    def polled_set(self, pushed: Any = None) -> BatchSet | None:
+        """The batches the trigger polled (this event's ids), under the service of the set the
+        task pushed (``pushed``, when it reads and names these ids), else of the event's set,
+        else the service the event names; None when none is known.
+
+        What a timeout cancels: never another service than the task's own when it is known.
+        """
+        if pushed is not None:
+            with contextlib.suppress(MrsDeployError):
+                own = BatchSet.from_json(pushed)
+                if own.batch_ids == self.batch_ids:
+                    return own.for_polling()
         if self.batch_set is not None:
             return self.batch_set
         if self.service is None:
@@ -120,17 +130,21 @@ class BatchEvent:
         if batch_set is not None and batch_set.batch_ids != tuple(batch_ids):
             raise MrsDeployError(f"batch trigger event names two different batch sets: {payload!r}")
         name, version = payload.get("service_name"), payload.get("service_version")
-        service = None
-        if name is not None or version is not None:
-            if not (isinstance(name, str) and name and isinstance(version, str) and version):
-                raise MrsDeployError(f"batch trigger event names no usable service: {payload!r}")
-            service = (name, version)
+        # Not refused when unusable: the event's status must still be acted on (a timeout
+        # cancels), under the service the task knows.
+        usable = isinstance(name, str) and name and isinstance(version, str) and version
+        try:
+            completed, total = int(payload.get("completed") or 0), int(payload.get("total") or 0)
+        except (TypeError, ValueError):
+            raise MrsDeployError(
+                f"batch trigger event has counts that are no numbers: {payload!r}"
+            ) from None
         return cls(
             status=status,
             batch_ids=tuple(batch_ids),
-            completed=int(payload.get("completed") or 0),
-            total=int(payload.get("total") or 0),
+            completed=completed,
+            total=total,
             message=str(payload.get("message") or ""),
             batch_set=batch_set,
-            service=service,
+            service=(str(name), str(version)) if usable else None,
         )

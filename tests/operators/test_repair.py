@@ -197,11 +197,13 @@ def test_a_resumed_repair_without_its_pushed_rows_merges_nothing(
     assert summary["failed_rows"] == 0 and summary["attempts"] == 1
 
 
-def test_a_deferred_attempts_timeout_cancels_its_batches_without_its_pushed_rows(
-    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path
+@pytest.mark.parametrize("pushed", [True, False], ids=["pushed-set", "no-pushed-set"])
+def test_a_deferred_attempts_timeout_cancels_its_batches_under_its_own_service(
+    mrsdeploy_conn: str, task_context: Any, faults: Any, tmp_path: Path, pushed: bool
 ) -> None:
     """What the event says comes first: the batches a timed-out attempt leaves are cancelled
-    even when the set it pushed is gone (the event names the service and the batches)."""
+    even when the set it pushed is gone (the event names the service). With the set there, the
+    cancel goes to the service the task pushed, never one an event names otherwise."""
     faults({"service": "mtService", "failRows": [0, 2], "failOnce": True})
     destination = tmp_path / "scores"
     scored(task_context, destination)
@@ -211,21 +213,19 @@ def test_a_deferred_attempts_timeout_cancels_its_batches_without_its_pushed_rows
         op.execute(task_context)
     kwargs = dict(deferred.value.kwargs or {})
     (batch_id,) = BatchSet.from_json(task_context["ti"].pushed["repair_batch_set"]).batch_ids
-    timeout = {
-        "status": "timeout",
-        "batch_ids": [batch_id],
-        "completed": 0,
-        "total": 2,
-        "service_name": SERVICE[0],
-        "service_version": SERVICE[1],
-    }
+    timeout = {"status": "timeout", "batch_ids": [batch_id], "completed": 0, "total": 2}
+    if pushed:
+        task_context["ti"].publish("repair")
+        named = {"service_name": "otherService", "service_version": "v9"}
+    else:
+        named = {"service_name": SERVICE[0], "service_version": SERVICE[1]}
     with pytest.raises(MrsDeployBatchTimeoutError, match="cancelled on the server"):
-        op.execute_complete(task_context, event=timeout, **kwargs)
+        op.execute_complete(task_context, event=timeout | named, **kwargs)
     assert batch_id not in server_batches()
-    # Events of earlier releases carried the set instead; one with neither cannot be acted on.
-    unnamed = {k: v for k, v in timeout.items() if not k.startswith("service_")}
-    with pytest.raises(MrsDeployError, match="event without its service"):
-        op.execute_complete(task_context, event=unnamed, **kwargs)
+    if not pushed:
+        # Neither a service in the event nor a set in XCom: nothing tells where to cancel.
+        with pytest.raises(MrsDeployError, match="without its service, and no batch set"):
+            op.execute_complete(task_context, event=timeout, **kwargs)
 
 
 def test_rows_that_keep_failing_stay_reported_and_attempts_are_bounded(

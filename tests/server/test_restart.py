@@ -77,11 +77,17 @@ def test_files_of_a_batch_cancelled_just_before_a_crash_go_at_the_next_start(
     files = server.data_dir / "files"
     assert (files / cancelled / "0" / "echo.txt").is_file()
     (files / "notes").mkdir()  # not a batch: left alone
+    elsewhere = server.data_dir / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("mine")
+    link = files / "00000000-0000-4000-8000-000000000000"
+    link.symlink_to(elsewhere, target_is_directory=True)  # named like a batch: a link, kept
 
     server.start()
     api = Api(server)
 
     assert not (files / cancelled).exists()
     assert (files / "notes").is_dir()
+    assert link.is_symlink() and (elsewhere / "keep.txt").read_text() == "mine"
     assert api.get(f"{ECHO}/batch").json() == [kept]
     assert api.get(f"{ECHO}/batch/{kept}/0/files/echo.txt").content == b"kept"

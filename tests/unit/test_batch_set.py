@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airflow_provider.api import MrsDeployError
 from airflow_provider.batch_set import (
     BatchPart,
     BatchSet,
@@ -118,17 +119,23 @@ def test_events_name_the_service_and_batches() -> None:
     assert "batch_set" not in payload
     assert (payload["service_name"], payload["service_version"]) == SERVICE
     parsed = BatchEvent.from_payload(payload)
-    assert parsed == event and parsed.waited_set() == BatchSet.of_ids(SERVICE, ["a", "b"])
-    # Neither a set nor a service (the earliest events): nothing tells what was waited for.
+    assert parsed == event and parsed.polled_set() == BatchSet.of_ids(SERVICE, ["a", "b"])
+    # The task's own pushed set names the service a timeout cancels under, when it names
+    # the event's batches; otherwise the event's service.
+    own = BatchSet.of_row_counts(("mine", "v2"), [("a", 2), ("b", 3)], 2)
+    assert parsed.polled_set(own.to_json()) == own.for_polling()
+    other = BatchSet.of_row_counts(("mine", "v2"), [("z", 2)], 1)
+    for unusable in (other.to_json(), {"kind": "nonsense"}, ["a", "b"]):
+        assert parsed.polled_set(unusable) == BatchSet.of_ids(SERVICE, ["a", "b"])
+    # Neither a set nor a usable service: nothing but the pushed set tells the service. An
+    # unusable service is not refused: the event's status must still be acted on.
     unnamed = {k: v for k, v in payload.items() if not k.startswith("service_")}
-    assert BatchEvent.from_payload(unnamed).waited_set() is None
-    for bad in (
-        {"service_name": "s"},
-        {"service_name": "", "service_version": "v"},
-        {"service_version": 3},
-    ):
-        with pytest.raises(Exception, match="no usable service"):
-            BatchEvent.from_payload(unnamed | bad)
+    for bad in ({}, {"service_name": "s"}, {"service_name": "", "service_version": "v"}):
+        event_without = BatchEvent.from_payload(unnamed | bad)
+        assert event_without.service is None and event_without.polled_set() is None
+        assert event_without.polled_set(own.to_json()) == own.for_polling()
+    with pytest.raises(MrsDeployError, match="counts that are no numbers"):
+        BatchEvent.from_payload(payload | {"completed": "x"})
 
 
 def test_events_of_earlier_releases_carry_the_set_and_read_it_back() -> None:

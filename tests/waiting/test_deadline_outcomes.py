@@ -301,9 +301,19 @@ def test_intervals_and_timeouts_may_be_timedeltas(
         hook.close()
 
 
-@pytest.mark.parametrize("value", [timedelta(0), timedelta(seconds=-1)])
-def test_a_timedelta_interval_must_be_above_zero(value: timedelta) -> None:
+@pytest.mark.parametrize(
+    "value", [timedelta(0), timedelta(seconds=-1), timedelta.max, 2e9], ids=str
+)
+def test_an_interval_must_be_above_zero_and_not_overflow_the_wait(value: object) -> None:
+    """``timedelta.max`` overflowed ``time.sleep`` once the batches had started."""
     with pytest.raises(ValueError, match="poll_interval must be a finite number"):
         _submit_waiting(poll_interval=value)
     with pytest.raises(ValueError, match="max_poll_interval must be a finite number"):
         _sensor_poking(BatchSet.of_ids(SERVICE, ["b"]), max_poll_interval=value)
+
+
+@pytest.mark.parametrize("value", [timedelta.max, 2e9, timedelta(seconds=-1)], ids=str)
+def test_a_timeout_must_not_overflow_the_deferral(value: object) -> None:
+    """``timedelta.max`` overflowed Airflow's deferral timeout once the batches had started."""
+    with pytest.raises(ValueError, match="timeout must be None, a timedelta or a finite"):
+        _submit_waiting(timeout=value)
