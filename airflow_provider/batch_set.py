@@ -195,6 +195,11 @@ class BatchSet:
         return BatchSet(self.service_name, self.service_version, parts, self.planned_batches)
 
     @property
+    def service(self) -> tuple[str, str]:
+        """The service's name and version."""
+        return (self.service_name, self.service_version)
+
+    @property
     def base_parts(self) -> tuple[BatchPart, ...]:
         """The batches that hold the input's rows in order (without a row map)."""
         return tuple(part for part in self.parts if not part.replaces_rows)

@@ -225,8 +225,7 @@ class MrsDeployCollectBatchOperator(RecordsTemplating):
             run is None
             or not run.repairs
             or run.batch_set.base_batch_ids != ref.batch_ids
-            or (run.batch_set.service_name, run.batch_set.service_version)
-            != (ref.service_name, ref.service_version)
+            or run.batch_set.service != ref.service
         ):
             return ref, ()
         replacing = run.batch_set.replacing_parts

@@ -7,9 +7,10 @@ downloads raised a bare ``TypeError`` after Collect had claimed its destination.
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
 
 from airflow_provider.api import MrsDeployConfigurationError
+from airflow_provider.waiting.deadlines import as_seconds, is_duration
 
 
 def whole_number(name: str, value: object, minimum: int) -> int:
@@ -48,14 +49,13 @@ def positive_seconds(name: str, value: object) -> float:
 
     :raises MrsDeployConfigurationError: naming the parameter and the value.
     """
-    seconds = value.total_seconds() if isinstance(value, timedelta) else value
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not seconds > 0:
-        # NaN is not above 0 either.
+    seconds = as_seconds(value) if is_duration(value) else math.nan  # type: ignore[arg-type]
+    if not seconds > 0:  # NaN is not above 0 either
         raise MrsDeployConfigurationError(
             f"{name} must be a positive number of seconds, given as a number or a timedelta, "
             f"got {value!r}"
         )
-    return float(seconds)
+    return seconds
 
 
 def flag(name: str, value: object) -> bool:

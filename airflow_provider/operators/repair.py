@@ -232,16 +232,22 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
         """Resume after deferral: merge the attempt's rows, then start the next attempt."""
         parsed = BatchEvent.from_payload(event)
         pushed = pushed_before(context, self.task_id, XCOM_REPAIR_BATCH_SET)
+        # Read once; refused only after the event was acted on.
+        try:
+            repair_set, unusable = parsed.whole_set(pushed), None
+        except MrsDeployError as err:
+            repair_set, unusable = None, err
         # First what the event says (a timeout cancels, a failure fails), on the batches the
         # trigger polled, under the service this task pushed when it can be read.
-        waited = parsed.polled_set(pushed)
+        waited = parsed.polled_set(repair_set)
         if waited is None:
             raise MrsDeployError(
                 f"repair attempt {attempt} got an event without its service, and no batch set "
                 f"in XCom ({XCOM_REPAIR_BATCH_SET}): {event!r}"
             )
         complete_from_event(self.hook, waited, parsed, cancel_on_timeout=self.cancel_on_timeout)
-        repair_set = parsed.whole_set(pushed)
+        if unusable is not None:
+            raise unusable
         if repair_set is None or not all(part.replaces_rows for part in repair_set.parts):
             raise MrsDeployOutputsError(
                 f"repair attempt {attempt} cannot tell which rows its batches "
@@ -321,7 +327,7 @@ class MrsDeployRepairFailedRowsOperator(RecordsTemplating, BatchWaitingOperator)
         """The attempt's batches: those a previous try started for the same rows when they are
         still alive, else new ones."""
         store = self._store(context, attempt, base)
-        service = (run.batch_set.service_name, run.batch_set.service_version)
+        service = run.batch_set.service
         self._started = StartedBatches(service)
         previous = store.load(self.hook)
         if previous is not None:

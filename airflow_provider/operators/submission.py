@@ -164,7 +164,7 @@ def reusable(
     :param records_differ: given a whole recorded submission, why the records this try would
         send are not the rows it sent (None when they are, or cannot be told).
     """
-    if (submission.service_name, submission.service_version) != service:
+    if submission.service != service:
         # A retry whose templated name or version rendered differently: the earlier try's
         # batches belong to their own service, which is where they must be cancelled.
         log.info(

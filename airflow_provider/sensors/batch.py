@@ -20,7 +20,7 @@ from airflow_provider.compat import (
 )
 from airflow_provider.operators.parameters import flag
 from airflow_provider.triggers.batch import MrsDeployBatchTrigger
-from airflow_provider.waiting.deadlines import check_interval, checks_end_by
+from airflow_provider.waiting.deadlines import as_seconds, check_interval, checks_end_by
 from airflow_provider.waiting.events import BatchEvent
 from airflow_provider.waiting.progress import BatchOutcome
 from airflow_provider.waiting.tasks import (
@@ -193,8 +193,7 @@ class MrsDeployBatchSensor(BaseSensorOperator):
 
     def poke_interval_seconds(self) -> float:
         """``poke_interval`` in seconds whatever type it was given as."""
-        interval = self.poke_interval
-        return interval.total_seconds() if isinstance(interval, timedelta) else float(interval)
+        return as_seconds(self.poke_interval)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> None:
         """Resume after deferral: validate the event and act on its status.

@@ -318,9 +318,7 @@ class MrsDeployBatchTrigger(BaseTrigger):
         # The message reaches the resumed task in another process, whose masker never saw the
         # tokens this triggerer obtained: hide them here, and escape the server's text.
         text = printable(redacted(message))
-        service = None
-        if self.batch_set is not None:
-            service = (self.batch_set.service_name, self.batch_set.service_version)
+        service = None if self.batch_set is None else self.batch_set.service
         event = BatchEvent(status, self.batch_ids, completed, total, text, None, service)
         return TriggerEvent(event.to_payload())
 

@@ -40,6 +40,16 @@ FINAL_CHECK_GRACE = 5.0
 MAX_SECONDS = 1e9
 
 
+def as_seconds(value: float | timedelta) -> float:
+    """A duration given as a number of seconds or a ``timedelta``, in seconds."""
+    return value.total_seconds() if isinstance(value, timedelta) else float(value)
+
+
+def is_duration(value: object) -> bool:
+    """Whether ``value`` is a ``timedelta`` or a real number (not a bool)."""
+    return isinstance(value, (int, float, timedelta)) and not isinstance(value, bool)
+
+
 def check_interval(value: object, name: str) -> float:
     """A poll interval in seconds: a finite number above 0, or a ``timedelta`` (as a sensor's
     ``poke_interval`` may be).
@@ -50,9 +60,7 @@ def check_interval(value: object, name: str) -> float:
     :raises ValueError: naming the parameter and the value given.
     """
     try:
-        seconds = (
-            value.total_seconds() if isinstance(value, timedelta) else float(value)  # type: ignore[arg-type]
-        )
+        seconds = as_seconds(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         seconds = math.nan
     if not math.isfinite(seconds) or not 0 < seconds <= MAX_SECONDS:
@@ -74,12 +82,7 @@ def check_timeout(value: object, name: str = "timeout") -> float | timedelta | N
     """
     if value is None:
         return None
-    if isinstance(value, timedelta):
-        seconds = value.total_seconds()
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        seconds = float(value)
-    else:
-        seconds = math.nan
+    seconds = as_seconds(value) if is_duration(value) else math.nan  # type: ignore[arg-type]
     if not math.isfinite(seconds) or not 0 <= seconds <= MAX_SECONDS:
         raise ValueError(
             f"{name} must be None, a timedelta or a finite number of seconds >= 0 and at most "

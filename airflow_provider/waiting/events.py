@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -54,18 +53,15 @@ class BatchEvent:
             payload["batch_set"] = self.batch_set.to_json()
         return payload
 
-    def polled_set(self, pushed: Any = None) -> BatchSet | None:
-        """The batches the trigger polled (this event's ids), under the service of the set the
-        task pushed (``pushed``, when it reads and names these ids), else of the event's set,
-        else the service the event names; None when none is known.
+    def polled_set(self, own: BatchSet | None = None) -> BatchSet | None:
+        """The batches the trigger polled (this event's ids), under the service of the task's
+        own set (``own``, when it names these ids), else of the event's set, else the service
+        the event names; None when none is known.
 
         What a timeout cancels: never another service than the task's own when it is known.
         """
-        if pushed is not None:
-            with contextlib.suppress(MrsDeployError):
-                own = BatchSet.from_json(pushed)
-                if own.batch_ids == self.batch_ids:
-                    return own.for_polling()
+        if own is not None and own.batch_ids == self.batch_ids:
+            return own.for_polling()
         if self.batch_set is not None:
             return self.batch_set
         if self.service is None:
@@ -105,9 +101,14 @@ class BatchEvent:
             message = "batch execution failed on the server: " + ", ".join(
                 progress.failed_batch_ids
             )
-        service = (batch_set.service_name, batch_set.service_version)
         return cls(
-            status, batch_set.batch_ids, progress.completed, progress.total, message, None, service
+            status,
+            batch_set.batch_ids,
+            progress.completed,
+            progress.total,
+            message,
+            None,
+            batch_set.service,
         )
 
     @classmethod

@@ -20,6 +20,7 @@ from airflow_provider.exceptions import MrsDeployBatchFailedError, MrsDeployBatc
 from airflow_provider.safe_text import printable, redacted
 from airflow_provider.waiting.deadlines import (
     FINAL_CHECK_GRACE,
+    as_seconds,
     calls_end_by,
     checks_end_by,
     is_last_check,
@@ -52,8 +53,7 @@ def compute_deadline(
     for limit in (timeout, execution_timeout):
         if limit is None:
             continue
-        seconds = limit.total_seconds() if isinstance(limit, timedelta) else float(limit)
-        limits.append(now + seconds)
+        limits.append(now + as_seconds(limit))
     return min(limits) if limits else None
 
 

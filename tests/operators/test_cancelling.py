@@ -94,11 +94,6 @@ def sensor_operator(batch_id: str, **kwargs: Any) -> MrsDeployBatchSensor:
     )
 
 
-def publish_xcom(context: Any, task_id: str = "submit") -> None:
-    """Make what a task pushed visible to ``xcom_pull``, as after the task deferred."""
-    context["ti"].publish(task_id)
-
-
 class KillDuringStarts:
     """Wrap the operator's ``hook.start_batch`` so that ``on_kill`` runs at the ``call``-th start,
     ``before`` the real start (the start is under way when the signal comes: the batch is created
@@ -604,7 +599,7 @@ def test_submit_deferral_timeout_cancels_the_batches_it_pushed(
     finally:
         op.hook.close()
     check_backstop(deferral, 45.0, before, after)
-    publish_xcom(task_context)
+    task_context["ti"].publish("submit")
     ids = BatchSet.from_json(task_context["ti"].store[("submit", "batch_set")]).batch_ids
     assert len(ids) == 2 and not any(is_gone(server, b) for b in ids)
     resumed = submit_operator(**kwargs)  # a new process resumes the deferred task

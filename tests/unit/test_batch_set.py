@@ -123,17 +123,19 @@ def test_events_name_the_service_and_batches() -> None:
     # The task's own pushed set names the service a timeout cancels under, when it names
     # the event's batches; otherwise the event's service.
     own = BatchSet.of_row_counts(("mine", "v2"), [("a", 2), ("b", 3)], 2)
-    assert parsed.polled_set(own.to_json()) == own.for_polling()
+    assert parsed.polled_set(parsed.whole_set(own.to_json())) == own.for_polling()
     other = BatchSet.of_row_counts(("mine", "v2"), [("z", 2)], 1)
+    assert parsed.polled_set(other) == BatchSet.of_ids(SERVICE, ["a", "b"])
     for unusable in (other.to_json(), {"kind": "nonsense"}, ["a", "b"]):
-        assert parsed.polled_set(unusable) == BatchSet.of_ids(SERVICE, ["a", "b"])
+        with pytest.raises(MrsDeployError):
+            parsed.whole_set(unusable)
     # Neither a set nor a usable service: nothing but the pushed set tells the service. An
     # unusable service is not refused: the event's status must still be acted on.
     unnamed = {k: v for k, v in payload.items() if not k.startswith("service_")}
     for bad in ({}, {"service_name": "s"}, {"service_name": "", "service_version": "v"}):
         event_without = BatchEvent.from_payload(unnamed | bad)
         assert event_without.service is None and event_without.polled_set() is None
-        assert event_without.polled_set(own.to_json()) == own.for_polling()
+        assert event_without.polled_set(own) == own.for_polling()
     with pytest.raises(MrsDeployError, match="counts that are no numbers"):
         BatchEvent.from_payload(payload | {"completed": "x"})
 
